@@ -1,0 +1,605 @@
+// The config loader: YAML text in, a validated tern::config::Config out, or one error line
+// "PATH:LINE: KEY: message". The only file in tern that includes yaml-cpp.
+#include "config/config.hpp"
+
+#include <unistd.h>
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <limits>
+#include <memory>
+#include <system_error>
+#include <utility>
+
+#include "common/strings.hpp"
+
+namespace tern::config {
+namespace {
+
+namespace fs = std::filesystem;
+
+// The loader stops at the first problem. Helpers deep inside a section throw this so that
+// each section reads as a flat list of keys; load_string catches it (and everything
+// yaml-cpp throws) and returns Error::perm, so no exception leaves this file.
+struct ConfigError {
+  std::string message;
+};
+
+// Where the text came from: names the file in errors and anchors relative paths.
+struct Source {
+  std::string path;
+  fs::path dir;  // directory of `path`, possibly still relative
+};
+
+// The largest duration accepted. Timers and clocks downstream count nanoseconds in an
+// int64, so anything beyond ~292 years would overflow there rather than here.
+constexpr uint64_t kMaxDurationSeconds =
+    uint64_t(std::numeric_limits<int64_t>::max()) / 1'000'000'000;
+
+// Quotes text for a one-line message: control characters escaped, long values cut short.
+std::string quote(std::string_view s) {
+  std::string out = "\"";
+  size_t shown = 0;
+  for (unsigned char c : s) {
+    if (++shown > 80) {
+      out += "...";
+      break;
+    }
+    if (c == '"' || c == '\\') {
+      out += '\\';
+      out += char(c);
+    } else if (c < 0x20 || c == 0x7f) {
+      char buf[8];
+      std::snprintf(buf, sizeof buf, "\\x%02x", c);
+      out += buf;
+    } else {
+      out += char(c);
+    }
+  }
+  return out + "\"";
+}
+
+// "a", "a or b", "a, b or c": the choices in an error message.
+std::string one_of(const std::vector<std::string_view>& names) {
+  std::string out;
+  for (size_t i = 0; i < names.size(); ++i) {
+    if (i > 0) out += (i + 1 == names.size()) ? " or " : ", ";
+    out += names[i];
+  }
+  return out;
+}
+
+std::string errno_text(int err) { return std::generic_category().message(err); }
+
+// Reads a whole file. On failure returns nullopt and sets `why` to the system's reason.
+std::optional<std::string> read_whole_file(const std::string& path, std::string& why) {
+  std::unique_ptr<FILE, int (*)(FILE*)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
+  if (!f) {
+    why = errno_text(errno);
+    return std::nullopt;
+  }
+  std::string out;
+  char buf[16384];
+  size_t n = 0;
+  while ((n = std::fread(buf, 1, sizeof buf, f.get())) > 0) out.append(buf, n);
+  // A directory opens fine on Linux and only fails here, with EISDIR.
+  if (std::ferror(f.get())) {
+    why = errno_text(errno);
+    return std::nullopt;
+  }
+  return out;
+}
+
+// One node of the document with the dotted key that leads to it ("relay.domains[1].name")
+// and the 1-based line to blame when it is wrong.
+class Value {
+ public:
+  Value(const Source& src, YAML::Node node, std::string key, int line)
+      : src_(&src), node_(std::move(node)), key_(std::move(key)), line_(line) {}
+
+  [[noreturn]] void fail(const std::string& what) const {
+    std::string where = src_->path + ":" + std::to_string(line_) + ": ";
+    throw ConfigError{key_.empty() ? where + what : where + key_ + ": " + what};
+  }
+
+  [[nodiscard]] const Source& source() const { return *src_; }
+  [[nodiscard]] const YAML::Node& node() const { return node_; }
+  [[nodiscard]] const std::string& key() const { return key_; }
+  [[nodiscard]] int line() const { return line_; }
+
+  // What the value is, for the "got ..." half of a type error.
+  [[nodiscard]] std::string describe() const {
+    if (node_.IsSequence()) return "a list";
+    if (node_.IsMap()) return "a map";
+    if (node_.IsScalar()) return quote(node_.Scalar());
+    return "an empty value";
+  }
+
+ private:
+  const Source* src_;
+  YAML::Node node_;
+  std::string key_;
+  int line_;
+};
+
+// yaml-cpp counts lines from 0; nodes it made up (an empty value) have no mark at all.
+int line_of(const YAML::Node& node, int fallback) {
+  const int line = node.Mark().line;
+  return line >= 0 ? line + 1 : fallback;
+}
+
+std::string child_key(const std::string& parent, std::string_view name) {
+  return parent.empty() ? std::string(name) : parent + "." + std::string(name);
+}
+
+// A map's entries by name, after checking that every key is known and appears once: a
+// misspelt key must fail loudly instead of leaving its setting at the default.
+class Fields {
+ public:
+  Fields(const Value& map, std::initializer_list<std::string_view> known) : map_(map) {
+    // An empty section ("limits:" with every child commented out) keeps every default.
+    if (map.node().IsNull()) return;
+    if (!map.node().IsMap()) map.fail("expected a map of keys, got " + map.describe());
+    for (const auto& kv : map.node()) {
+      const int line = line_of(kv.first, map.line());
+      if (!kv.first.IsScalar())
+        Value(map.source(), kv.first, map.key(), line).fail("keys must be plain words");
+      const std::string name = kv.first.Scalar();
+      Value child(map.source(), kv.second, child_key(map.key(), name), line);
+      if (std::find(known.begin(), known.end(), name) == known.end())
+        child.fail("unknown key (expected " + one_of(std::vector<std::string_view>(known)) + ")");
+      if (get(name)) child.fail("duplicate key");
+      entries_.emplace_back(name, std::move(child));
+    }
+  }
+
+  // nullptr when the key is absent: the caller keeps the default.
+  [[nodiscard]] const Value* get(std::string_view name) const {
+    for (const auto& [n, v] : entries_)
+      if (n == name) return &v;
+    return nullptr;
+  }
+
+  [[nodiscard]] const Value& need(std::string_view name) const {
+    if (const Value* v = get(name)) return *v;
+    Value(map_.source(), YAML::Node(), child_key(map_.key(), name), map_.line())
+        .fail("required key is missing");
+  }
+
+ private:
+  Value map_;
+  std::vector<std::pair<std::string, Value>> entries_;
+};
+
+std::vector<Value> items_of(const Value& v) {
+  if (v.node().IsNull()) v.fail("expected a list, got an empty value (write [] for an empty list)");
+  if (!v.node().IsSequence()) v.fail("expected a list, got " + v.describe());
+  std::vector<Value> out;
+  for (const YAML::Node& item : v.node()) {
+    const std::string key = v.key() + "[" + std::to_string(out.size()) + "]";
+    out.emplace_back(v.source(), item, key, line_of(item, v.line()));
+  }
+  return out;
+}
+
+std::string scalar_of(const Value& v, std::string_view expected) {
+  if (!v.node().IsScalar()) v.fail("expected " + std::string(expected) + ", got " + v.describe());
+  return v.node().Scalar();
+}
+
+bool all_digits(std::string_view text) {
+  return !text.empty() && text.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+// Plain decimal digits only (no sign, spaces, hex or fraction); nullopt also on overflow.
+std::optional<uint64_t> parse_digits(std::string_view text) {
+  if (!all_digits(text)) return std::nullopt;
+  uint64_t n = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+  if (ec != std::errc() || end != text.data() + text.size()) return std::nullopt;
+  return n;
+}
+
+uint64_t read_uint(const Value& v, uint64_t min, uint64_t max) {
+  const std::string text = scalar_of(v, "a non-negative integer");
+  if (!all_digits(text)) v.fail("expected a non-negative integer, got " + quote(text));
+  auto n = parse_digits(text);
+  if (!n || *n > max) v.fail("must be at most " + std::to_string(max) + ", got " + text);
+  if (*n < min) v.fail("must be at least " + std::to_string(min) + ", got " + text);
+  return *n;
+}
+
+uint32_t read_u32(const Value& v, uint32_t min) {
+  return uint32_t(read_uint(v, min, std::numeric_limits<uint32_t>::max()));
+}
+
+uint64_t read_size(const Value& v, uint64_t min) {
+  const std::string text = scalar_of(v, "a size");
+  auto n = parse_size(text);
+  if (!n) v.fail("expected a size in bytes, optionally with k, M or G, got " + quote(text));
+  if (*n < min) v.fail("must be at least " + std::to_string(min) + " bytes, got " + text);
+  return *n;
+}
+
+Seconds read_duration(const Value& v, Seconds min) {
+  const std::string text = scalar_of(v, "a duration");
+  auto d = parse_duration(text);
+  if (!d) v.fail("expected a duration like 90s, 5m, 1h or 5d, got " + quote(text));
+  if (*d < min) v.fail("must be at least " + std::to_string(min.count()) + "s, got " + text);
+  return *d;
+}
+
+// One of a fixed set of words, spelt exactly.
+std::string read_word(const Value& v, const std::vector<std::string_view>& words) {
+  const std::string text = scalar_of(v, one_of(words));
+  if (std::find(words.begin(), words.end(), text) == words.end())
+    v.fail("expected " + one_of(words) + ", got " + quote(text));
+  return text;
+}
+
+uint16_t read_port(const Value& v) { return uint16_t(read_uint(v, 1, 65535)); }
+
+// Host name syntax of RFC 1035 §2.3.1 as relaxed by RFC 1123 §2.1: labels of letters,
+// digits and hyphens, 1..63 octets, not starting or ending with a hyphen; 253 in all.
+// Returns what is wrong, or nullopt.
+std::optional<std::string> domain_problem(std::string_view d) {
+  if (d.empty()) return "it is empty";
+  if (d.size() > 253) return "longer than 253 characters";
+  size_t start = 0;
+  while (true) {
+    const size_t dot = d.find('.', start);
+    const std::string_view label =
+        d.substr(start, dot == std::string_view::npos ? dot : dot - start);
+    if (label.empty()) return "empty label";
+    if (label.size() > 63) return "label longer than 63 characters";
+    if (label.front() == '-' || label.back() == '-') return "label starts or ends with a hyphen";
+    for (char c : label) {
+      if (static_cast<unsigned char>(c) >= 0x80)
+        return "non-ASCII characters are not allowed (write the xn-- form)";
+      const bool ok = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-';
+      if (!ok) return "character " + quote(std::string_view(&c, 1)) + " is not allowed";
+    }
+    if (dot == std::string_view::npos) return std::nullopt;
+    start = dot + 1;
+  }
+}
+
+std::string read_domain(const Value& v) {
+  const std::string text = scalar_of(v, "a domain name");
+  std::string d = canonical_domain(text);
+  if (auto why = domain_problem(d)) v.fail("not a valid domain name " + quote(text) + ": " + *why);
+  return d;
+}
+
+// Relative paths are taken from the config file's directory, so a config and the files it
+// names can move together; the result is absolute so a later chdir cannot change it.
+std::string resolve_path(const Value& v, const std::string& text) {
+  if (text.empty()) v.fail("expected a path, got an empty string");
+  fs::path p = fs::path(text).is_absolute() ? fs::path(text) : v.source().dir / text;
+  std::error_code ec;
+  p = fs::absolute(p, ec);
+  if (ec) v.fail("cannot make " + quote(text) + " absolute: " + ec.message());
+  p = p.lexically_normal();
+  if (!p.has_filename() && p.has_relative_path()) p = p.parent_path();  // drop a trailing '/'
+  return p.string();
+}
+
+// ---- sections -----------------------------------------------------------------------
+
+std::string default_hostname(const Value& root) {
+  char buf[256] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0)
+    root.fail("hostname: not set and the system host name is unavailable: " + errno_text(errno));
+  std::string d = canonical_domain(buf);
+  if (auto why = domain_problem(d))
+    root.fail("hostname: not set and the system host name " + quote(buf) +
+              " is not a valid domain name (" + *why + "); set it here");
+  return d;
+}
+
+std::vector<Listen> read_listen(const Value& v) {
+  std::vector<Listen> out;
+  for (const Value& item : items_of(v)) {
+    const Fields f(item, {"address"});
+    const Value& a = f.need("address");
+    const std::string text = scalar_of(a, "an address like 127.0.0.1:25 or [::1]:25");
+    auto ep = Endpoint::parse(text);
+    if (!ep) a.fail("expected an address like 127.0.0.1:25 or [::1]:25, got " + quote(text));
+    if (ep->port == 0) a.fail("port must be between 1 and 65535, got " + quote(text));
+    for (const Listen& l : out)
+      if (l.address.str() == ep->str()) a.fail("duplicate listen address " + ep->str());
+    out.push_back(Listen{*ep});
+  }
+  if (out.empty()) v.fail("must list at least one address");
+  return out;
+}
+
+// A recipients entry is a local part ("alice") or a full address in this domain
+// ("alice@other.example"). Returns what is wrong, or nullopt.
+std::optional<std::string> recipient_problem(std::string_view entry, const std::string& domain) {
+  if (entry.empty()) return "empty recipient";
+  for (char c : entry)
+    if (c == ' ' || c == '\t' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return "recipient " + quote(entry) + " contains a space or control character";
+  const size_t at = entry.rfind('@');
+  if (at == std::string_view::npos) return std::nullopt;
+  if (at == 0) return "recipient " + quote(entry) + " has an empty local part";
+  if (canonical_domain(entry.substr(at + 1)) != domain)
+    return "recipient " + quote(entry) + " is not in domain " + domain;
+  return std::nullopt;
+}
+
+// The stored form: lower case, and a full address's domain canonical like the domain's
+// own name, so the relay check can compare strings.
+std::string normal_recipient(std::string_view entry) {
+  const size_t at = entry.rfind('@');
+  if (at == std::string_view::npos) return to_lower(entry);
+  return to_lower(entry.substr(0, at)) + "@" + canonical_domain(entry.substr(at + 1));
+}
+
+std::set<std::string> read_recipients_list(const Value& v, const std::string& domain) {
+  std::set<std::string> out;
+  for (const Value& item : items_of(v)) {
+    const std::string text = scalar_of(item, "a local part or address");
+    if (auto why = recipient_problem(text, domain)) item.fail(*why);
+    out.insert(normal_recipient(text));
+  }
+  return out;
+}
+
+// One entry per line; '#' at the start of a line or after a blank starts a comment
+// (a '#' inside a local part is legal, RFC 5322 §3.2.3 atext).
+std::set<std::string> read_recipients_file(const Value& v, const std::string& domain) {
+  const std::string path = resolve_path(v, scalar_of(v, "a path"));
+  std::string why;
+  auto text = read_whole_file(path, why);
+  if (!text) v.fail("cannot read " + path + ": " + why);
+  std::set<std::string> out;
+  size_t pos = 0;
+  for (int lineno = 1; pos < text->size(); ++lineno) {
+    size_t eol = text->find('\n', pos);
+    if (eol == std::string::npos) eol = text->size();
+    std::string_view line(text->data() + pos, eol - pos);
+    pos = eol + 1;
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    for (size_t i = 0; i < line.size(); ++i)
+      if (line[i] == '#' && (i == 0 || line[i - 1] == ' ' || line[i - 1] == '\t')) {
+        line = line.substr(0, i);
+        break;
+      }
+    line = trim(line);
+    if (line.empty()) continue;
+    if (auto problem = recipient_problem(line, domain))
+      v.fail(path + ":" + std::to_string(lineno) + ": " + *problem);
+    out.insert(normal_recipient(line));
+  }
+  return out;
+}
+
+RelayDomain read_relay_domain(const Value& item) {
+  if (item.node().IsScalar()) return RelayDomain{read_domain(item), std::nullopt};
+  if (!item.node().IsMap())
+    item.fail("expected a domain name or a map with name and recipients, got " + item.describe());
+  const Fields f(item, {"name", "recipients", "recipients_file"});
+  RelayDomain d{read_domain(f.need("name")), std::nullopt};
+  const Value* list = f.get("recipients");
+  const Value* file = f.get("recipients_file");
+  if (list && file) item.fail("give recipients or recipients_file, not both");
+  if (list) d.recipients = read_recipients_list(*list, d.name);
+  if (file) d.recipients = read_recipients_file(*file, d.name);
+  return d;
+}
+
+Relay read_relay(const Value* v) {
+  Relay r;
+  r.networks = {*Cidr::parse("127.0.0.0/8"), *Cidr::parse("::1/128")};
+  if (!v) return r;
+  const Fields f(*v, {"networks", "domains"});
+  if (const Value* nets = f.get("networks")) {
+    r.networks.clear();
+    for (const Value& item : items_of(*nets)) {
+      const std::string text = scalar_of(item, "a network like 10.0.0.0/8");
+      auto cidr = Cidr::parse(text);
+      if (!cidr)
+        item.fail("expected a network like 10.0.0.0/8 or 2001:db8::/32, got " + quote(text));
+      r.networks.push_back(*cidr);
+    }
+  }
+  if (const Value* domains = f.get("domains")) {
+    for (const Value& item : items_of(*domains)) {
+      RelayDomain d = read_relay_domain(item);
+      for (const RelayDomain& seen : r.domains)
+        if (seen.name == d.name) item.fail("duplicate domain " + d.name);
+      r.domains.push_back(std::move(d));
+    }
+  }
+  return r;
+}
+
+std::string read_postmaster(const Value& v) {
+  const std::string text = scalar_of(v, "an address");
+  const size_t at = text.rfind('@');
+  if (at == std::string::npos || at == 0 || at + 1 == text.size())
+    v.fail("expected an address like postmaster@example.net, got " + quote(text));
+  for (char c : text)
+    if (c == ' ' || c == '\t' || static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      v.fail("address contains a space or control character: " + quote(text));
+  return text;
+}
+
+void read_limits(const Value* v, Limits& out) {
+  if (!v) return;
+  const Fields f(
+      *v, {"max_message_size", "max_recipients", "max_connections", "max_connections_per_client",
+           "max_errors", "max_received_headers", "max_line_length", "long_lines", "bare_newlines"});
+  // Zero is refused where it would make the server refuse everything.
+  if (auto* x = f.get("max_message_size")) out.max_message_size = read_size(*x, 1);
+  if (auto* x = f.get("max_recipients")) out.max_recipients = read_u32(*x, 1);
+  if (auto* x = f.get("max_connections")) out.max_connections = read_u32(*x, 1);
+  if (auto* x = f.get("max_connections_per_client"))
+    out.max_connections_per_client = read_u32(*x, 1);
+  if (auto* x = f.get("max_errors")) out.max_errors = read_u32(*x, 0);
+  if (auto* x = f.get("max_received_headers")) out.max_received_headers = read_u32(*x, 1);
+  if (auto* x = f.get("max_line_length")) out.max_line_length = read_u32(*x, 1);
+  if (auto* x = f.get("long_lines"))
+    out.long_lines = read_word(*x, {"accept", "reject"}) == "accept" ? LongLinePolicy::Accept
+                                                                     : LongLinePolicy::Reject;
+  if (auto* x = f.get("bare_newlines"))
+    out.bare_newlines = read_word(*x, {"reject", "normalize"}) == "reject"
+                            ? BareNewlinePolicy::Reject
+                            : BareNewlinePolicy::Normalize;
+}
+
+void read_timeouts(const Value* v, Timeouts& out) {
+  if (!v) return;
+  const Fields f(*v, {"command", "data", "shutdown"});
+  if (auto* x = f.get("command")) out.command = read_duration(*x, Seconds(1));
+  if (auto* x = f.get("data")) out.data = read_duration(*x, Seconds(1));
+  if (auto* x = f.get("shutdown")) out.shutdown = read_duration(*x, Seconds(0));
+}
+
+double read_factor(const Value& v) {
+  const std::string text = scalar_of(v, "a number");
+  double d = 0;
+  auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), d);
+  if (ec != std::errc() || end != text.data() + text.size() || !std::isfinite(d))
+    v.fail("expected a number, got " + quote(text));
+  if (d < 1.0) v.fail("must be at least 1, got " + text);
+  return d;
+}
+
+void read_retry(const Value& v, Retry& out) {
+  const Fields f(v, {"initial", "max", "factor"});
+  if (auto* x = f.get("initial")) out.initial = read_duration(*x, Seconds(1));
+  if (auto* x = f.get("max")) out.max = read_duration(*x, Seconds(1));
+  if (auto* x = f.get("factor")) out.factor = read_factor(*x);
+  if (out.max < out.initial) {
+    const Value* blame = f.get("max") ? f.get("max") : &v;
+    blame->fail("max (" + std::to_string(out.max.count()) + "s) is less than initial (" +
+                std::to_string(out.initial.count()) + "s)");
+  }
+}
+
+void read_delivery(const Value* v, Delivery& out) {
+  if (!v) return;
+  const Fields f(*v, {"port", "retry", "max_queue_time"});
+  if (auto* x = f.get("port")) out.port = read_port(*x);
+  if (auto* x = f.get("retry")) read_retry(*x, out.retry);
+  if (auto* x = f.get("max_queue_time")) out.max_queue_time = read_duration(*x, Seconds(1));
+}
+
+// "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": the address is everything before the
+// last '@', so IPv6 needs no brackets.
+void read_dns(const Value* v, Dns& out) {
+  if (!v) return;
+  const Fields f(*v, {"forwarders"});
+  if (const Value* fw = f.get("forwarders")) {
+    for (const Value& item : items_of(*fw)) {
+      const std::string text = scalar_of(item, "an address or address@port");
+      const size_t at = text.rfind('@');
+      const std::string_view addr = std::string_view(text).substr(0, at);
+      std::optional<uint64_t> port;
+      if (at != std::string::npos) port = parse_digits(std::string_view(text).substr(at + 1));
+      const bool port_ok = at == std::string::npos || (port && *port >= 1 && *port <= 65535);
+      if (!IpAddress::parse(addr) || !port_ok)
+        item.fail("expected an IP address, optionally with @port, got " + quote(text));
+      out.forwarders.push_back(text);
+    }
+  }
+}
+
+Config read_config(const Source& src, const YAML::Node& doc) {
+  const Value root(src, doc, "", line_of(doc, 1));
+  const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
+                        "log_level", "limits", "timeouts", "delivery", "dns"});
+  Config cfg;
+  cfg.source_path = src.path;
+  const Value* host = f.get("hostname");
+  cfg.hostname = host ? read_domain(*host) : default_hostname(root);
+  cfg.listen = {Listen{*Endpoint::parse("127.0.0.1:25")}};
+  if (auto* x = f.get("listen")) cfg.listen = read_listen(*x);
+  const Value& queue_dir = f.need("queue_dir");
+  cfg.queue_dir = resolve_path(queue_dir, scalar_of(queue_dir, "a path"));
+  if (auto* x = f.get("queue_min_free")) cfg.queue_min_free = read_size(*x, 0);
+  cfg.relay = read_relay(f.get("relay"));
+  const Value* postmaster = f.get("postmaster");
+  cfg.postmaster = postmaster ? read_postmaster(*postmaster) : "postmaster@" + cfg.hostname;
+  if (auto* x = f.get("log_level"))
+    cfg.log_level = read_word(*x, {"trace", "debug", "info", "warn", "error"});
+  read_limits(f.get("limits"), cfg.limits);
+  read_timeouts(f.get("timeouts"), cfg.timeouts);
+  read_delivery(f.get("delivery"), cfg.delivery);
+  read_dns(f.get("dns"), cfg.dns);
+  return cfg;
+}
+
+// Plain digits times `mult`, refusing anything above `max`.
+std::optional<uint64_t> scaled(std::string_view digits, uint64_t mult, uint64_t max) {
+  auto n = parse_digits(digits);
+  if (!n || *n > max / mult) return std::nullopt;
+  return *n * mult;
+}
+
+}  // namespace
+
+std::optional<Seconds> parse_duration(std::string_view text) {
+  // The unit is mandatory: a bare "300" could mean seconds or milliseconds to a reader.
+  static constexpr std::pair<char, uint64_t> kUnits[] = {
+      {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}};
+  if (text.empty()) return std::nullopt;
+  for (const auto& [unit, mult] : kUnits) {
+    if (text.back() != unit) continue;
+    auto n = scaled(text.substr(0, text.size() - 1), mult, kMaxDurationSeconds);
+    if (!n) return std::nullopt;
+    return Seconds(static_cast<Seconds::rep>(*n));
+  }
+  return std::nullopt;
+}
+
+std::optional<uint64_t> parse_size(std::string_view text) {
+  static constexpr std::pair<char, uint64_t> kUnits[] = {{'k', 1ull << 10}, {'K', 1ull << 10},
+                                                         {'m', 1ull << 20}, {'M', 1ull << 20},
+                                                         {'g', 1ull << 30}, {'G', 1ull << 30}};
+  constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+  for (const auto& [unit, mult] : kUnits)
+    if (!text.empty() && text.back() == unit)
+      return scaled(text.substr(0, text.size() - 1), mult, kMax);
+  return scaled(text, 1, kMax);
+}
+
+Result<Config> load_string(const std::string& text, const std::string& path) {
+  const size_t slash = path.rfind('/');
+  const Source src{path, slash == std::string::npos ? fs::path(".")
+                         : slash == 0               ? fs::path("/")
+                                                    : fs::path(path.substr(0, slash))};
+  try {
+    std::vector<YAML::Node> docs = YAML::LoadAll(text);
+    if (docs.size() > 1)
+      Value(src, docs[1], "", line_of(docs[1], 1)).fail("only one YAML document is allowed");
+    return read_config(src, docs.empty() ? YAML::Node() : docs.front());
+  } catch (const ConfigError& e) {
+    return Error::perm(e.message);
+  } catch (const YAML::Exception& e) {
+    const std::string where =
+        e.mark.line >= 0 ? path + ":" + std::to_string(e.mark.line + 1) : path;
+    return Error::perm(where + ": invalid YAML: " + e.msg);
+  } catch (const std::exception& e) {
+    return Error::perm(path + ": " + e.what());
+  } catch (...) {
+    return Error::perm(path + ": unexpected error while loading the configuration");
+  }
+}
+
+Result<Config> load_file(const std::string& path) {
+  std::string why;
+  auto text = read_whole_file(path, why);
+  if (!text) return Error::perm(path + ": cannot read: " + why);
+  return load_string(*text, path);
+}
+
+}  // namespace tern::config

@@ -1,0 +1,103 @@
+// tern's typed configuration: every key, its default, and the loader that turns a YAML
+// file into it. The only component that includes yaml-cpp. Every error names file:line and key.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "common/net.hpp"
+#include "common/result.hpp"
+
+namespace tern::config {
+
+using Seconds = std::chrono::seconds;
+
+struct RelayDomain {
+  std::string name;  // canonical: lower case, no trailing dot
+  // Empty optional: any recipient accepted. Otherwise the accepted local parts
+  // (lower-cased) and full addresses (lower-cased) from `recipients` / `recipients_file`.
+  std::optional<std::set<std::string>> recipients;
+};
+
+struct Relay {
+  std::vector<Cidr> networks;       // clients that may relay to any domain
+  std::vector<RelayDomain> domains; // accepted from anyone
+};
+
+// What to do with a text line longer than RFC 5321's 1000 octets (§4.5.3.1.6).
+enum class LongLinePolicy { Accept, Reject };
+// What to do with a bare CR or bare LF inside DATA (SMTP smuggling defence).
+enum class BareNewlinePolicy { Reject, Normalize };
+
+struct Limits {
+  uint64_t max_message_size = 36700160;       // bytes, announced in EHLO SIZE
+  uint32_t max_recipients = 1000;             // per message; 452 4.5.3 past it
+  uint32_t max_connections = 10000;           // total inbound
+  uint32_t max_connections_per_client = 50;   // per client IP address
+  uint32_t max_errors = 10;                   // per session, then 421 and close
+  uint32_t max_received_headers = 50;         // loop detection, RFC 5321 §6.3
+  uint32_t max_line_length = 1000;            // text line limit the policy applies to
+  LongLinePolicy long_lines = LongLinePolicy::Accept;
+  BareNewlinePolicy bare_newlines = BareNewlinePolicy::Reject;
+};
+
+// RFC 5321 §4.5.3.2 server-side timeouts.
+struct Timeouts {
+  Seconds command{300};   // waiting for the next command
+  Seconds data{180};      // waiting for the next data block
+  Seconds shutdown{30};   // how long SIGTERM lets transactions in flight finish
+};
+
+struct Retry {
+  Seconds initial{300};
+  Seconds max{3600};
+  double factor = 2.0;
+};
+
+struct Delivery {
+  uint16_t port = 25;
+  Retry retry;
+  Seconds max_queue_time{5 * 86400};
+};
+
+struct Dns {
+  std::vector<std::string> forwarders;  // "addr" or "addr@port"; empty = system resolver
+};
+
+struct Listen {
+  Endpoint address;
+};
+
+struct Config {
+  std::string source_path;  // the file this was loaded from
+  std::string hostname;     // default: the system host name
+  std::vector<Listen> listen;
+  std::string queue_dir;    // absolute after loading (relative paths resolve against the file's dir)
+  uint64_t queue_min_free = 100ull * 1024 * 1024;  // bytes; MAIL gets 452 4.3.1 below it
+  Relay relay;
+  std::string postmaster;   // default: postmaster@<hostname>... see loader
+  Limits limits;
+  Timeouts timeouts;
+  Delivery delivery;
+  Dns dns;
+  std::string log_level = "info";  // trace, debug, info, warn, error
+};
+
+// Loads and validates a config file. On failure the error message is a single line
+// "PATH:LINE: KEY: what is wrong".
+Result<Config> load_file(const std::string& path);
+// Same, from text (used by tests); `path` only names the source in errors and anchors
+// relative paths.
+Result<Config> load_string(const std::string& text, const std::string& path);
+
+// Parses "90s", "5m", "1h", "5d" (an integer and one unit).
+std::optional<Seconds> parse_duration(std::string_view text);
+// Parses "1048576", "100k", "100M", "1G" (binary multiples).
+std::optional<uint64_t> parse_size(std::string_view text);
+
+}  // namespace tern::config

@@ -1,0 +1,67 @@
+// The event loop and its primitives. io/ is the only includer of uv.h: everything else sees
+// these small classes. Each handle lives on the heap until libuv's close callback has run,
+// and no exception crosses a libuv callback.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "common/net.hpp"
+#include "common/result.hpp"
+
+struct uv_loop_s;
+
+namespace tern::io {
+
+class Loop {
+ public:
+  Loop();
+  ~Loop();
+  Loop(const Loop&) = delete;
+  Loop& operator=(const Loop&) = delete;
+
+  void run();
+  void stop();
+  [[nodiscard]] uv_loop_s* raw() const noexcept { return loop_; }
+
+  // Runs `work` on libuv's thread pool, then `done` back on the loop thread.
+  void queue_work(std::function<void()> work, std::function<void()> done);
+
+ private:
+  uv_loop_s* loop_;
+};
+
+// A one-shot or repeating timer. close() (or the destructor) releases it safely.
+class Timer {
+ public:
+  explicit Timer(Loop& loop);
+  ~Timer();
+  Timer(const Timer&) = delete;
+  Timer& operator=(const Timer&) = delete;
+  void start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()> cb);
+  void stop();
+
+ private:
+  struct Handle;
+  Handle* h_;
+};
+
+// Delivers a POSIX signal as a callback on the loop thread.
+class Signal {
+ public:
+  Signal(Loop& loop, int signum, std::function<void()> cb);
+  ~Signal();
+  Signal(const Signal&) = delete;
+  Signal& operator=(const Signal&) = delete;
+
+ private:
+  struct Handle;
+  Handle* h_;
+};
+
+// Raises RLIMIT_NOFILE to its hard limit; returns the new soft limit.
+uint64_t raise_fd_limit();
+
+}  // namespace tern::io

@@ -1,0 +1,156 @@
+// ternd: wiring only. Flags → config → queue → listener → loop; signals for stop and reload.
+#include <unistd.h>
+
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+#include <string>
+
+#include "common/clock.hpp"
+#include "config/config.hpp"
+#include "io/loop.hpp"
+#include "queue/store.hpp"
+#include "server/server.hpp"
+
+namespace {
+
+constexpr const char* kUsage =
+    "usage: ternd --config PATH [--check]\n"
+    "  --config PATH  configuration file (YAML)\n"
+    "  --check        validate the configuration and exit (0 = valid)\n"
+    "  --version      print the version\n";
+
+struct Flags {
+  std::string config;
+  bool check = false;
+};
+
+// Hand-written: two flags do not earn a dependency.
+std::optional<Flags> parse_flags(int argc, char** argv) {
+  Flags f;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--config" && i + 1 < argc) f.config = argv[++i];
+    else if (a.starts_with("--config=")) f.config = a.substr(9);
+    else if (a == "--check") f.check = true;
+    else if (a == "--version") {
+      std::printf("ternd 0.1.0\n");
+      std::exit(0);
+    } else if (a == "--help" || a == "-h") {
+      std::fputs(kUsage, stdout);
+      std::exit(0);
+    } else {
+      std::fprintf(stderr, "ternd: unknown argument '%s'\n%s", a.c_str(), kUsage);
+      return std::nullopt;
+    }
+  }
+  if (f.config.empty()) {
+    std::fprintf(stderr, "ternd: --config PATH is required\n%s", kUsage);
+    return std::nullopt;
+  }
+  return f;
+}
+
+void setup_logging(const std::string& level) {
+  auto logger = spdlog::stderr_logger_mt("tern");
+  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+  spdlog::flush_on(spdlog::level::trace);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto flags = parse_flags(argc, argv);
+  if (!flags) return 1;
+  auto cfg = tern::config::load_file(flags->config);
+  if (!cfg) {
+    std::fprintf(stderr, "ternd: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  if (flags->check) {
+    std::printf("ternd: %s: configuration is valid\n", flags->config.c_str());
+    return 0;
+  }
+  // Disk work (writes, fsync, renames) runs in libuv's pool: enough threads for concurrent
+  // fsyncs to share journal commits. Must be set before the pool starts.
+  setenv("UV_THREADPOOL_SIZE", "16", 0);
+  std::signal(SIGPIPE, SIG_IGN);
+  setup_logging(cfg->log_level);
+  const uint64_t fds = tern::io::raise_fd_limit();
+  spdlog::info("ternd: starting: hostname={} config={} queue={} open-files={}", cfg->hostname,
+               cfg->source_path, cfg->queue_dir, fds);
+
+  tern::SystemClock clock;
+  tern::io::Loop loop;
+  auto store = tern::queue::Store::open(loop, cfg->queue_dir, clock);
+  if (!store) {
+    spdlog::critical("ternd: {}", store.error().message);
+    return 1;
+  }
+  (*store)->set_min_free(cfg->queue_min_free);
+  auto recovered = (*store)->recover();
+  if (!recovered) {
+    spdlog::critical("ternd: {}", recovered.error().message);
+    return 1;
+  }
+  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed",
+               recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved);
+
+  auto server = std::make_unique<tern::server::Server>(loop, **store, clock, *cfg);
+  if (auto st = server->listen(cfg->listen); !st) {
+    spdlog::critical("ternd: {}", st.error().message);
+    return 1;
+  }
+
+  std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
+  bool stopping = false;
+  auto stop = [&] {
+    if (stopping) {
+      spdlog::warn("ternd: second stop signal: exiting now");
+      std::_Exit(0);
+    }
+    stopping = true;
+    spdlog::info("ternd: stop requested");
+    server->shutdown([&] {
+      (*store)->close();
+      sig_hup.reset();
+      sig_int.reset();
+      sig_term.reset();
+      spdlog::info("ternd: stopped");
+    });
+  };
+  std::string config_path = flags->config;
+  tern::config::Config running = *cfg;
+  sig_term = std::make_unique<tern::io::Signal>(loop, SIGTERM, stop);
+  sig_int = std::make_unique<tern::io::Signal>(loop, SIGINT, stop);
+  sig_hup = std::make_unique<tern::io::Signal>(loop, SIGHUP, [&] {
+    auto next = tern::config::load_file(config_path);
+    if (!next) {
+      spdlog::error("ternd: reload failed, keeping the running configuration: {}", next.error().message);
+      return;
+    }
+    if (next->queue_dir != running.queue_dir)
+      spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
+    bool listen_changed = next->listen.size() != running.listen.size();
+    for (size_t i = 0; !listen_changed && i < next->listen.size(); ++i)
+      listen_changed = next->listen[i].address.str() != running.listen[i].address.str();
+    if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
+    server->apply(*next);
+    (*store)->set_min_free(next->queue_min_free);
+    spdlog::set_level(spdlog::level::from_str(next->log_level));
+    running = std::move(*next);
+    spdlog::info("ternd: configuration reloaded from {}", config_path);
+  });
+
+  spdlog::info("ternd: ready");
+  loop.run();
+  server.reset();
+  return 0;
+}

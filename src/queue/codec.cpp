@@ -1,0 +1,252 @@
+// Encoding and decoding of queue files (grammar: queue-format.md, version 1).
+#include "queue/codec.hpp"
+
+#include <charconv>
+#include <vector>
+
+namespace tern::queue {
+
+namespace {
+
+constexpr char kHex[] = "0123456789ABCDEF";
+
+std::string escape(std::string_view s, bool keep_space) {
+  std::string out;
+  out.reserve(s.size());
+  for (unsigned char c : s) {
+    const bool bad = c < 0x20 || c == 0x7f || c == '%' || (c == ' ' && !keep_space);
+    if (bad) {
+      out += '%';
+      out += kHex[c >> 4];
+      out += kHex[c & 15];
+    } else {
+      out += char(c);
+    }
+  }
+  return out;
+}
+
+template <typename T>
+bool parse_uint(std::string_view s, T& out) {
+  if (s.empty()) return false;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size();
+}
+
+// Splits a record line into space-separated fields (escaping guarantees no field has a space,
+// except a trailing free-text field which the caller re-joins via `rest`).
+std::vector<std::string_view> split(std::string_view line) {
+  std::vector<std::string_view> out;
+  size_t i = 0;
+  while (i <= line.size()) {
+    size_t j = line.find(' ', i);
+    if (j == std::string_view::npos) j = line.size();
+    out.push_back(line.substr(i, j - i));
+    i = j + 1;
+  }
+  return out;
+}
+
+Result<std::string> unbracket(std::string_view field) {
+  if (field.size() < 2 || field.front() != '<' || field.back() != '>')
+    return Error::bug("address not in <>: " + std::string(field));
+  return unescape(field.substr(1, field.size() - 2));
+}
+
+}  // namespace
+
+const char* to_string(RcptState s) noexcept {
+  switch (s) {
+    case RcptState::Pending: return "pending";
+    case RcptState::Delivered: return "delivered";
+    case RcptState::Deferred: return "deferred";
+    case RcptState::Failed: return "failed";
+    case RcptState::FailedNotified: return "failed-notified";
+  }
+  return "?";
+}
+
+bool parse_rcpt_state(std::string_view t, RcptState& out) noexcept {
+  for (auto s : {RcptState::Pending, RcptState::Delivered, RcptState::Deferred, RcptState::Failed,
+                 RcptState::FailedNotified}) {
+    if (t == to_string(s)) {
+      out = s;
+      return true;
+    }
+  }
+  return false;
+}
+
+std::string escape_token(std::string_view s) { return escape(s, false); }
+std::string escape_text(std::string_view s) { return escape(s, true); }
+
+Result<std::string> unescape(std::string_view s) {
+  std::string out;
+  out.reserve(s.size());
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s[i] != '%') {
+      out += s[i];
+      continue;
+    }
+    if (i + 3 > s.size()) return Error::bug("truncated %XX escape");
+    unsigned v = 0;
+    auto [p, ec] = std::from_chars(s.data() + i + 1, s.data() + i + 3, v, 16);
+    if (ec != std::errc() || p != s.data() + i + 3) return Error::bug("bad %XX escape");
+    out += char(v);
+    i += 2;
+  }
+  return out;
+}
+
+std::string format_data_size(uint64_t size) {
+  std::string digits = std::to_string(size);
+  return std::string(kDataSizeDigits - digits.size(), '0') + digits;
+}
+
+std::string encode_header(const Envelope& env, uint64_t data_size) {
+  std::string h;
+  h.reserve(512);
+  h += kMagic;
+  h += '\n';
+  h += "id " + escape_token(env.id) + "\n";
+  h += "arrival " + std::to_string(env.arrival_us) + "\n";
+  h += "client-address " + escape_token(env.client_address) + "\n";
+  h += "client-port " + std::to_string(env.client_port) + "\n";
+  h += "client-helo " + escape_text(env.client_helo) + "\n";
+  h += std::string("client-relay ") + (env.client_relay ? "yes" : "no") + "\n";
+  h += "protocol " + escape_token(env.protocol) + "\n";
+  h += "sender <" + escape_token(env.sender) + ">\n";
+  for (const auto& p : env.mail_params) h += "mail-param " + escape_token(p) + "\n";
+  for (const auto& r : env.recipients) {
+    h += "rcpt <" + escape_token(r.address) + ">";
+    if (!r.original.empty()) h += " orig=<" + escape_token(r.original) + ">";
+    for (const auto& p : r.params) h += " " + escape_token(p);
+    h += "\n";
+  }
+  h += "data-size " + format_data_size(data_size) + "\n";
+  h += "data\n";
+  return h;
+}
+
+size_t data_size_offset(std::string_view header) {
+  auto pos = header.rfind("\ndata-size ");
+  return pos == std::string_view::npos ? std::string_view::npos : pos + 11;
+}
+
+std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
+                          std::string_view reply) {
+  return "status " + std::to_string(rcpt_index) + " " + to_string(state) + " " +
+         std::to_string(time_us) + " " + escape_text(reply) + "\n";
+}
+
+Result<ParsedHeader> parse_header(std::string_view prefix) {
+  ParsedHeader out;
+  Envelope& env = out.envelope;
+  size_t pos = 0;
+  bool first = true, have_size = false, have_sender = false;
+  while (true) {
+    size_t nl = prefix.find('\n', pos);
+    if (nl == std::string_view::npos) return Error::bug("header not terminated by a data line");
+    std::string_view line = prefix.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (first) {
+      if (line != kMagic) return Error::bug("not a tern queue file (or an unknown version)");
+      first = false;
+      continue;
+    }
+    if (line == "data") break;
+    size_t sp = line.find(' ');
+    std::string_view key = line.substr(0, sp);
+    std::string_view val = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+    auto bad = [&](const char* why) {
+      return Error::bug(std::string(key) + ": " + why);
+    };
+    if (key == "id") {
+      auto v = unescape(val);
+      if (!v || v->empty()) return bad("empty or malformed");
+      env.id = *v;
+    } else if (key == "arrival") {
+      if (!parse_uint(val, env.arrival_us)) return bad("not a number");
+    } else if (key == "client-address") {
+      auto v = unescape(val);
+      if (!v) return v.error();
+      env.client_address = *v;
+    } else if (key == "client-port") {
+      if (!parse_uint(val, env.client_port)) return bad("not a port number");
+    } else if (key == "client-helo") {
+      auto v = unescape(val);
+      if (!v) return v.error();
+      env.client_helo = *v;
+    } else if (key == "client-relay") {
+      if (val != "yes" && val != "no") return bad("expected yes or no");
+      env.client_relay = val == "yes";
+    } else if (key == "protocol") {
+      env.protocol = std::string(val);
+    } else if (key == "sender") {
+      auto v = unbracket(val);
+      if (!v) return v.error();
+      env.sender = *v;
+      have_sender = true;
+    } else if (key == "mail-param") {
+      auto v = unescape(val);
+      if (!v) return v.error();
+      env.mail_params.push_back(*v);
+    } else if (key == "rcpt") {
+      auto fields = split(val);
+      Recipient r;
+      auto a = unbracket(fields[0]);
+      if (!a || a->empty()) return bad("malformed recipient address");
+      r.address = *a;
+      for (size_t i = 1; i < fields.size(); ++i) {
+        if (fields[i].starts_with("orig=")) {
+          auto o = unbracket(fields[i].substr(5));
+          if (!o) return o.error();
+          r.original = *o;
+        } else {
+          auto p = unescape(fields[i]);
+          if (!p) return p.error();
+          r.params.push_back(*p);
+        }
+      }
+      env.recipients.push_back(std::move(r));
+    } else if (key == "data-size") {
+      if (val.size() != kDataSizeDigits || !parse_uint(val, out.data_size)) return bad("malformed");
+      have_size = true;
+    } else {
+      return Error::bug("unknown record '" + std::string(key) + "'");
+    }
+  }
+  if (env.id.empty() || !have_sender || !have_size || env.recipients.empty())
+    return Error::bug("header lacks id, sender, recipients or data-size");
+  out.header_length = pos;
+  return out;
+}
+
+Status apply_status_records(Envelope& env, std::string_view trailer) {
+  size_t pos = 0;
+  while (pos < trailer.size()) {
+    size_t nl = trailer.find('\n', pos);
+    if (nl == std::string_view::npos) break;  // torn final append: ignored by design
+    std::string_view line = trailer.substr(pos, nl - pos);
+    pos = nl + 1;
+    // status INDEX STATE TIME TEXT
+    auto f = split(line);
+    if (f.size() < 4 || f[0] != "status") return Error::bug("malformed status record");
+    size_t idx = 0;
+    RcptState st{};
+    int64_t t = 0;
+    if (!parse_uint(f[1], idx) || idx >= env.recipients.size() || !parse_rcpt_state(f[2], st) ||
+        !parse_uint(f[3], t))
+      return Error::bug("malformed status record: " + std::string(line));
+    size_t text_at = f[0].size() + f[1].size() + f[2].size() + f[3].size() + 4;
+    auto text = unescape(text_at <= line.size() ? line.substr(text_at) : std::string_view{});
+    if (!text) return text.error();
+    Recipient& r = env.recipients[idx];
+    r.state = st;
+    r.updated_us = t;
+    r.last_reply = *text;
+  }
+  return ok_status();
+}
+
+}  // namespace tern::queue

@@ -1,0 +1,48 @@
+// The queue file codec: Envelope <-> the text records of queue-format.md. Pure, no I/O;
+// queue-format.md is the binding grammar and this file must follow it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "common/result.hpp"
+#include "queue/envelope.hpp"
+
+namespace tern::queue {
+
+inline constexpr std::string_view kMagic = "TERN-QUEUE 1";
+inline constexpr size_t kDataSizeDigits = 20;
+
+// The header: every envelope record, then `data-size` (fixed width, so it can be
+// overwritten in place once the data has been streamed) and the `data` line.
+std::string encode_header(const Envelope& env, uint64_t data_size);
+// Offset of the data-size digits inside a header produced by encode_header.
+size_t data_size_offset(std::string_view header);
+std::string format_data_size(uint64_t size);
+
+// A status record, appended after the data when a recipient's state changes.
+std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
+                          std::string_view reply);
+
+struct ParsedHeader {
+  Envelope envelope;
+  size_t header_length = 0;  // offset of the first data byte
+  uint64_t data_size = 0;
+};
+
+// Parses the header from the first bytes of a queue file (`prefix` must contain the
+// whole header; kMaxHeader bytes are always enough for files tern writes).
+Result<ParsedHeader> parse_header(std::string_view prefix);
+inline constexpr size_t kMaxHeader = 1 << 20;
+
+// Applies the status records that follow the data. A last record without its newline is
+// a torn append (a crash mid-write) and is ignored; any other malformed record is an error.
+Status apply_status_records(Envelope& env, std::string_view trailer);
+
+// Field escaping: bytes that would break the line format become %XX.
+std::string escape_token(std::string_view s);  // also escapes space
+std::string escape_text(std::string_view s);   // space kept (free text, last field)
+Result<std::string> unescape(std::string_view s);
+
+}  // namespace tern::queue

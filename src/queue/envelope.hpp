@@ -1,0 +1,40 @@
+// The envelope of a queued message: the value type that crosses from the SMTP server to
+// the queue and (later) to delivery. Plain data, no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tern::queue {
+
+// Per-recipient delivery state. Every recipient starts Pending; later states are
+// appended to the queue file as `status` records (queue-format.md).
+enum class RcptState { Pending, Delivered, Deferred, Failed, FailedNotified };
+
+const char* to_string(RcptState s) noexcept;
+bool parse_rcpt_state(std::string_view text, RcptState& out) noexcept;
+
+struct Recipient {
+  std::string address;              // where tern delivers (after the postmaster rewrite)
+  std::string original;             // as the client gave it, when tern rewrote it; else empty
+  std::vector<std::string> params;  // raw ESMTP RCPT parameters (e.g. NOTIFY=..., ORCPT=...)
+  RcptState state = RcptState::Pending;
+  int64_t updated_us = 0;           // time of the last state change
+  std::string last_reply;           // remote reply (or tern's reason) behind the state
+};
+
+struct Envelope {
+  std::string id;
+  int64_t arrival_us = 0;           // microseconds since the Unix epoch
+  std::string client_address;       // IP address of the SMTP client
+  uint16_t client_port = 0;
+  std::string client_helo;          // HELO/EHLO argument as given
+  bool client_relay = false;        // the client was in relay.networks
+  std::string protocol;             // SMTP or ESMTP
+  std::string sender;               // reverse-path without <>; empty = null sender
+  std::vector<std::string> mail_params;  // raw ESMTP MAIL parameters (BODY=8BITMIME, SMTPUTF8, ...)
+  std::vector<Recipient> recipients;
+};
+
+}  // namespace tern::queue

@@ -1,0 +1,376 @@
+// Queue store: spooling through the thread pool, group commit, recovery.
+#include "queue/store.hpp"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <spdlog/spdlog.h>
+
+#include "common/limits.hpp"
+#include "queue/codec.hpp"
+
+namespace tern::queue {
+
+// Shared between the loop thread and the one thread-pool job that may be writing it at a
+// time. Fields marked [job] are touched only by jobs (which never overlap), the rest only on
+// the loop thread.
+struct Spool {
+  Store* store = nullptr;
+  std::string id;
+  Envelope env;
+  std::string header;        // encoded at begin(); data-size patched at commit
+  std::string pending;       // content not yet handed to a job
+  std::string chunk;         // [job] the content the running job writes
+  int fd = -1;               // [job]
+  int err = 0;               // [job] first errno; read on the loop after the job
+  uint64_t data_size = 0;    // content bytes handed to jobs so far
+  bool job_running = false;
+  bool commit_requested = false;
+  bool aborted = false;
+  bool finished = false;     // final job done (fsync'd, closed)
+  std::function<void(CommitStatus)> done;
+};
+
+CommitStatus classify_errno(int err) noexcept {
+  return (err == ENOSPC || err == EDQUOT) ? CommitStatus::NoSpace : CommitStatus::IoError;
+}
+
+namespace {
+
+int write_all(int fd, const char* p, size_t n) {
+  while (n > 0) {
+    ssize_t w = ::write(fd, p, n);
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    p += w;
+    n -= size_t(w);
+  }
+  return 0;
+}
+
+int pwrite_all(int fd, const std::string& s, off_t at) {
+  size_t done = 0;
+  while (done < s.size()) {
+    ssize_t w = ::pwrite(fd, s.data() + done, s.size() - done, at + off_t(done));
+    if (w < 0) {
+      if (errno == EINTR) continue;
+      return errno;
+    }
+    done += size_t(w);
+  }
+  return 0;
+}
+
+int make_dir(const std::string& path) {
+  std::error_code ec;
+  std::filesystem::create_directories(path, ec);  // parents too, mode 0750 via umask below
+  if (ec) return ec.value();
+  ::chmod(path.c_str(), 0750);
+  return 0;
+}
+
+std::vector<std::string> list_dir(const std::string& path) {
+  std::vector<std::string> names;
+  DIR* d = ::opendir(path.c_str());
+  if (!d) return names;
+  while (auto* e = ::readdir(d)) {
+    if (e->d_name[0] == '.') continue;
+    names.emplace_back(e->d_name);
+  }
+  ::closedir(d);
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// Reads a committed file's header and status trailer (not the data).
+Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
+  int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Error::temp(std::string("open: ") + std::strerror(errno));
+  struct stat st {};
+  ::fstat(fd, &st);
+  std::string buf(std::min<uint64_t>(uint64_t(st.st_size), kMaxHeader), '\0');
+  ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
+  if (n < 0) {
+    int e = errno;
+    ::close(fd);
+    return Error::temp(std::string("read: ") + std::strerror(e));
+  }
+  buf.resize(size_t(n));
+  auto parsed = parse_header(buf);
+  if (!parsed) {
+    ::close(fd);
+    return parsed.error();
+  }
+  const uint64_t data_end = parsed->header_length + parsed->data_size;
+  if (uint64_t(st.st_size) < data_end) {
+    ::close(fd);
+    return Error::bug("file shorter than its data-size says");
+  }
+  std::string trailer(size_t(uint64_t(st.st_size) - data_end), '\0');
+  if (!trailer.empty() && ::pread(fd, trailer.data(), trailer.size(), off_t(data_end)) < 0) {
+    int e = errno;
+    ::close(fd);
+    return Error::temp(std::string("read: ") + std::strerror(e));
+  }
+  ::close(fd);
+  auto applied = apply_status_records(parsed->envelope, trailer);
+  if (!applied) return applied.error();
+  if (parsed->envelope.id != name) return Error::bug("id record does not match the file name");
+  return parsed;
+}
+
+}  // namespace
+
+// ---- Incoming ----
+
+Incoming::~Incoming() {
+  if (s_ && !s_->commit_requested) abort();
+  else if (s_) s_->done = nullptr;  // owner gone: nobody to tell
+}
+
+const std::string& Incoming::id() const noexcept { return s_->id; }
+
+void Incoming::append(std::string_view content) {
+  if (s_->aborted || s_->commit_requested) return;
+  s_->pending.append(content);
+  if (!s_->job_running && s_->pending.size() >= limits::kSpoolChunk) s_->store->submit_write(s_, false);
+}
+
+void Incoming::commit(std::function<void(CommitStatus)> done) {
+  if (s_->aborted || s_->commit_requested) return;
+  s_->commit_requested = true;
+  s_->done = std::move(done);
+  ++s_->store->in_flight_;
+  if (!s_->job_running) s_->store->submit_write(s_, true);
+}
+
+void Incoming::abort() {
+  if (s_->aborted || s_->commit_requested) return;
+  s_->aborted = true;
+  s_->pending.clear();
+  if (!s_->job_running) s_->store->discard(s_);
+}
+
+// ---- Store ----
+
+Store::Store(io::Loop& loop, std::string dir, const Clock& clock, int tmp_fd, int msg_fd)
+    : loop_(loop), dir_(std::move(dir)), clock_(clock), tmp_fd_(tmp_fd), msg_fd_(msg_fd), free_timer_(loop) {
+  refresh_free_space();
+  free_timer_.start(1000, 1000, [this] { refresh_free_space(); });
+}
+
+Store::~Store() {
+  ::close(tmp_fd_);
+  ::close(msg_fd_);
+}
+
+Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& dir, const Clock& clock) {
+  for (const std::string& d : {dir, dir + "/tmp", dir + "/msg", dir + "/corrupt"}) {
+    if (int e = make_dir(d))
+      return Error::perm("queue: cannot create " + d + ": " + std::strerror(e));
+  }
+  int tmp_fd = ::open((dir + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int msg_fd = ::open((dir + "/msg").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (tmp_fd < 0 || msg_fd < 0) {
+    int e = errno;
+    if (tmp_fd >= 0) ::close(tmp_fd);
+    if (msg_fd >= 0) ::close(msg_fd);
+    return Error::perm("queue: cannot open " + dir + ": " + std::strerror(e));
+  }
+  return std::unique_ptr<Store>(new Store(loop, dir, clock, tmp_fd, msg_fd));
+}
+
+Result<RecoveryReport> Store::recover() {
+  RecoveryReport r;
+  // tmp/ holds only messages that never got their 250: remove them (queue-format.md).
+  for (const auto& name : list_dir(dir_ + "/tmp")) {
+    if (::unlinkat(tmp_fd_, name.c_str(), 0) == 0) ++r.leftovers_removed;
+    else spdlog::warn("queue: cannot remove leftover tmp/{}: {}", name, std::strerror(errno));
+  }
+  for (const auto& name : list_dir(dir_ + "/msg")) {
+    auto loaded = load_file(msg_fd_, name);
+    if (loaded) {
+      r.messages.push_back(std::move(loaded->envelope));
+      continue;
+    }
+    if (loaded.error().kind == ErrorKind::Temp)
+      return Error::temp("queue: cannot read msg/" + name + ": " + loaded.error().message);
+    // Never delete mail: set it aside for the operator.
+    const std::string from = dir_ + "/msg/" + name, to = dir_ + "/corrupt/" + name;
+    spdlog::error("queue: msg/{} is malformed ({}); moved to corrupt/", name, loaded.error().message);
+    if (::rename(from.c_str(), to.c_str()) != 0)
+      return Error::perm("queue: cannot move " + from + " aside: " + std::strerror(errno));
+    ++r.corrupt_moved;
+  }
+  if (::fsync(tmp_fd_) != 0 || ::fsync(msg_fd_) != 0)
+    return Error::temp(std::string("queue: fsync of queue directories failed: ") + std::strerror(errno));
+  return r;
+}
+
+std::unique_ptr<Incoming> Store::begin(Envelope env) {
+  auto s = std::make_shared<Spool>();
+  s->store = this;
+  s->id = ids_.next(uint64_t(clock_.now_us()));
+  env.id = s->id;
+  s->header = encode_header(env, 0);
+  s->env = std::move(env);
+  return std::unique_ptr<Incoming>(new Incoming(std::move(s)));
+}
+
+void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
+  s->job_running = true;
+  s->chunk = std::move(s->pending);
+  s->pending.clear();
+  s->data_size += s->chunk.size();
+  if (final) {
+    const size_t at = data_size_offset(s->header);
+    s->header.replace(at, kDataSizeDigits, format_data_size(s->data_size));
+  }
+  const int tmp_fd = tmp_fd_;
+  loop_.queue_work(
+      [s, final, tmp_fd] {
+        if (s->err) return;
+        if (s->fd < 0) {
+          s->fd = ::openat(tmp_fd, s->id.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+          if (s->fd < 0) {
+            s->err = errno;
+            return;
+          }
+          // The header goes first with a placeholder data-size unless this is the only write.
+          if (int e = write_all(s->fd, s->header.data(), s->header.size())) {
+            s->err = e;
+            return;
+          }
+        } else if (final) {
+          if (int e = pwrite_all(s->fd, s->header, 0)) {  // patch data-size in place
+            s->err = e;
+            return;
+          }
+        }
+        if (int e = write_all(s->fd, s->chunk.data(), s->chunk.size())) {
+          s->err = e;
+          return;
+        }
+        s->chunk.clear();
+        s->chunk.shrink_to_fit();
+        if (final) {
+          // The data and the file size must be on disk before the rename makes it visible.
+          if (::fdatasync(s->fd) != 0) s->err = errno;
+          if (::close(s->fd) != 0 && !s->err) s->err = errno;
+          s->fd = -1;
+        }
+      },
+      [this, s, final] {
+        s->job_running = false;
+        if (final) s->finished = true;
+        write_done(s);
+      });
+}
+
+void Store::write_done(const std::shared_ptr<Spool>& s) {
+  if (s->aborted) return discard(s);
+  if (s->err) {
+    if (!s->commit_requested) return;  // reported at commit()
+    if (!s->finished) return submit_write(s, true);  // the final job sees err and stops at once
+    return discard(s);
+  }
+  if (s->finished) return queue_rename(s);
+  if (s->commit_requested) return submit_write(s, true);
+  if (s->pending.size() >= limits::kSpoolChunk) submit_write(s, false);
+}
+
+// Removes a message that will not be committed; reports the failure if a commit was asked.
+void Store::discard(const std::shared_ptr<Spool>& s) {
+  const int tmp_fd = tmp_fd_;
+  const int err = s->err;
+  loop_.queue_work(
+      [s, tmp_fd] {
+        if (s->fd >= 0) ::close(s->fd), s->fd = -1;
+        ::unlinkat(tmp_fd, s->id.c_str(), 0);
+      },
+      [this, s, err] {
+        if (!s->commit_requested) return;
+        --in_flight_;
+        spdlog::error("queue: id={} write failed: {}", s->id, std::strerror(err ? err : EIO));
+        if (s->done) s->done(classify_errno(err ? err : EIO));
+      });
+}
+
+void Store::queue_rename(std::shared_ptr<Spool> s) {
+  ready_.push_back(std::move(s));
+  if (!batch_running_) run_batch();
+}
+
+// Group commit: every message fsync'd since the last batch is renamed into msg/ and made
+// durable by one fsync of the directory. No 250 is sent before that fsync returns.
+void Store::run_batch() {
+  batch_running_ = true;
+  auto batch = std::make_shared<std::vector<std::shared_ptr<Spool>>>(std::move(ready_));
+  ready_.clear();
+  auto rename_errs = std::make_shared<std::vector<int>>(batch->size(), 0);
+  auto dir_err = std::make_shared<int>(0);
+  const int tmp_fd = tmp_fd_, msg_fd = msg_fd_;
+  loop_.queue_work(
+      [batch, rename_errs, dir_err, tmp_fd, msg_fd] {
+        for (size_t i = 0; i < batch->size(); ++i) {
+          const char* name = (*batch)[i]->id.c_str();
+          // RENAME_NOREPLACE: an id collision (clock stepped back across a restart) must
+          // never overwrite a committed message.
+          if (::renameat2(tmp_fd, name, msg_fd, name, RENAME_NOREPLACE) != 0) {
+            (*rename_errs)[i] = errno;
+            ::unlinkat(tmp_fd, name, 0);
+          }
+        }
+        if (::fsync(msg_fd) != 0) *dir_err = errno;
+      },
+      [this, batch, rename_errs, dir_err] {
+        batch_running_ = false;
+        for (size_t i = 0; i < batch->size(); ++i) {
+          auto& s = (*batch)[i];
+          --in_flight_;
+          int err = (*rename_errs)[i] ? (*rename_errs)[i] : *dir_err;
+          if (err) {
+            spdlog::error("queue: id={} commit failed: {}", s->id, std::strerror(err));
+            if (s->done) s->done(classify_errno(err));
+            continue;
+          }
+          spdlog::info("queue: id={} queued client=[{}] from=<{}> nrcpt={} size={}", s->id,
+                       s->env.client_address, s->env.sender, s->env.recipients.size(), s->data_size);
+          if (committed_cb_) committed_cb_(s->env, s->data_size);
+          if (s->done) s->done(CommitStatus::Committed);
+        }
+        if (!ready_.empty()) run_batch();
+      });
+}
+
+void Store::refresh_free_space() {
+  if (free_refresh_running_) return;
+  free_refresh_running_ = true;
+  auto result = std::make_shared<uint64_t>(UINT64_MAX);
+  std::string dir = dir_;
+  loop_.queue_work(
+      [result, dir] {
+        struct statvfs v {};
+        if (::statvfs(dir.c_str(), &v) == 0) *result = uint64_t(v.f_bavail) * v.f_frsize;
+      },
+      [this, result] {
+        free_refresh_running_ = false;
+        free_bytes_ = *result;
+      });
+}
+
+bool Store::has_room(uint64_t need) const noexcept {
+  return free_bytes_ >= min_free_ && free_bytes_ - min_free_ >= need;
+}
+
+}  // namespace tern::queue

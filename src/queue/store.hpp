@@ -1,0 +1,108 @@
+// The on-disk queue (queue-format.md): the only writer of new queue files. Spools incoming
+// messages through the thread pool, commits them with one rename each (renames and the
+// directory fsync shared by every message that is ready at the same time: group commit),
+// and recovers the queue at startup.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "common/result.hpp"
+#include "io/loop.hpp"
+#include "queue/envelope.hpp"
+#include "queue/queue_id.hpp"
+
+namespace tern::queue {
+
+enum class CommitStatus { Committed, NoSpace, IoError };
+
+struct Spool;  // one message being written; shared with the thread-pool jobs that write it
+
+// A message being received. Owned by the SMTP connection; destroying it without commit()
+// aborts the message (its temporary file is removed).
+class Incoming {
+ public:
+  ~Incoming();
+  Incoming(const Incoming&) = delete;
+  Incoming& operator=(const Incoming&) = delete;
+
+  [[nodiscard]] const std::string& id() const noexcept;
+  void append(std::string_view content);
+  // Finishes, fsyncs and commits; `done` runs on the loop thread, exactly once, unless the
+  // Incoming was destroyed first.
+  void commit(std::function<void(CommitStatus)> done);
+  void abort();
+
+ private:
+  friend class Store;
+  explicit Incoming(std::shared_ptr<Spool> s) : s_(std::move(s)) {}
+  std::shared_ptr<Spool> s_;
+};
+
+struct RecoveryReport {
+  std::vector<Envelope> messages;  // every committed message, oldest first
+  size_t leftovers_removed = 0;
+  size_t corrupt_moved = 0;
+};
+
+class Store {
+ public:
+  // Creates the directory tree if needed. Blocking: call before the loop runs.
+  static Result<std::unique_ptr<Store>> open(io::Loop& loop, const std::string& dir,
+                                             const Clock& clock);
+  ~Store();
+  // Stops the background free-space refresh so the loop can end.
+  void close() { free_timer_.stop(); }
+
+  // Startup recovery (blocking, before serving): removes leftovers in tmp/, moves unreadable
+  // files to corrupt/, and returns every committed message.
+  Result<RecoveryReport> recover();
+
+  std::unique_ptr<Incoming> begin(Envelope env);
+
+  // Free-space reserve: true when the file system has `min_free` + `need` bytes available.
+  // Uses a figure refreshed in the thread pool every second (statvfs never on the loop).
+  [[nodiscard]] bool has_room(uint64_t need) const noexcept;
+  void set_min_free(uint64_t bytes) noexcept { min_free_ = bytes; }
+
+  // Called on the loop thread for every message committed (the scheduler subscribes here).
+  void on_committed(std::function<void(const Envelope&, uint64_t size)> cb) { committed_cb_ = std::move(cb); }
+
+  [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
+  [[nodiscard]] size_t commits_in_flight() const noexcept { return in_flight_; }
+
+ private:
+  friend class Incoming;
+  friend struct Spool;
+  Store(io::Loop& loop, std::string dir, const Clock& clock, int tmp_fd, int msg_fd);
+  void submit_write(const std::shared_ptr<Spool>& s, bool final);
+  void write_done(const std::shared_ptr<Spool>& s);
+  void queue_rename(std::shared_ptr<Spool> s);
+  void run_batch();
+  void refresh_free_space();
+  void discard(const std::shared_ptr<Spool>& s);
+
+  io::Loop& loop_;
+  std::string dir_;
+  const Clock& clock_;
+  int tmp_fd_;
+  int msg_fd_;
+  IdGenerator ids_;
+  uint64_t min_free_ = 0;
+  uint64_t free_bytes_ = UINT64_MAX;
+  io::Timer free_timer_;
+  bool free_refresh_running_ = false;
+  std::vector<std::shared_ptr<Spool>> ready_;  // fsync'd, waiting for the next rename batch
+  bool batch_running_ = false;
+  size_t in_flight_ = 0;
+  std::function<void(const Envelope&, uint64_t)> committed_cb_;
+};
+
+// errno → commit status: a full disk or quota is NoSpace (452 4.3.1), anything else IoError.
+CommitStatus classify_errno(int err) noexcept;
+
+}  // namespace tern::queue

@@ -1,0 +1,116 @@
+// Connection glue: socket events into the session, session requests out to the queue.
+#include "server/connection.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "server/server.hpp"
+
+namespace tern::server {
+
+Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::TcpConnection> tcp,
+                       std::shared_ptr<const SessionSettings> settings, ClientInfo client)
+    : server_(server),
+      id_(id),
+      tcp_(std::move(tcp)),
+      client_(client),
+      settings_(std::move(settings)),
+      session_(settings_, client_, *this),
+      timer_(server.loop_) {}
+
+Connection::~Connection() = default;
+
+void Connection::start() {
+  started_us_ = now_us();
+  spdlog::info("smtpd: conn={} connect from [{}]:{}{}", id_, client_.address.str(), client_.port,
+               client_.relay ? " relay=yes" : "");
+  tcp_->set_callbacks({
+      [this](std::string_view b) { on_data(b); },
+      [this](int err) {
+        if (session_.in_data() || incoming_) spdlog::warn("smtpd: conn={} lost connection in DATA", id_);
+        finish(err == 0 ? "client closed" : "read error");
+      },
+  });
+  session_.start();
+  settle();
+}
+
+void Connection::on_data(std::string_view bytes) {
+  session_.feed(bytes);
+  settle();
+}
+
+void Connection::settle() {
+  if (finished_) return;
+  if (session_.has_output()) tcp_->write(session_.take_output());
+  if (session_.closed()) return finish("session ended");
+  if (session_.wants_input()) {
+    if (!reading_) tcp_->start_read(), reading_ = true;
+    const auto& t = server_.timeouts_;
+    const auto secs = session_.in_data() ? t.data : t.command;
+    timer_.start(uint64_t(secs.count()) * 1000, 0, [this] {
+      spdlog::info("smtpd: conn={} timeout from [{}] in {}", id_, client_.address.str(),
+                   session_.in_data() ? "DATA" : "command");
+      session_.on_timeout();
+      settle();
+    });
+  } else {
+    // Waiting for the queue: no reading (back-pressure) and no client timeout.
+    if (reading_) tcp_->stop_read(), reading_ = false;
+    timer_.stop();
+  }
+}
+
+void Connection::finish(const char* why) {
+  if (finished_) return;
+  finished_ = true;
+  timer_.stop();
+  incoming_.reset();  // an unfinished message is removed
+  tcp_->close_after_flush();
+  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} duration={:.3f}s", id_,
+               client_.address.str(), why, session_.messages_accepted(),
+               double(now_us() - started_us_) / 1e6);
+  server_.release(id_);
+}
+
+void Connection::shutdown() {
+  session_.on_shutdown();
+  settle();
+}
+
+void Connection::force_close() {
+  if (session_.has_output()) tcp_->write(session_.take_output());
+  finish("shutdown deadline");
+}
+
+bool Connection::queue_has_room(uint64_t announced_size) {
+  return server_.store_.has_room(announced_size);
+}
+
+std::string Connection::begin_message(const queue::Envelope& env) {
+  incoming_ = server_.store_.begin(env);
+  return incoming_->id();
+}
+
+void Connection::message_data(std::string_view content) {
+  if (incoming_) incoming_->append(content);
+}
+
+void Connection::commit_message() {
+  incoming_->commit([this](queue::CommitStatus st) {
+    incoming_.reset();
+    session_.on_commit(st == queue::CommitStatus::Committed ? CommitOutcome::Committed
+                       : st == queue::CommitStatus::NoSpace ? CommitOutcome::NoSpace
+                                                            : CommitOutcome::IoError);
+    settle();
+  });
+}
+
+void Connection::abort_message() { incoming_.reset(); }
+
+int64_t Connection::now_us() { return server_.clock_.now_us(); }
+
+void Connection::log_event(std::string_view what) {
+  spdlog::info("smtpd: conn={} client=[{}] {}", id_, client_.address.str(), what);
+}
+
+}  // namespace tern::server

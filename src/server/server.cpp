@@ -1,0 +1,107 @@
+// Listeners, connection limits, settings generations and graceful shutdown.
+#include "server/server.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include "server/connection.hpp"
+#include "smtp/reply.hpp"
+
+namespace tern::server {
+
+Server::Server(io::Loop& loop, queue::Store& store, const Clock& clock, const config::Config& cfg)
+    : loop_(loop), store_(store), clock_(clock), reaper_(loop) {
+  apply(cfg);
+}
+
+Server::~Server() = default;
+
+std::shared_ptr<const SessionSettings> Server::make_settings(const config::Config& cfg) {
+  return std::make_shared<const SessionSettings>(SessionSettings{cfg.hostname, cfg.limits, RelayPolicy(cfg)});
+}
+
+void Server::apply(const config::Config& cfg) {
+  settings_ = make_settings(cfg);
+  timeouts_ = cfg.timeouts;
+}
+
+Status Server::listen(const std::vector<config::Listen>& listen) {
+  for (const auto& l : listen) {
+    auto lst = io::TcpListener::listen(loop_, l.address, [this](std::unique_ptr<io::TcpConnection> c) {
+      accept(std::move(c));
+    });
+    if (!lst) return lst.error();
+    spdlog::info("smtpd: listening on {}", l.address.str());
+    listeners_.push_back(std::move(lst.value()));
+  }
+  return ok_status();
+}
+
+void Server::accept(std::unique_ptr<io::TcpConnection> tcp) {
+  const auto& lim = settings_->limits;
+  const IpAddress addr = tcp->peer().address;
+  const std::string key = addr.str();
+  const char* refusal = nullptr;
+  if (conns_.size() >= lim.max_connections) refusal = "Error: too many connections";
+  else if (per_client_[key] >= lim.max_connections_per_client)
+    refusal = "Error: too many connections from your address";
+  if (refusal) {
+    spdlog::warn("smtpd: refused connection from [{}]: {}", key, refusal);
+    if (per_client_[key] == 0) per_client_.erase(key);
+    tcp->write(smtp::reply(421, "4.7.0", settings_->hostname + " " + refusal));
+    tcp->close_after_flush();
+    return;
+  }
+  ++per_client_[key];
+  const uint64_t id = next_id_++;
+  ClientInfo client{addr, tcp->peer().port, settings_->policy.client_may_relay(addr)};
+  auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client);
+  Connection* raw = conn.get();
+  conns_.emplace(id, std::move(conn));
+  raw->start();
+}
+
+void Server::release(uint64_t id) {
+  auto it = conns_.find(id);
+  if (it == conns_.end()) return;
+  const std::string key = it->second->client().address.str();
+  if (auto pc = per_client_.find(key); pc != per_client_.end() && --pc->second == 0) per_client_.erase(pc);
+  // The connection may be on the call stack: destroy it on the next loop turn.
+  dead_.push_back(std::move(it->second));
+  conns_.erase(it);
+  reaper_.start(0, 0, [this] {
+    dead_.clear();
+    check_drained();
+  });
+}
+
+void Server::shutdown(std::function<void()> done) {
+  on_drained_ = std::move(done);
+  listeners_.clear();  // stop accepting
+  spdlog::info("smtpd: shutting down: {} connection(s) open, waiting up to {}s", conns_.size(),
+               timeouts_.shutdown.count());
+  std::vector<Connection*> live;
+  for (auto& [id, c] : conns_) live.push_back(c.get());
+  for (auto* c : live) c->shutdown();
+  shutdown_deadline_ = std::make_unique<io::Timer>(loop_);
+  shutdown_deadline_->start(uint64_t(timeouts_.shutdown.count()) * 1000, 0, [this] {
+    std::vector<Connection*> rest;
+    for (auto& [id, c] : conns_) rest.push_back(c.get());
+    if (!rest.empty()) spdlog::warn("smtpd: shutdown deadline: closing {} connection(s)", rest.size());
+    for (auto* c : rest) c->force_close();
+  });
+  check_drained();
+}
+
+void Server::check_drained() {
+  if (!on_drained_ || !conns_.empty() || !dead_.empty()) return;
+  if (store_.commits_in_flight() > 0) {  // a closed connection's message is still committing
+    reaper_.start(50, 0, [this] { check_drained(); });
+    return;
+  }
+  shutdown_deadline_.reset();
+  auto done = std::move(on_drained_);
+  on_drained_ = nullptr;
+  done();
+}
+
+}  // namespace tern::server

@@ -1,0 +1,59 @@
+// The SMTP listener side: listening sockets, the live connections and their limits, the
+// settings generation new sessions start with, and graceful shutdown.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "config/config.hpp"
+#include "io/loop.hpp"
+#include "io/tcp.hpp"
+#include "queue/store.hpp"
+#include "server/session.hpp"
+
+namespace tern::server {
+
+class Connection;
+
+class Server {
+ public:
+  Server(io::Loop& loop, queue::Store& store, const Clock& clock, const config::Config& cfg);
+  ~Server();
+
+  // Opens every configured listener. A failure is fatal at startup (the caller exits 1).
+  Status listen(const std::vector<config::Listen>& listen);
+  // Applies a reloaded config to sessions that start from now on.
+  void apply(const config::Config& cfg);
+  // Stops accepting, lets transactions finish up to timeouts.shutdown, then calls `done`.
+  void shutdown(std::function<void()> done);
+
+  [[nodiscard]] size_t connection_count() const noexcept { return conns_.size(); }
+
+ private:
+  friend class Connection;
+  void accept(std::unique_ptr<io::TcpConnection> tcp);
+  void release(uint64_t id);
+  void check_drained();
+  static std::shared_ptr<const SessionSettings> make_settings(const config::Config& cfg);
+
+  io::Loop& loop_;
+  queue::Store& store_;
+  const Clock& clock_;
+  std::shared_ptr<const SessionSettings> settings_;
+  config::Timeouts timeouts_;
+  std::vector<std::unique_ptr<io::TcpListener>> listeners_;
+  std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
+  std::unordered_map<std::string, uint32_t> per_client_;
+  std::vector<std::unique_ptr<Connection>> dead_;  // destroyed on the next loop turn
+  io::Timer reaper_;
+  std::unique_ptr<io::Timer> shutdown_deadline_;
+  std::function<void()> on_drained_;
+  uint64_t next_id_ = 1;
+};
+
+}  // namespace tern::server

@@ -1,0 +1,423 @@
+// Inbound session: command table, transaction state, DATA handling and the replies
+// (RFC 5321 §4.1, §4.3.2 sequencing; RFC 2920 pipelining; RFC 1870 SIZE; RFC 3463 codes).
+#include "server/session.hpp"
+
+#include "common/date.hpp"
+#include "common/limits.hpp"
+#include "common/strings.hpp"
+#include "smtp/address.hpp"
+#include "smtp/headers.hpp"
+#include "smtp/reply.hpp"
+
+namespace tern::server {
+
+namespace {
+constexpr unsigned bit(Session::State s) { return 1u << static_cast<unsigned>(s); }
+constexpr unsigned kAnyCommandState = bit(Session::State::Ready) | bit(Session::State::Greeted) |
+                                      bit(Session::State::Mail) | bit(Session::State::Rcpt);
+}  // namespace
+
+// One row per verb: where it is allowed, the reply when it is not, and its step.
+struct Session::CommandSpec {
+  Verb verb;
+  unsigned states;
+  const char* refusal;  // "503 5.5.1 text" when used in another state
+  void (Session::*run)(const smtp::Command&);
+};
+
+const Session::CommandSpec Session::kCommands[] = {
+    {Verb::Ehlo, kAnyCommandState, "", &Session::cmd_ehlo},
+    {Verb::Helo, kAnyCommandState, "", &Session::cmd_helo},
+    {Verb::Mail, bit(State::Greeted) | bit(State::Ready) | bit(State::Mail) | bit(State::Rcpt), "",
+     &Session::cmd_mail},
+    {Verb::Rcpt, bit(State::Mail) | bit(State::Rcpt), "Error: need MAIL command",
+     &Session::cmd_rcpt},
+    {Verb::Data, bit(State::Mail) | bit(State::Rcpt), "Error: need RCPT command",
+     &Session::cmd_data},
+    {Verb::Rset, kAnyCommandState, "", &Session::cmd_rset},
+    {Verb::Noop, kAnyCommandState, "", &Session::cmd_noop},
+    {Verb::Quit, kAnyCommandState, "", &Session::cmd_quit},
+    {Verb::Vrfy, kAnyCommandState, "", &Session::cmd_vrfy},
+    {Verb::Help, kAnyCommandState, "", &Session::cmd_help},
+};
+
+Session::Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client,
+                 SessionHost& host)
+    : settings_(std::move(settings)), client_(client), host_(host) {}
+
+void Session::start() {
+  emit(220, "", settings_->hostname + " ESMTP tern");
+}
+
+void Session::emit(int code, std::string_view enhanced, std::string_view text) {
+  out_ += smtp::reply(code, enhanced, text);
+}
+
+void Session::close_with(int code, std::string_view enhanced, std::string_view text) {
+  emit(code, enhanced, settings_->hostname + " " + std::string(text));
+  if (state_ == State::Data || state_ == State::WaitCommit) host_.abort_message();
+  state_ = State::Closed;
+}
+
+// A reply caused by the client: counted against limits.max_errors (then 421, close).
+void Session::error(int code, std::string_view enhanced, std::string_view text) {
+  emit(code, enhanced, text);
+  std::string what = "reject: " + std::to_string(code) + " " + std::string(enhanced) +
+                     (enhanced.empty() ? "" : " ") + std::string(text);
+  if (!current_line_.empty()) {
+    // Never log credentials: AUTH lines (a later issue) are reduced to their verb.
+    const bool secret = istarts_with(current_line_, "AUTH");
+    what += "; command=";
+    what += secret ? std::string_view("AUTH ***") : current_line_.substr(0, 200);
+  }
+  host_.log_event(what);
+  if (++errors_ >= settings_->limits.max_errors)
+    close_with(421, "4.7.0", "Error: too many errors, closing connection");
+}
+
+void Session::feed(std::string_view bytes) {
+  if (state_ == State::Closed) return;
+  in_.append(bytes);
+  pump();
+}
+
+void Session::discard_buffered_input() noexcept {
+  in_.clear();
+  in_pos_ = 0;
+}
+
+void Session::pump() {
+  while (state_ != State::Closed && state_ != State::WaitCommit && in_pos_ < in_.size()) {
+    if (state_ == State::Data) {
+      feed_data();
+      continue;
+    }
+    const size_t nl = in_.find('\n', in_pos_);
+    if (nl == std::string::npos) {
+      if (in_.size() - in_pos_ > limits::kMaxCommandLine) {
+        in_pos_ = in_.size();
+        if (!discarding_long_line_) {
+          discarding_long_line_ = true;
+          error(500, "5.5.2", "Error: line too long");
+        }
+      }
+      break;
+    }
+    std::string_view line(in_.data() + in_pos_, nl - in_pos_);
+    in_pos_ = nl + 1;
+    if (discarding_long_line_) {  // the tail of a line already refused
+      discarding_long_line_ = false;
+      continue;
+    }
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() + 2 > limits::kMaxCommandLine) {
+      error(500, "5.5.2", "Error: line too long");
+      continue;
+    }
+    current_line_ = line;
+    handle_line(line);
+    current_line_ = {};
+  }
+  // Keep the unconsumed tail only; compact occasionally rather than per line.
+  if (in_pos_ == in_.size()) {
+    in_.clear();
+    in_pos_ = 0;
+  } else if (in_pos_ > 64 * 1024) {
+    in_.erase(0, in_pos_);
+    in_pos_ = 0;
+  }
+}
+
+void Session::handle_line(std::string_view line) {
+  const smtp::Command c = smtp::parse_command(line);
+  if (c.verb == Verb::Unknown) {
+    error(500, "5.5.2", "Error: command not recognized");
+    return;
+  }
+  for (const auto& spec : kCommands) {
+    if (spec.verb != c.verb) continue;
+    if (!(spec.states & bit(state_))) {
+      error(503, "5.5.1", spec.refusal);
+      return;
+    }
+    (this->*spec.run)(c);
+    return;
+  }
+  // Recognised but not offered (yet): EXPN, STARTTLS, AUTH, BDAT, ETRN, TURN.
+  error(502, "5.5.1", "Error: command not implemented");
+}
+
+void Session::reset_transaction() {
+  env_ = {};
+  smtputf8_ = false;
+  decoder_.reset();
+  content_.clear();
+  header_buf_.clear();
+  headers_done_ = false;
+  too_big_ = false;
+  content_size_ = 0;
+  received_count_ = 0;
+  if (state_ == State::Mail || state_ == State::Rcpt) state_ = State::Greeted;
+}
+
+void Session::cmd_helo(const smtp::Command& c) {
+  if (c.arg.empty()) return error(501, "5.5.4", "Syntax: HELO hostname");
+  reset_transaction();
+  helo_ = std::string(c.arg);
+  esmtp_ = false;
+  state_ = State::Greeted;
+  emit(250, "", settings_->hostname);
+}
+
+void Session::cmd_ehlo(const smtp::Command& c) {
+  if (c.arg.empty()) return error(501, "5.5.4", "Syntax: EHLO hostname");
+  reset_transaction();
+  helo_ = std::string(c.arg);
+  esmtp_ = true;
+  state_ = State::Greeted;
+  out_ += smtp::reply_lines(250, {
+                                     settings_->hostname,
+                                     "PIPELINING",
+                                     "SIZE " + std::to_string(settings_->limits.max_message_size),
+                                     "8BITMIME",
+                                     "SMTPUTF8",
+                                     "ENHANCEDSTATUSCODES",
+                                 });
+}
+
+void Session::cmd_mail(const smtp::Command& c) {
+  if (state_ == State::Ready) return error(503, "5.5.1", "Error: send HELO/EHLO first");
+  if (state_ != State::Greeted) return error(503, "5.5.1", "Error: nested MAIL command");
+  auto rest = smtp::strip_prefix(c.arg, "FROM:");
+  if (!rest) return error(501, "5.5.4", "Syntax: MAIL FROM:<address>");
+  // SMTPUTF8 may appear after the path, so parse the path permissively and check below.
+  auto path = smtp::parse_path(*rest, true, false, esmtp_);
+  if (!path) return error(501, "", path.error().message);
+  auto params = smtp::parse_params(path->rest, esmtp_);
+  if (!params) return error(501, "", params.error().message);
+  if (!esmtp_ && !params->empty()) return error(555, "5.5.4", "ESMTP parameters need EHLO");
+
+  uint64_t size = 0;
+  bool seen_size = false, seen_body = false, seen_utf8 = false;
+  std::vector<std::string> raw;
+  for (const auto& p : *params) {
+    if (p.keyword == "SIZE") {
+      if (seen_size || !p.value) return error(501, "5.5.4", "Bad SIZE parameter");
+      seen_size = true;
+      const std::string& v = *p.value;
+      if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+        return error(501, "5.5.4", "Bad SIZE parameter");
+      size = std::stoull(v);
+      if (size > settings_->limits.max_message_size)
+        return error(552, "5.3.4", "Message size exceeds fixed maximum message size");
+    } else if (p.keyword == "BODY") {
+      if (seen_body || !p.value) return error(501, "5.5.4", "Bad BODY parameter");
+      seen_body = true;
+      const std::string body = to_upper(*p.value);
+      if (body != "7BIT" && body != "8BITMIME")
+        return error(501, "5.5.4", "Unsupported BODY type (7BIT or 8BITMIME)");
+    } else if (p.keyword == "SMTPUTF8") {
+      if (seen_utf8 || p.value) return error(501, "5.5.4", "SMTPUTF8 takes no value");
+      seen_utf8 = true;
+    } else {
+      return error(555, "5.5.4", "Unsupported MAIL parameter " + p.keyword);
+    }
+    raw.push_back(p.raw);
+  }
+  if (path->address.utf8 && !seen_utf8)
+    return error(553, "5.6.7", "Non-ASCII sender address needs SMTPUTF8");
+  if (!host_.queue_has_room(size))
+    return error(452, "4.3.1", "Insufficient system storage");
+
+  env_ = {};
+  env_.sender = path->address.mailbox();
+  env_.mail_params = std::move(raw);
+  smtputf8_ = seen_utf8;
+  state_ = State::Mail;
+  emit(250, "2.1.0", "Ok");
+}
+
+void Session::cmd_rcpt(const smtp::Command& c) {
+  auto rest = smtp::strip_prefix(c.arg, "TO:");
+  if (!rest) return error(501, "5.5.4", "Syntax: RCPT TO:<address>");
+  auto path = smtp::parse_path(*rest, false, true, smtputf8_);
+  if (!path) {
+    const bool utf8 = path.error().message.starts_with("5.6.7");
+    return error(utf8 ? 553 : 501, "", path.error().message);
+  }
+  auto params = smtp::parse_params(path->rest, smtputf8_);
+  if (!params) return error(501, "", params.error().message);
+  if (!params->empty())
+    return error(555, "5.5.4", "Unsupported RCPT parameter " + params->front().keyword);
+  if (env_.recipients.size() >= settings_->limits.max_recipients) {
+    // RFC 5321 §4.5.3.1.10: a 452 here tells the client to send the rest in another
+    // transaction; it is not the client's fault, so not counted as an error.
+    return emit(452, "4.5.3", "Error: too many recipients");
+  }
+  const RcptVerdict v = settings_->policy.check(path->address, client_.relay);
+  if (!v.accept) return error(v.code, v.enhanced, v.text);
+  const std::string given = path->address.mailbox();
+  bool duplicate = false;
+  for (const auto& r : env_.recipients) duplicate |= (r.address == v.deliver_to);
+  if (!duplicate) {
+    queue::Recipient r;
+    r.address = v.deliver_to;
+    if (given != v.deliver_to) r.original = given;
+    env_.recipients.push_back(std::move(r));
+  }
+  state_ = State::Rcpt;
+  emit(250, "2.1.5", "Ok");
+}
+
+void Session::cmd_data(const smtp::Command& c) {
+  if (!c.arg.empty()) return error(501, "5.5.4", "Syntax: DATA");
+  if (state_ == State::Mail) return error(554, "5.5.1", "Error: no valid recipients");
+  env_.arrival_us = host_.now_us();
+  env_.client_address = client_.address.str();
+  env_.client_port = client_.port;
+  env_.client_helo = helo_;
+  env_.client_relay = client_.relay;
+  env_.protocol = smtputf8_ ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
+  queue_id_ = host_.begin_message(env_);
+  env_.id = queue_id_;
+  decoder_.emplace(smtp::DataDecoder::Options{
+      settings_->limits.bare_newlines == config::BareNewlinePolicy::Normalize,
+      settings_->limits.max_line_length});
+  state_ = State::Data;
+  emit(354, "", "End data with <CR><LF>.<CR><LF>");
+}
+
+void Session::feed_data() {
+  content_.clear();
+  const auto step = decoder_->feed(std::string_view(in_).substr(in_pos_), content_);
+  in_pos_ += step.consumed;
+  content_size_ += content_.size();
+  if (!too_big_ && content_size_ > settings_->limits.max_message_size) {
+    // Keep reading to the real end of data, then answer (never at a false terminator).
+    too_big_ = true;
+    header_buf_.clear();
+    host_.abort_message();
+  }
+  if (!too_big_) {
+    if (!headers_done_) {
+      header_buf_ += content_;
+      const size_t hl = smtp::header_block_length(header_buf_);
+      if (hl != std::string::npos || header_buf_.size() > limits::kMaxHeaderScan) flush_headers();
+    } else if (!content_.empty()) {
+      host_.message_data(content_);
+    }
+  }
+  if (step.done) finish_data();
+}
+
+// The header section is complete (or too long to hold): count Received:, add tern's own
+// headers in front, and hand everything collected so far to the spool.
+void Session::flush_headers() {
+  headers_done_ = true;
+  const size_t hl = smtp::header_block_length(header_buf_);
+  const auto summary =
+      smtp::scan_headers(std::string_view(header_buf_).substr(0, std::min(hl, header_buf_.size())));
+  received_count_ = summary.received;
+  std::string prelude = received_header();
+  // Submission-style fixes only for our own clients (RFC 6409 §8); relayed mail is untouched.
+  if (client_.relay) {
+    if (!summary.has_message_id) prelude += "Message-ID: <" + queue_id_ + "@" + settings_->hostname + ">\r\n";
+    if (!summary.has_date) prelude += "Date: " + rfc5322_date(env_.arrival_us) + "\r\n";
+  }
+  host_.message_data(prelude);
+  if (!header_buf_.empty()) host_.message_data(header_buf_);
+  header_buf_.clear();
+}
+
+std::string Session::received_header() const {
+  // RFC 5321 §4.4 trace information.
+  std::string h = "Received: from " + helo_ + " (" + "[" + env_.client_address + "])\r\n";
+  h += "\tby " + settings_->hostname + " (tern) with " + env_.protocol + " id " + queue_id_;
+  if (env_.recipients.size() == 1) h += "\r\n\tfor <" + env_.recipients.front().address + ">";
+  h += "; " + rfc5322_date(env_.arrival_us) + "\r\n";
+  return h;
+}
+
+void Session::finish_data() {
+  if (!too_big_ && !headers_done_) flush_headers();
+  const auto& lim = settings_->limits;
+  const char* refusal = nullptr;
+  int code = 0;
+  const char* enh = "";
+  if (decoder_->saw_bare_newline() && lim.bare_newlines == config::BareNewlinePolicy::Reject) {
+    code = 550, enh = "5.6.0",
+    refusal = "Message contains a bare CR or LF; lines must end with CRLF (RFC 5321 2.3.8)";
+  } else if (too_big_) {
+    code = 552, enh = "5.3.4", refusal = "Message size exceeds fixed maximum message size";
+  } else if (decoder_->saw_long_line() && lim.long_lines == config::LongLinePolicy::Reject) {
+    code = 550, enh = "5.6.0", refusal = "Message has a line longer than the limit (RFC 5321 4.5.3.1.6)";
+  } else if (received_count_ > lim.max_received_headers) {
+    code = 554, enh = "5.4.6", refusal = "Too many Received: headers, mail loop suspected";
+  }
+  if (refusal) {
+    if (!too_big_) host_.abort_message();
+    state_ = State::Greeted;
+    reset_transaction();
+    error(code, enh, refusal);
+    if (draining_ && state_ != State::Closed) close_with(421, "4.3.2", "Service shutting down");
+    return;
+  }
+  state_ = State::WaitCommit;
+  host_.commit_message();
+}
+
+void Session::on_commit(CommitOutcome outcome) {
+  if (state_ != State::WaitCommit) return;
+  state_ = State::Greeted;
+  switch (outcome) {
+    case CommitOutcome::Committed:
+      ++accepted_;
+      emit(250, "2.0.0", "Ok: queued as " + queue_id_);
+      break;
+    case CommitOutcome::NoSpace:
+      emit(452, "4.3.1", "Insufficient system storage");
+      break;
+    case CommitOutcome::IoError:
+      emit(451, "4.3.0", "Error: queue file write error");
+      break;
+  }
+  reset_transaction();
+  if (draining_) return close_with(421, "4.3.2", "Service shutting down");
+  pump();  // commands pipelined behind the data
+}
+
+void Session::on_timeout() {
+  if (state_ == State::Closed) return;
+  close_with(421, "4.4.2", "Error: timeout exceeded");
+}
+
+void Session::on_shutdown() {
+  draining_ = true;
+  if (state_ == State::Ready || state_ == State::Greeted)
+    close_with(421, "4.3.2", "Service shutting down");
+}
+
+void Session::cmd_rset(const smtp::Command&) {
+  reset_transaction();
+  emit(250, "2.0.0", "Ok");
+  if (draining_) close_with(421, "4.3.2", "Service shutting down");
+}
+
+void Session::cmd_noop(const smtp::Command&) { emit(250, "2.0.0", "Ok"); }
+
+void Session::cmd_quit(const smtp::Command&) {
+  emit(221, "2.0.0", "Bye");
+  state_ = State::Closed;
+}
+
+void Session::cmd_vrfy(const smtp::Command& c) {
+  if (c.arg.empty()) return error(501, "5.5.4", "Syntax: VRFY address");
+  // RFC 5321 §3.5.3: 252 rather than revealing anything.
+  emit(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+void Session::cmd_help(const smtp::Command&) {
+  emit(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+}
+
+}  // namespace tern::server

@@ -1,0 +1,139 @@
+// The inbound SMTP session state machine (RFC 5321 server side). Pure: bytes and events
+// come in, reply bytes and requests to its host go out. It never touches a socket, the
+// disk or a clock itself; the connection glue (connection.cpp) does that and reports back.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/net.hpp"
+#include "config/config.hpp"
+#include "queue/envelope.hpp"
+#include "server/relay_policy.hpp"
+#include "smtp/command.hpp"
+#include "smtp/data_decoder.hpp"
+
+namespace tern::server {
+
+// Immutable settings shared by the sessions started under one config generation.
+struct SessionSettings {
+  std::string hostname;
+  config::Limits limits;
+  RelayPolicy policy;
+};
+
+struct ClientInfo {
+  IpAddress address;
+  uint16_t port = 0;
+  bool relay = false;  // in relay.networks
+};
+
+// How the queue answered a commit request.
+enum class CommitOutcome { Committed, NoSpace, IoError };
+
+// What the session asks of the outside world. Implemented by the connection glue (and by a
+// fake in unit tests).
+class SessionHost {
+ public:
+  virtual ~SessionHost() = default;
+  // Free-space reserve check at MAIL (queue_min_free plus the announced SIZE).
+  virtual bool queue_has_room(uint64_t announced_size) = 0;
+  // Starts spooling a message and returns its queue id.
+  virtual std::string begin_message(const queue::Envelope& env) = 0;
+  virtual void message_data(std::string_view content) = 0;
+  // Makes the message durable; the answer arrives later through Session::on_commit.
+  virtual void commit_message() = 0;
+  virtual void abort_message() = 0;
+  virtual int64_t now_us() = 0;
+  // A refusal worth a log line (the glue adds who and when).
+  virtual void log_event(std::string_view /*what*/) {}
+};
+
+class Session {
+ public:
+  enum class State { Ready, Greeted, Mail, Rcpt, Data, WaitCommit, Closed };
+
+  Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client, SessionHost& host);
+
+  void start();                      // queues the 220 greeting
+  void feed(std::string_view bytes); // client input
+  void on_commit(CommitOutcome outcome);
+  void on_timeout();
+  void on_shutdown();                // server stopping: finish the transaction, then 421
+
+  [[nodiscard]] std::string take_output() { return std::exchange(out_, {}); }
+  [[nodiscard]] bool has_output() const noexcept { return !out_.empty(); }
+  [[nodiscard]] State state() const noexcept { return state_; }
+  [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
+  // False while the session waits for the queue: the glue stops reading meanwhile.
+  [[nodiscard]] bool wants_input() const noexcept {
+    return state_ != State::WaitCommit && state_ != State::Closed;
+  }
+  [[nodiscard]] bool in_data() const noexcept { return state_ == State::Data; }
+  [[nodiscard]] const std::string& last_queue_id() const noexcept { return queue_id_; }
+  [[nodiscard]] uint32_t messages_accepted() const noexcept { return accepted_; }
+
+  // STARTTLS (a later issue) must call this: input pipelined before the TLS handshake is
+  // discarded, never interpreted after it (CVE-2011-0411).
+  void discard_buffered_input() noexcept;
+
+ private:
+  using Verb = smtp::Verb;
+  struct CommandSpec;
+  static const CommandSpec kCommands[];
+
+  void pump();
+  void handle_line(std::string_view line);
+  void feed_data();
+  void finish_data();
+  void flush_headers();
+  void reset_transaction();
+  void emit(int code, std::string_view enhanced, std::string_view text);
+  void error(int code, std::string_view enhanced, std::string_view text);
+  void close_with(int code, std::string_view enhanced, std::string_view text);
+  [[nodiscard]] std::string received_header() const;
+
+  void cmd_helo(const smtp::Command& c);
+  void cmd_ehlo(const smtp::Command& c);
+  void cmd_mail(const smtp::Command& c);
+  void cmd_rcpt(const smtp::Command& c);
+  void cmd_data(const smtp::Command& c);
+  void cmd_rset(const smtp::Command& c);
+  void cmd_noop(const smtp::Command& c);
+  void cmd_quit(const smtp::Command& c);
+  void cmd_vrfy(const smtp::Command& c);
+  void cmd_help(const smtp::Command& c);
+
+  std::shared_ptr<const SessionSettings> settings_;
+  ClientInfo client_;
+  SessionHost& host_;
+  State state_ = State::Ready;
+  std::string out_;
+  std::string in_;
+  size_t in_pos_ = 0;
+  bool discarding_long_line_ = false;
+  std::string_view current_line_;  // the command being handled (for log lines only)
+  bool draining_ = false;  // shutdown requested: close after the current transaction
+  uint32_t errors_ = 0;
+  uint32_t accepted_ = 0;
+
+  // Per-session
+  std::string helo_;
+  bool esmtp_ = false;
+  // Per-transaction
+  queue::Envelope env_;
+  bool smtputf8_ = false;
+  std::string queue_id_;
+  std::optional<smtp::DataDecoder> decoder_;
+  std::string content_;      // decoded bytes of the current input chunk
+  std::string header_buf_;   // header section being collected
+  bool headers_done_ = false;
+  bool too_big_ = false;
+  uint64_t content_size_ = 0;
+  size_t received_count_ = 0;
+};
+
+}  // namespace tern::server
