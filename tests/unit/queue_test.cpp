@@ -1,0 +1,127 @@
+// Unit tests for queue records (codec) and ids.
+#include <doctest/doctest.h>
+
+#include "queue/codec.hpp"
+#include "queue/queue_id.hpp"
+
+using namespace tern::queue;
+
+namespace {
+Envelope sample() {
+  Envelope e;
+  e.id = encode_id(1764066538123456);
+  e.arrival_us = 1764066538123456;
+  e.client_address = "127.0.0.1";
+  e.client_port = 50312;
+  e.client_helo = "client with spaces\tand tab";
+  e.client_relay = true;
+  e.protocol = "ESMTP";
+  e.sender = "\"odd sender\"@example.net";
+  e.mail_params = {"BODY=8BITMIME", "SIZE=1234"};
+  Recipient a;
+  a.address = "bob@partner.example";
+  Recipient b;
+  b.address = "hostmaster@example.net";
+  b.original = "postmaster";
+  b.params = {"NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;x%y@z"};
+  e.recipients = {a, b};
+  return e;
+}
+}  // namespace
+
+TEST_CASE("codec: header round trip") {
+  const Envelope e = sample();
+  const std::string data = "Subject: hi\r\n\r\nbody\r\n";
+  std::string file = encode_header(e, data.size()) + data;
+  auto p = parse_header(file);
+  REQUIRE(p.ok());
+  const Envelope& d = p->envelope;
+  CHECK(d.id == e.id);
+  CHECK(d.arrival_us == e.arrival_us);
+  CHECK(d.client_address == e.client_address);
+  CHECK(d.client_port == e.client_port);
+  CHECK(d.client_helo == e.client_helo);
+  CHECK(d.client_relay);
+  CHECK(d.protocol == "ESMTP");
+  CHECK(d.sender == e.sender);
+  CHECK(d.mail_params == e.mail_params);
+  REQUIRE(d.recipients.size() == 2);
+  CHECK(d.recipients[1].address == "hostmaster@example.net");
+  CHECK(d.recipients[1].original == "postmaster");
+  CHECK(d.recipients[1].params == e.recipients[1].params);
+  CHECK(p->data_size == data.size());
+  CHECK(file.substr(p->header_length) == data);
+  // Records stay one per line: no raw space/tab in token fields.
+  CHECK(file.find("sender <\"odd%20sender\"@example.net>\n") != std::string::npos);
+}
+
+TEST_CASE("codec: null sender and data-size patching") {
+  Envelope e = sample();
+  e.sender.clear();
+  std::string h = encode_header(e, 0);
+  CHECK(h.find("sender <>\n") != std::string::npos);
+  const size_t at = data_size_offset(h);
+  h.replace(at, kDataSizeDigits, format_data_size(42));
+  auto p = parse_header(h + std::string(42, 'x'));
+  REQUIRE(p.ok());
+  CHECK(p->envelope.sender.empty());
+  CHECK(p->data_size == 42);
+}
+
+TEST_CASE("codec: status records, last wins, torn tail ignored") {
+  Envelope e = sample();
+  std::string trailer = encode_status(0, RcptState::Deferred, 10, "451 4.3.0 try later") +
+                        encode_status(0, RcptState::Delivered, 20, "250 ok") +
+                        encode_status(1, RcptState::Failed, 30, "550 5.1.1 no such user") +
+                        "status 1 delivered 40 torn";  // no newline: a crash mid-append
+  REQUIRE(apply_status_records(e, trailer).ok());
+  CHECK(e.recipients[0].state == RcptState::Delivered);
+  CHECK(e.recipients[0].last_reply == "250 ok");
+  CHECK(e.recipients[1].state == RcptState::Failed);
+  CHECK(e.recipients[1].last_reply == "550 5.1.1 no such user");
+  CHECK(e.recipients[1].updated_us == 30);
+  Envelope f = sample();
+  CHECK_FALSE(apply_status_records(f, "status 9 delivered 1 x\n").ok());
+  CHECK_FALSE(apply_status_records(f, "garbage\n").ok());
+}
+
+TEST_CASE("codec: malformed headers are refused") {
+  const Envelope e = sample();
+  const std::string good = encode_header(e, 0);
+  CHECK_FALSE(parse_header("TERN-QUEUE 2\n").ok());
+  CHECK_FALSE(parse_header(good.substr(0, good.size() - 5)).ok());  // no data line
+  std::string unknown = good;
+  unknown.insert(unknown.find("sender"), "frobnicate 1\n");
+  CHECK_FALSE(parse_header(unknown).ok());
+  std::string no_rcpt = good;
+  while (no_rcpt.find("rcpt ") != std::string::npos) {
+    size_t a = no_rcpt.find("rcpt ");
+    no_rcpt.erase(a, no_rcpt.find('\n', a) - a + 1);
+  }
+  CHECK_FALSE(parse_header(no_rcpt).ok());
+}
+
+TEST_CASE("codec: escaping round trip") {
+  const std::string raw = "a b%c\r\n\x01\x7f\xC3\xB6";
+  CHECK(unescape(escape_token(raw)).value() == raw);
+  CHECK(unescape(escape_text(raw)).value() == raw);
+  CHECK(escape_token(raw).find(' ') == std::string::npos);
+  CHECK_FALSE(unescape("%G1").ok());
+  CHECK_FALSE(unescape("%4").ok());
+}
+
+TEST_CASE("ids: fixed length, sortable, strictly increasing") {
+  IdGenerator g;
+  std::string prev = g.next(1000);
+  CHECK(prev.size() == 11);
+  CHECK(valid_id(prev));
+  for (uint64_t t : {1000ull, 999ull, 1001ull, 5000000ull, 1764066538123456ull}) {
+    std::string id = g.next(t);
+    CHECK(id > prev);
+    prev = id;
+  }
+  CHECK(encode_id(1) < encode_id(2));
+  CHECK(encode_id(31) < encode_id(32));
+  CHECK_FALSE(valid_id("0123456789I"));
+  CHECK_FALSE(valid_id("short"));
+}

@@ -1,0 +1,275 @@
+// Unit tests for the inbound session state machine and the relay policy (no sockets).
+#include <doctest/doctest.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "server/relay_policy.hpp"
+#include "server/session.hpp"
+#include "smtp/address.hpp"
+
+using namespace tern;
+using namespace tern::server;
+
+namespace {
+
+config::Config test_config() {
+  config::Config c;
+  c.hostname = "relay.example.net";
+  c.postmaster = "hostmaster@example.net";
+  c.relay.networks = {*Cidr::parse("127.0.0.1/32")};
+  config::RelayDomain partner{"partner.example", std::nullopt};
+  config::RelayDomain other{"other.example", std::set<std::string>{"alice", "bob@other.example"}};
+  c.relay.domains = {partner, other};
+  c.limits.max_message_size = 1000;
+  c.limits.max_recipients = 3;
+  c.limits.max_errors = 5;
+  return c;
+}
+
+struct FakeHost : SessionHost {
+  bool room = true;
+  std::vector<queue::Envelope> begun;
+  std::string data;
+  int commits = 0, aborts = 0;
+  bool queue_has_room(uint64_t) override { return room; }
+  std::string begin_message(const queue::Envelope& env) override {
+    begun.push_back(env);
+    data.clear();
+    return "0000000000" + std::to_string(begun.size());
+  }
+  void message_data(std::string_view c) override { data.append(c); }
+  void commit_message() override { ++commits; }
+  void abort_message() override { ++aborts; }
+  int64_t now_us() override { return 1764066538000000; }
+};
+
+struct Harness {
+  FakeHost host;
+  std::unique_ptr<Session> s;
+  explicit Harness(const char* ip = "127.0.0.1", config::Config cfg = test_config()) {
+    auto settings = std::make_shared<const SessionSettings>(
+        SessionSettings{cfg.hostname, cfg.limits, RelayPolicy(cfg)});
+    auto addr = *IpAddress::parse(ip);
+    s = std::make_unique<Session>(settings, ClientInfo{addr, 4000, settings->policy.client_may_relay(addr)}, host);
+    s->start();
+    (void)s->take_output();
+  }
+  std::string send(std::string_view in) {
+    s->feed(in);
+    return s->take_output();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("session: greeting, EHLO capabilities, HELO") {
+  Harness h;
+  auto ehlo = h.send("EHLO client.example\r\n");
+  CHECK(ehlo.starts_with("250-relay.example.net\r\n"));
+  for (const char* cap : {"PIPELINING", "SIZE 1000", "8BITMIME", "SMTPUTF8", "ENHANCEDSTATUSCODES"})
+    CHECK(ehlo.find(cap) != std::string::npos);
+  CHECK(h.send("HELO x\r\n") == "250 relay.example.net\r\n");
+  CHECK(h.send("EHLO\r\n").starts_with("501 5.5.4"));
+}
+
+TEST_CASE("session: a full transaction reaches the host and waits for the commit") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  CHECK(h.send("MAIL FROM:<a@example.net> BODY=8BITMIME\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(h.send("RCPT TO:<b@victim.example>\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(h.send("DATA\r\n").starts_with("354 "));
+  REQUIRE(h.host.begun.size() == 1);
+  CHECK(h.host.begun[0].sender == "a@example.net");
+  CHECK(h.host.begun[0].mail_params == std::vector<std::string>{"BODY=8BITMIME"});
+  // The reply waits for the queue; commands pipelined behind the data wait too.
+  CHECK(h.send("Subject: t\r\n\r\nbody\r\n.\r\nQUIT\r\n").empty());
+  CHECK(h.s->state() == Session::State::WaitCommit);
+  CHECK_FALSE(h.s->wants_input());
+  CHECK(h.host.commits == 1);
+  CHECK(h.host.data.starts_with("Received: from c ([127.0.0.1])\r\n\tby relay.example.net (tern) with ESMTP id 00000000001\r\n\tfor <b@victim.example>; "));
+  CHECK(h.host.data.find("Message-ID: <00000000001@relay.example.net>\r\n") != std::string::npos);
+  CHECK(h.host.data.find("Date: ") != std::string::npos);
+  CHECK(h.host.data.ends_with("Subject: t\r\n\r\nbody\r\n"));
+  h.s->on_commit(CommitOutcome::Committed);
+  CHECK(h.s->take_output() == "250 2.0.0 Ok: queued as 00000000001\r\n221 2.0.0 Bye\r\n");
+  CHECK(h.s->closed());
+}
+
+TEST_CASE("session: commit failures map to 452 4.3.1 and 451 4.3.0") {
+  Harness h;
+  h.send("EHLO c\r\nMAIL FROM:<>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n");
+  h.send(".\r\n");
+  h.s->on_commit(CommitOutcome::NoSpace);
+  CHECK(h.s->take_output() == "452 4.3.1 Insufficient system storage\r\n");
+  h.send("MAIL FROM:<>\r\nRCPT TO:<b@x.example>\r\nDATA\r\n.\r\n");
+  h.s->on_commit(CommitOutcome::IoError);
+  CHECK(h.s->take_output().ends_with("451 4.3.0 Error: queue file write error\r\n"));
+}
+
+TEST_CASE("session: pipelined commands are answered in order") {
+  Harness h;
+  auto out = h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@y.example>\r\nRCPT TO:<bad>\r\nDATA\r\n");
+  CHECK(out.find("250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n501 5.1.3") != std::string::npos);
+  CHECK(out.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n"));
+}
+
+TEST_CASE("session: sequencing and syntax errors") {
+  Harness h;
+  CHECK(h.send("MAIL FROM:<a@b.example>\r\n").starts_with("503 5.5.1"));
+  h.send("EHLO c\r\n");
+  CHECK(h.send("RCPT TO:<a@b.example>\r\n").starts_with("503 5.5.1"));
+  CHECK(h.send("DATA\r\n").starts_with("503 5.5.1"));
+  h.s = nullptr;
+  Harness g;
+  g.send("EHLO c\r\n");
+  CHECK(g.send("MAIL FROM:a@b.example\r\n").starts_with("501"));
+  CHECK(g.send("MAIL TO:<a@b.example>\r\n").starts_with("501 5.5.4"));
+  CHECK(g.send("MAIL FROM:<a@b.example> FOO=1\r\n").starts_with("555 5.5.4"));
+  CHECK(g.send("FROB\r\n").starts_with("500 5.5.2"));
+  CHECK_FALSE(g.s->closed());
+  CHECK(g.send("RCPT TO:<a@b.example>\r\n").find("421 4.7.0") != std::string::npos);
+  CHECK(g.s->closed());  // fifth error: 421 and close
+}
+
+TEST_CASE("session: error limit closes with 421") {
+  Harness h;
+  std::string out;
+  for (int i = 0; i < 5; ++i) out += h.send("XYZZY\r\n");
+  CHECK(out.ends_with("421 4.7.0 relay.example.net Error: too many errors, closing connection\r\n"));
+  CHECK(h.s->closed());
+  CHECK(h.send("NOOP\r\n").empty());
+}
+
+TEST_CASE("session: over-long command lines get 500 5.5.2 and do not resync mid-line") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  std::string longline(5000, 'A');
+  auto out = h.send(longline);
+  CHECK(out.starts_with("500 5.5.2"));
+  CHECK(h.send("BBBB\r\nNOOP\r\n") == "250 2.0.0 Ok\r\n");  // the tail of the long line is dropped
+}
+
+TEST_CASE("session: SIZE at MAIL and at end of data") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  CHECK(h.send("MAIL FROM:<a@b.example> SIZE=1001\r\n").starts_with("552 5.3.4"));
+  CHECK(h.send("MAIL FROM:<a@b.example> SIZE=x\r\n").starts_with("501"));
+  h.send("MAIL FROM:<a@b.example> SIZE=10\r\nRCPT TO:<x@y.example>\r\nDATA\r\n");
+  // Oversized data: no reply until the real end of data.
+  CHECK(h.send(std::string(1500, 'x') + "\r\n").empty());
+  CHECK(h.send("more\r\n").empty());
+  CHECK(h.send(".\r\n").starts_with("552 5.3.4"));
+  CHECK(h.host.commits == 0);
+  CHECK(h.host.aborts >= 1);
+  CHECK(h.send("NOOP\r\n") == "250 2.0.0 Ok\r\n");
+}
+
+TEST_CASE("session: no room at MAIL gives 452 4.3.1") {
+  Harness h;
+  h.host.room = false;
+  h.send("EHLO c\r\n");
+  CHECK(h.send("MAIL FROM:<a@b.example>\r\n").starts_with("452 4.3.1"));
+}
+
+TEST_CASE("session: bare LF smuggling is answered only at the real end, with 550 5.6.0") {
+  Harness h;
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@y.example>\r\nDATA\r\n");
+  CHECK(h.send("hi\n.\nMAIL FROM:<evil@x.example>\r\nRCPT TO:<v@y.example>\r\nDATA\r\nsmuggled\r\n").empty());
+  CHECK(h.send(".\r\n").starts_with("550 5.6.0"));
+  CHECK(h.host.begun.size() == 1);
+  CHECK(h.host.commits == 0);
+}
+
+TEST_CASE("session: loop detection counts Received headers") {
+  // test_config's max_message_size (1000) is too small for 51 headers.
+  config::Config c = test_config();
+  c.limits.max_message_size = 100000;
+  for (int n : {50, 51}) {
+    Harness h("127.0.0.1", c);
+    h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@y.example>\r\nDATA\r\n");
+    std::string msg;
+    for (int i = 0; i < n; ++i) msg += "Received: from hop" + std::to_string(i) + "\r\n";
+    auto out = h.send(msg + "\r\nbody\r\n.\r\n");
+    if (n == 50) {
+      CHECK(out.empty());
+      CHECK(h.host.commits == 1);
+    } else {
+      CHECK(out.starts_with("554 5.4.6"));
+      CHECK(h.host.commits == 0);
+    }
+  }
+}
+
+TEST_CASE("session: recipients limit gives 452 4.5.3") {
+  Harness h;
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+  for (int i = 0; i < 3; ++i) CHECK(h.send("RCPT TO:<u" + std::to_string(i) + "@y.example>\r\n").starts_with("250"));
+  CHECK(h.send("RCPT TO:<u9@y.example>\r\n").starts_with("452 4.5.3"));
+}
+
+TEST_CASE("session: no Message-ID/Date added for outsiders") {
+  Harness h("127.0.0.5");
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\nDATA\r\n");
+  h.send("Subject: t\r\n\r\nbody\r\n.\r\n");
+  CHECK(h.host.data.find("Message-ID:") == std::string::npos);
+  CHECK(h.host.data.find("\r\nDate:") == std::string::npos);
+}
+
+TEST_CASE("session: shutdown closes idle sessions, lets a transaction finish") {
+  Harness idle;
+  idle.send("EHLO c\r\n");
+  idle.s->on_shutdown();
+  CHECK(idle.s->take_output().starts_with("421 4.3.2"));
+  CHECK(idle.s->closed());
+
+  Harness busy;
+  busy.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@y.example>\r\n");
+  busy.s->on_shutdown();
+  CHECK_FALSE(busy.s->closed());
+  busy.send("DATA\r\nbody\r\n.\r\n");
+  busy.s->on_commit(CommitOutcome::Committed);
+  auto out = busy.s->take_output();
+  CHECK(out.find("250 2.0.0 Ok: queued as") != std::string::npos);
+  CHECK(out.ends_with("421 4.3.2 relay.example.net Service shutting down\r\n"));
+  CHECK(busy.s->closed());
+}
+
+TEST_CASE("session: discarding buffered input (STARTTLS rule)") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  h.s->discard_buffered_input();
+  CHECK(h.send("NOOP\r\n") == "250 2.0.0 Ok\r\n");
+}
+
+TEST_CASE("relay: the open-relay guard") {
+  const config::Config cfg = test_config();
+  RelayPolicy p(cfg);
+  auto check = [&](const char* path, bool relay) {
+    auto a = smtp::parse_path(path, false, true, false);
+    REQUIRE(a.ok());
+    return p.check(a->address, relay);
+  };
+  CHECK(p.client_may_relay(*IpAddress::parse("127.0.0.1")));
+  CHECK(p.client_may_relay(*IpAddress::parse("::ffff:127.0.0.1")));
+  CHECK_FALSE(p.client_may_relay(*IpAddress::parse("127.0.0.5")));
+
+  CHECK(check("<u@victim.example>", false).enhanced == "5.7.1");
+  CHECK(check("<@partner.example:u@victim.example>", false).enhanced == "5.7.1");
+  CHECK(check("<u@[127.0.0.1]>", false).enhanced == "5.7.1");
+  CHECK(check("<u@sub.partner.example>", false).enhanced == "5.7.1");
+  CHECK(check("<u@PARTNER.Example.>", false).accept);
+  CHECK(check("<@victim.example:u@partner.example>", false).accept);
+  CHECK(check("<Alice@other.example>", false).accept);
+  CHECK(check("<bob@other.example>", false).accept);
+  CHECK(check("<carol@other.example>", false).enhanced == "5.1.1");
+  CHECK(check("<carol@other.example>", true).enhanced == "5.1.1");
+  auto pm = check("<postmaster>", false);
+  CHECK(pm.accept);
+  CHECK(pm.deliver_to == "hostmaster@example.net");
+  CHECK(check("<PostMaster@Relay.Example.NET>", false).deliver_to == "hostmaster@example.net");
+  CHECK(check("<someone@relay.example.net>", true).enhanced == "5.1.1");
+  CHECK(check("<u@victim.example>", true).accept);
+  CHECK(check("<u@[127.0.0.1]>", true).accept);
+}

@@ -1,0 +1,194 @@
+// Unit tests for the pure SMTP layer: addresses, commands, parameters, replies, DATA codec.
+#include <doctest/doctest.h>
+
+#include "smtp/address.hpp"
+#include "smtp/command.hpp"
+#include "smtp/data_decoder.hpp"
+#include "smtp/headers.hpp"
+#include "smtp/reply.hpp"
+
+using namespace tern::smtp;
+
+TEST_CASE("address: mailbox forms") {
+  auto p = parse_path("<alice@example.net> SIZE=10", true, false, false);
+  REQUIRE(p.ok());
+  CHECK(p->address.local == "alice");
+  CHECK(p->address.domain == "example.net");
+  CHECK(p->address.mailbox() == "alice@example.net");
+  CHECK(p->rest == " SIZE=10");
+
+  auto q = parse_path(R"(<"john \"q\" doe"@example.net>)", false, false, false);
+  REQUIRE(q.ok());
+  CHECK(q->address.local == R"("john \"q\" doe")");
+
+  auto n = parse_path("<>", true, false, false);
+  REQUIRE(n.ok());
+  CHECK(n->address.null);
+  CHECK_FALSE(parse_path("<>", false, false, false).ok());
+
+  auto lit = parse_path("<u@[127.0.0.1]>", false, false, false);
+  REQUIRE(lit.ok());
+  CHECK(lit->address.literal);
+  CHECK(parse_path("<u@[IPv6:::1]>", false, false, false).ok());
+  CHECK_FALSE(parse_path("<u@[999.0.0.1]>", false, false, false).ok());
+
+  auto dot = parse_path("<u@Example.NET.>", false, false, false);
+  REQUIRE(dot.ok());
+  CHECK(dot->address.domain == "Example.NET.");
+}
+
+TEST_CASE("address: source routes are parsed and kept apart from the final mailbox") {
+  auto p = parse_path("<@partner.example,@b.example:u@victim.example>", false, false, false);
+  REQUIRE(p.ok());
+  CHECK(p->address.source_route.size() == 2);
+  CHECK(p->address.domain == "victim.example");
+  CHECK_FALSE(parse_path("<@partner.example u@victim.example>", false, false, false).ok());
+}
+
+TEST_CASE("address: postmaster without a domain only where allowed") {
+  auto p = parse_path("<Postmaster>", false, true, false);
+  REQUIRE(p.ok());
+  CHECK(p->address.bare_postmaster());
+  CHECK_FALSE(parse_path("<postmaster>", false, false, false).ok());
+  CHECK_FALSE(parse_path("<bob>", false, true, false).ok());
+}
+
+TEST_CASE("address: malformed input is refused") {
+  for (const char* bad : {"alice@example.net", "<alice@example.net", "<alice>", "<@x>", "<a..b@x.org>",
+                          "<.a@x.org>", "<a.@x.org>", "<a@-x.org>", "<a@x-.org>", "<a@x..org>",
+                          "<a b@x.org>", "<a@x.org", "<\"unterminated@x.org>", "<a@>", "<@a:>"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_path(bad, true, true, false).ok());
+  }
+}
+
+TEST_CASE("address: UTF-8 needs SMTPUTF8") {
+  const char* utf8 = "<j\xC3\xB6rg@b\xC3\xBC" "cher.example>";
+  CHECK_FALSE(parse_path(utf8, false, false, false).ok());
+  auto p = parse_path(utf8, false, false, true);
+  REQUIRE(p.ok());
+  CHECK(p->address.utf8);
+  // Malformed UTF-8 is refused even with SMTPUTF8.
+  CHECK_FALSE(parse_path("<j\xC3@x.example>", false, false, true).ok());
+}
+
+TEST_CASE("command: verbs are case-insensitive, arguments trimmed") {
+  auto c = parse_command("mail FROM:<a@b.c>  ");
+  CHECK(c.verb == Verb::Mail);
+  CHECK(c.arg == "FROM:<a@b.c>");
+  CHECK(parse_command("EhLo x").verb == Verb::Ehlo);
+  CHECK(parse_command("DATA").arg.empty());
+  CHECK(parse_command("FROBNICATE").verb == Verb::Unknown);
+  CHECK(parse_command("").verb == Verb::Unknown);
+  CHECK(parse_command("STARTTLS").verb == Verb::Starttls);
+}
+
+TEST_CASE("command: FROM:/TO: prefix with optional space") {
+  CHECK(strip_prefix("FROM:<a@b.c>", "FROM:").value() == "<a@b.c>");
+  CHECK(strip_prefix("from: <a@b.c>", "FROM:").value() == "<a@b.c>");
+  CHECK_FALSE(strip_prefix("FROM <a@b.c>", "FROM:").has_value());
+}
+
+TEST_CASE("params: keyword and value syntax") {
+  auto p = parse_params(" SIZE=1000  body=8BITMIME SMTPUTF8", false);
+  REQUIRE(p.ok());
+  REQUIRE(p->size() == 3);
+  CHECK((*p)[0].keyword == "SIZE");
+  CHECK((*p)[0].value.value() == "1000");
+  CHECK((*p)[1].keyword == "BODY");
+  CHECK_FALSE((*p)[2].value.has_value());
+  CHECK_FALSE(parse_params(" SIZE=", false).ok());
+  CHECK_FALSE(parse_params(" -X=1", false).ok());
+  CHECK_FALSE(parse_params(" X=a=b", false).ok());
+  CHECK_FALSE(parse_params(" X=\xC3\xB6", false).ok());
+  CHECK(parse_params(" X=\xC3\xB6", true).ok());
+}
+
+TEST_CASE("reply: single and multi-line") {
+  CHECK(reply(250, "2.1.0", "Ok") == "250 2.1.0 Ok\r\n");
+  CHECK(reply(354, "", "Go") == "354 Go\r\n");
+  CHECK(reply_lines(250, {"a", "b", "c"}) == "250-a\r\n250-b\r\n250 c\r\n");
+}
+
+namespace {
+struct Decoded {
+  std::string content;
+  size_t consumed = 0;
+  bool done = false;
+  bool bare = false;
+  bool long_line = false;
+};
+Decoded decode(std::string_view in, bool normalize = false, size_t chunk = 0) {
+  DataDecoder d({normalize, 1000});
+  Decoded r;
+  if (chunk == 0) chunk = in.size() ? in.size() : 1;
+  size_t pos = 0;
+  while (pos < in.size() && !r.done) {
+    auto piece = in.substr(pos, chunk);
+    auto step = d.feed(piece, r.content);
+    pos += step.consumed;
+    r.done = step.done;
+    if (!step.done) CHECK(step.consumed == piece.size());
+  }
+  r.consumed = pos;
+  r.bare = d.saw_bare_newline();
+  r.long_line = d.saw_long_line();
+  return r;
+}
+}  // namespace
+
+TEST_CASE("data: terminator, unstuffing and trailing input") {
+  const std::string in = "Subject: x\r\n\r\n..leading dot\r\n.\r\nQUIT\r\n";
+  for (size_t chunk : {0, 1, 2, 3, 7}) {
+    CAPTURE(chunk);
+    auto r = decode(in, false, chunk);
+    CHECK(r.done);
+    CHECK(r.content == "Subject: x\r\n\r\n.leading dot\r\n");
+    CHECK(in.substr(r.consumed) == "QUIT\r\n");
+    CHECK_FALSE(r.bare);
+  }
+  auto empty = decode(".\r\n");
+  CHECK(empty.done);
+  CHECK(empty.content.empty());
+}
+
+TEST_CASE("data: bare LF and bare CR never end the data") {
+  for (const char* smuggle : {"a\n.\nMAIL FROM:<x@y>\r\n", "a\r\n.\nMAIL\r\n", "a\n.\r\nMAIL\r\n",
+                              "a\r.\r\nMAIL\r\n", "a\r\n.\rMAIL\r\n", "a\r\n.\r\r\nMAIL\r\n"}) {
+    CAPTURE(smuggle);
+    for (bool normalize : {false, true}) {
+      std::string in = std::string(smuggle) + "tail\r\n.\r\n";
+      auto r = decode(in, normalize);
+      CHECK(r.done);
+      CHECK(r.consumed == in.size());  // only the real CRLF.CRLF ended it
+      CHECK(r.bare);
+      if (normalize) {
+        // Stored content has no bare CR or LF left.
+        for (size_t i = 0; i < r.content.size(); ++i) {
+          if (r.content[i] == '\n') CHECK((i > 0 && r.content[i - 1] == '\r'));
+          if (r.content[i] == '\r') CHECK((i + 1 < r.content.size() && r.content[i + 1] == '\n'));
+        }
+      }
+    }
+  }
+}
+
+TEST_CASE("data: long lines are flagged, not cut") {
+  std::string line(998, 'x');
+  CHECK_FALSE(decode(line + "\r\n.\r\n").long_line);
+  auto r = decode(line + "y\r\n.\r\n");
+  CHECK(r.long_line);
+  CHECK(r.content.size() == 1001);
+}
+
+TEST_CASE("headers: counting Received and spotting Message-ID/Date") {
+  const std::string block =
+      "Received: from a\r\n\tby b\r\nreceived: x\r\nMessage-Id: <1@x>\r\nSubject: Date: no\r\n\r\n";
+  auto s = scan_headers(block);
+  CHECK(s.received == 2);
+  CHECK(s.has_message_id);
+  CHECK_FALSE(s.has_date);
+  CHECK(header_block_length(block + "body") == block.size());
+  CHECK(header_block_length("\r\nbody") == 2);
+  CHECK(header_block_length("Subject: x\r\n") == std::string::npos);
+}
