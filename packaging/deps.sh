@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tern needs, only those missing.
+#   packaging/deps.sh build   - to build ternd and ternctl
+#   packaging/deps.sh test    - to build and run the test suite
+#   packaging/deps.sh bench   - to run bench/ (adds Postfix for smtp-source/smtp-sink)
+set -euo pipefail
+
+build=(build-essential cmake pkg-config libuv1-dev libunbound-dev libssl-dev libspdlog-dev
+       libyaml-cpp-dev doctest-dev)
+test=(python3 python3-aiosmtpd python3-dnslib swaks unbound iproute2)
+bench=(postfix procps)
+
+want=("${build[@]}")
+case "${1:-build}" in
+  build) ;;
+  test) want+=("${test[@]}") ;;
+  bench) want+=("${test[@]}" "${bench[@]}") ;;
+  *) echo "usage: $0 build|test|bench" >&2; exit 2 ;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "deps: installing ${missing[*]}" >&2
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+# Postfix must not configure or start a system mail service: bench runs a private instance.
+echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+"${sudo[@]}" apt-get update -qq
+"${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

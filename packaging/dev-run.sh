@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs ternd in the foreground on the dev config:
+# 127.0.0.1:2525, queue under var/queue in the repository, relay from loopback only.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+packaging/deps.sh build
+packaging/build.sh
+exec build/ternd --config config/dev.yaml
