@@ -485,19 +485,121 @@ void read_retry(const Value& v, Retry& out) {
   }
 }
 
+void read_client_timeouts(const Value& v, ClientTimeouts& out) {
+  const Fields f(v, {"connect", "greeting", "helo", "mail", "rcpt", "data", "data_block",
+                     "data_end", "quit"});
+  auto set = [&](const char* name, Seconds& field) {
+    if (auto* x = f.get(name)) field = read_duration(*x, Seconds(1));
+  };
+  set("connect", out.connect);
+  set("greeting", out.greeting);
+  set("helo", out.helo);
+  set("mail", out.mail);
+  set("rcpt", out.rcpt);
+  set("data", out.data);
+  set("data_block", out.data_block);
+  set("data_end", out.data_end);
+  set("quit", out.quit);
+}
+
 void read_delivery(const Value* v, Delivery& out) {
   if (!v) return;
-  const Fields f(*v, {"port", "retry", "max_queue_time"});
+  const Fields f(*v, {"port", "retry", "max_queue_time", "max_in_flight", "max_per_destination",
+                      "max_mx_hosts", "max_addresses", "address_family", "prefer_ipv6",
+                      "external_addresses", "timeouts"});
   if (auto* x = f.get("port")) out.port = read_port(*x);
   if (auto* x = f.get("retry")) read_retry(*x, out.retry);
   if (auto* x = f.get("max_queue_time")) out.max_queue_time = read_duration(*x, Seconds(1));
+  if (auto* x = f.get("max_in_flight")) out.max_in_flight = read_u32(*x, 1);
+  if (auto* x = f.get("max_per_destination")) out.max_per_destination = read_u32(*x, 1);
+  if (auto* x = f.get("max_mx_hosts")) out.max_mx_hosts = read_u32(*x, 1);
+  if (auto* x = f.get("max_addresses")) out.max_addresses = read_u32(*x, 1);
+  if (auto* x = f.get("address_family")) {
+    const std::string w = read_word(*x, {"any", "ipv4", "ipv6"});
+    out.address_family = w == "ipv4" ? AddressFamily::Ipv4 : w == "ipv6" ? AddressFamily::Ipv6
+                                                                         : AddressFamily::Any;
+  }
+  if (auto* x = f.get("prefer_ipv6"))
+    out.prefer_ipv6 = read_word(*x, {"true", "false", "yes", "no"}) == "true" ||
+                      x->node().Scalar() == "yes";
+  if (auto* x = f.get("external_addresses")) {
+    for (const Value& item : items_of(*x)) {
+      const std::string text = scalar_of(item, "an IP address");
+      auto a = IpAddress::parse(text);
+      if (!a) item.fail("expected an IP address, got " + quote(text));
+      out.external_addresses.push_back(*a);
+    }
+  }
+  if (auto* x = f.get("timeouts")) read_client_timeouts(*x, out.timeouts);
+}
+
+// routes: {domain: "host[:port]" | "[v6addr]:port" | "[addr]"} — the next hop replaces MX.
+std::map<std::string, Route> read_routes(const Value* v) {
+  std::map<std::string, Route> out;
+  if (!v || v->node().IsNull()) return out;
+  if (!v->node().IsMap()) v->fail("expected a map of domain: next hop, got " + v->describe());
+  for (const auto& kv : v->node()) {
+    const int line = line_of(kv.first, v->line());
+    const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+    const Value key_v(v->source(), kv.first, child_key(v->key(), name), line);
+    const Value val(v->source(), kv.second, child_key(v->key(), name), line);
+    std::string domain = "*";
+    if (name != "*") {
+      if (auto why = domain_problem(name)) key_v.fail("not a domain name or \"*\": " + *why);
+      domain = canonical_domain(name);
+    }
+    if (out.count(domain)) key_v.fail("duplicate route");
+    const std::string text = scalar_of(val, "a next hop \"host[:port]\"");
+    Route r;
+    std::string_view host = text;
+    std::string_view port;
+    bool had_colon = false;
+    if (!host.empty() && host.front() == '[') {
+      const size_t close = host.find(']');
+      if (close == std::string_view::npos) val.fail("missing ] in " + quote(text));
+      port = host.substr(close + 1);
+      host = host.substr(1, close - 1);
+      if (!port.empty() && port.front() != ':') val.fail("expected :port after ] in " + quote(text));
+      had_colon = !port.empty();
+      if (had_colon) port.remove_prefix(1);
+      if (!IpAddress::parse(host)) val.fail("not an IP address inside []: " + quote(text));
+    } else {
+      const size_t colon = host.rfind(':');
+      if (colon != std::string_view::npos) {
+        had_colon = true;
+        port = host.substr(colon + 1);
+        host = host.substr(0, colon);
+      }
+      if (!IpAddress::parse(host)) {
+        if (auto why = domain_problem(host)) val.fail("bad next-hop host " + quote(text) + ": " + *why);
+      }
+    }
+    if (had_colon && port.empty()) val.fail("empty port in " + quote(text));
+    if (!port.empty()) {
+      auto n = parse_digits(port);
+      if (!n || *n < 1 || *n > 65535) val.fail("bad port in " + quote(text));
+      r.port = uint16_t(*n);
+    }
+    r.host = IpAddress::parse(host) ? std::string(host) : canonical_domain(host);
+    out.emplace(domain, std::move(r));
+  }
+  return out;
+}
+
+void read_control(const Value* v, Control& out, const std::string& queue_dir) {
+  out.socket = queue_dir + "/control.sock";
+  if (!v) return;
+  const Fields f(*v, {"socket", "group"});
+  if (auto* x = f.get("socket")) out.socket = resolve_path(*x, scalar_of(*x, "a path"));
+  if (auto* x = f.get("group")) out.group = scalar_of(*x, "a group name");
 }
 
 // "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": the address is everything before the
 // last '@', so IPv6 needs no brackets.
 void read_dns(const Value* v, Dns& out) {
   if (!v) return;
-  const Fields f(*v, {"forwarders"});
+  const Fields f(*v, {"forwarders", "timeout"});
+  if (auto* x = f.get("timeout")) out.timeout = read_duration(*x, Seconds(1));
   if (const Value* fw = f.get("forwarders")) {
     for (const Value& item : items_of(*fw)) {
       const std::string text = scalar_of(item, "an address or address@port");
@@ -516,7 +618,8 @@ void read_dns(const Value* v, Dns& out) {
 Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
-                        "log_level", "limits", "timeouts", "delivery", "dns"});
+                        "log_level", "limits", "timeouts", "delivery", "routes", "dns",
+                        "control"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -534,7 +637,9 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   read_limits(f.get("limits"), cfg.limits);
   read_timeouts(f.get("timeouts"), cfg.timeouts);
   read_delivery(f.get("delivery"), cfg.delivery);
+  cfg.routes = read_routes(f.get("routes"));
   read_dns(f.get("dns"), cfg.dns);
+  read_control(f.get("control"), cfg.control, cfg.queue_dir);
   return cfg;
 }
 

@@ -59,14 +59,50 @@ struct Retry {
   double factor = 2.0;
 };
 
+// SMTP client timeouts, RFC 5321 §4.5.3.2.
+struct ClientTimeouts {
+  Seconds connect{30};
+  Seconds greeting{300};   // §4.5.3.2.1 initial 220
+  Seconds helo{300};
+  Seconds mail{300};       // §4.5.3.2.2
+  Seconds rcpt{300};       // §4.5.3.2.3
+  Seconds data{120};       // §4.5.3.2.4 DATA initiation
+  Seconds data_block{180}; // §4.5.3.2.5
+  Seconds data_end{600};   // §4.5.3.2.6
+  Seconds quit{60};
+};
+
+enum class AddressFamily { Any, Ipv4, Ipv6 };
+
 struct Delivery {
   uint16_t port = 25;
   Retry retry;
   Seconds max_queue_time{5 * 86400};
+  uint32_t max_in_flight = 100;          // outbound connections at once, overall
+  uint32_t max_per_destination = 10;     // outbound connections per destination
+  uint32_t max_mx_hosts = 10;            // MX hosts considered per attempt
+  uint32_t max_addresses = 20;           // addresses tried per attempt
+  AddressFamily address_family = AddressFamily::Any;
+  bool prefer_ipv6 = false;              // with Any: which family is tried first
+  std::vector<IpAddress> external_addresses;  // also "me" for the MX self rule (NAT, LB)
+  ClientTimeouts timeouts;
+};
+
+// A fixed next hop for a domain ("*" = every other domain: a smarthost).
+struct Route {
+  std::string host;    // a name (resolved by A/AAAA) or an IP address literal
+  uint16_t port = 0;   // 0 = delivery.port
 };
 
 struct Dns {
   std::vector<std::string> forwarders;  // "addr" or "addr@port"; empty = system resolver
+  Seconds timeout{30};                  // per query, on top of libunbound's own retries
+};
+
+// The admin control socket ternctl talks to.
+struct Control {
+  std::string socket;  // default: <queue_dir>/control.sock
+  std::string group;   // members may use ternctl besides root; empty = root only
 };
 
 struct Listen {
@@ -84,7 +120,9 @@ struct Config {
   Limits limits;
   Timeouts timeouts;
   Delivery delivery;
+  std::map<std::string, Route> routes;  // key: canonical domain or "*"
   Dns dns;
+  Control control;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 

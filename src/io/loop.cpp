@@ -128,3 +128,29 @@ uint64_t raise_fd_limit() {
 }
 
 }  // namespace tern::io
+
+namespace tern::io {
+
+struct Poll::Handle {
+  uv_poll_t p{};
+  std::function<void()> cb;
+};
+
+Poll::Poll(Loop& loop, int fd, std::function<void()> cb) : h_(new Handle) {
+  h_->cb = std::move(cb);
+  uv_poll_init(loop.raw(), &h_->p, fd);
+  h_->p.data = h_;
+  uv_poll_start(&h_->p, UV_READABLE, [](uv_poll_t* p, int, int) {
+    auto* h = static_cast<Handle*>(p->data);
+    guarded("poll", [&] { auto cb = h->cb; cb(); });
+  });
+}
+
+Poll::~Poll() {
+  uv_poll_stop(&h_->p);
+  h_->cb = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&h_->p),
+           [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+}
+
+}  // namespace tern::io

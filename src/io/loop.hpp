@@ -65,3 +65,20 @@ class Signal {
 uint64_t raise_fd_limit();
 
 }  // namespace tern::io
+
+namespace tern::io {
+
+// Calls `cb` on the loop thread whenever `fd` is readable (used for libunbound's socket).
+class Poll {
+ public:
+  Poll(Loop& loop, int fd, std::function<void()> cb);
+  ~Poll();
+  Poll(const Poll&) = delete;
+  Poll& operator=(const Poll&) = delete;
+
+ private:
+  struct Handle;
+  Handle* h_;
+};
+
+}  // namespace tern::io

@@ -1,0 +1,316 @@
+// SMTP client session: greeting, EHLO/HELO fallback, one transaction at a time with or
+// without pipelining, and the per-recipient verdicts.
+#include "delivery/client_session.hpp"
+
+#include "common/strings.hpp"
+#include "smtp/data_encoder.hpp"
+
+namespace tern::delivery {
+
+Capabilities parse_ehlo(const smtp::Reply& r) {
+  Capabilities c;
+  c.esmtp = true;
+  for (size_t i = 1; i < r.lines.size(); ++i) {  // the first line is the server's name
+    const std::string_view line = r.lines[i];
+    const std::string_view kw = line.substr(0, line.find(' '));
+    if (iequals(kw, "PIPELINING")) c.pipelining = true;
+    else if (iequals(kw, "8BITMIME")) c.eightbitmime = true;
+    else if (iequals(kw, "SMTPUTF8")) c.smtputf8 = true;
+    else if (iequals(kw, "DSN")) c.dsn = true;
+    else if (iequals(kw, "SIZE")) {
+      c.size = true;
+      if (line.size() > 5) {
+        try {
+          c.max_size = std::stoull(std::string(trim(line.substr(5))));
+        } catch (...) {
+          c.max_size = 0;  // unparsable limit: treat as none announced
+        }
+      }
+    }
+  }
+  return c;
+}
+
+void ClientSession::send(std::string line) {
+  out_ += line;
+  out_ += "\r\n";
+}
+
+ClientSession::Wait ClientSession::waiting_for() const noexcept {
+  switch (state_) {
+    case State::Greeting: return Wait::Greeting;
+    case State::Ehlo:
+    case State::Helo:
+    case State::Rset: return Wait::Helo;
+    case State::Txn:
+      if (answered_ >= cmds_.size()) return Wait::None;
+      switch (cmds_[answered_]) {
+        case Cmd::Mail: return Wait::Mail;
+        case Cmd::Rcpt: return Wait::Rcpt;
+        case Cmd::Data: return Wait::Data;
+      }
+      return Wait::Mail;
+    case State::Body: return Wait::DataBlock;
+    case State::DataEnd: return Wait::DataEnd;
+    case State::Quit: return Wait::Quit;
+    case State::Ready:
+    case State::Closed: return Wait::None;
+  }
+  return Wait::None;
+}
+
+void ClientSession::feed(std::string_view bytes) {
+  if (state_ == State::Closed) return;
+  std::vector<smtp::Reply> replies;
+  auto st = parser_.feed(bytes, replies);
+  for (const auto& r : replies) {
+    if (state_ == State::Closed) return;
+    on_reply(r);
+  }
+  if (!st.ok()) on_closed("protocol error: " + st.error().message);
+}
+
+void ClientSession::fail_setup(std::string why) {
+  setup_failure_ = std::move(why);
+  send("QUIT");
+  state_ = State::Closed;
+}
+
+void ClientSession::on_reply(const smtp::Reply& r) {
+  switch (state_) {
+    case State::Greeting:
+      if (r.code / 100 == 2) {
+        send("EHLO " + helo_);
+        state_ = State::Ehlo;
+      } else {
+        fail_setup("greeting: " + r.str());
+      }
+      return;
+    case State::Ehlo:
+      if (r.positive()) {
+        caps_ = parse_ehlo(r);
+        state_ = State::Ready;
+      } else if (r.permanent()) {
+        send("HELO " + helo_);  // RFC 5321 §3.2: an old server may not know EHLO
+        state_ = State::Helo;
+      } else {
+        fail_setup("EHLO: " + r.str());
+      }
+      return;
+    case State::Helo:
+      if (r.positive()) {
+        caps_ = Capabilities{};
+        state_ = State::Ready;
+      } else {
+        fail_setup("HELO: " + r.str());
+      }
+      return;
+    case State::Rset:
+      if (r.positive()) return begin_mail();
+      decide_all(Verdict::Deferred, "RSET: " + r.str(), true);
+      result_->next_host = true;
+      send("QUIT");
+      state_ = State::Closed;
+      return;
+    case State::Txn:
+      return on_txn_reply(r);
+    case State::DataEnd: {
+      const Verdict v = r.positive() ? Verdict::Delivered
+                        : r.temporary() ? Verdict::Deferred : Verdict::Failed;
+      for (size_t i = 0; i < rcpt_.size(); ++i)
+        if (accepted_[i]) rcpt_[i] = RcptResult{v, r.str()};
+      return finish_txn();
+    }
+    case State::Quit:
+      state_ = State::Closed;
+      return;
+    case State::Ready:
+    case State::Body:
+    case State::Closed:
+      // An unsolicited reply (typically 421 before an idle close): the connection is over.
+      state_ = State::Closed;
+      return;
+  }
+}
+
+void ClientSession::start(Transaction t) {
+  txn_ = std::move(t);
+  rcpt_.assign(txn_.rcpts.size(), std::nullopt);
+  accepted_.assign(txn_.rcpts.size(), false);
+  mail_ok_ = false;
+  decided_any_ = false;
+  sent_ = answered_ = 0;
+  cmds_.clear();
+  const uint64_t size = txn_.message ? txn_.message->size() : 0;
+  // Decide early what the next hop told us it cannot take (RFC 1870 §6, RFC 6531 §3.4).
+  if (caps_.size && caps_.max_size && size > caps_.max_size) {
+    decide_all(Verdict::Failed,
+               "552 5.3.4 Message too big for the next hop (its limit is " +
+                   std::to_string(caps_.max_size) + " bytes)", false);
+    result_->next_host = false;
+    return;
+  }
+  if (txn_.smtputf8 && !caps_.smtputf8) {
+    decide_all(Verdict::Failed, "553 5.6.7 The next hop does not support SMTPUTF8 (RFC 6531)", false);
+    return;
+  }
+  if (used_) {
+    send("RSET");
+    state_ = State::Rset;
+  } else {
+    begin_mail();
+  }
+}
+
+void ClientSession::begin_mail() {
+  std::string mail = "MAIL FROM:<" + txn_.sender + ">";
+  if (caps_.size && txn_.message) mail += " SIZE=" + std::to_string(txn_.message->size());
+  // 8-bit data to a server without 8BITMIME is sent as is (what Postfix does by default).
+  if (txn_.eight_bit && caps_.eightbitmime) mail += " BODY=8BITMIME";
+  if (txn_.smtputf8) mail += " SMTPUTF8";
+  cmds_.push_back(Cmd::Mail);
+  std::vector<std::string> lines{mail};
+  for (const auto& r : txn_.rcpts) {
+    cmds_.push_back(Cmd::Rcpt);
+    lines.push_back("RCPT TO:<" + r + ">");
+  }
+  cmds_.push_back(Cmd::Data);
+  lines.push_back("DATA");
+  state_ = State::Txn;
+  lines_ = std::move(lines);
+  send_next_commands();
+}
+
+// With PIPELINING everything up to DATA goes at once (RFC 2920 §3.1); without it, one
+// command per reply, and no DATA when no recipient was accepted.
+void ClientSession::send_next_commands() {
+  if (caps_.pipelining) {
+    while (sent_ < lines_.size()) send(lines_[sent_++]);
+    return;
+  }
+  if (sent_ == answered_ && sent_ < lines_.size()) send(lines_[sent_++]);
+}
+
+void ClientSession::on_txn_reply(const smtp::Reply& r) {
+  const Cmd cmd = cmds_[answered_];
+  const size_t index = answered_ - 1;  // for RCPT replies
+  ++answered_;
+  if (r.code == 421) server_closing_ = true;
+  switch (cmd) {
+    case Cmd::Mail:
+      if (r.positive()) {
+        mail_ok_ = true;
+      } else {
+        mail_reply_ = r.str();
+        mail_temp_ = !r.permanent();
+      }
+      break;
+    case Cmd::Rcpt:
+      if (!mail_ok_) break;  // decided by the MAIL reply
+      if (r.positive()) {
+        accepted_[index] = true;
+      } else {
+        const bool too_many = r.code == 452 || r.enhanced == "4.5.3";
+        rcpt_[index] = RcptResult{r.permanent() ? Verdict::Failed
+                                  : too_many && !server_closing_ ? Verdict::RetryNow
+                                                                 : Verdict::Deferred,
+                                  r.str()};
+        decided_any_ = true;
+      }
+      break;
+    case Cmd::Data: {
+      bool any = false;
+      for (bool a : accepted_) any |= a;
+      if (r.code == 354) {
+        if (!mail_ok_ || !any) {
+          // A server that says 354 with no recipient accepted: sending data could deliver an
+          // empty message; drop the connection instead.
+          decide_all(Verdict::Deferred, "354 to DATA without accepted recipients", true);
+          state_ = State::Closed;
+          return;
+        }
+        out_ += smtp::encode_data(*txn_.message);
+        state_ = State::DataEnd;
+        return;
+      }
+      if (mail_ok_) {
+        const Verdict v = r.temporary() ? Verdict::Deferred : Verdict::Failed;
+        for (size_t i = 0; i < rcpt_.size(); ++i)
+          if (accepted_[i]) rcpt_[i] = RcptResult{v, "DATA: " + r.str()};
+      }
+      return finish_txn();
+    }
+  }
+  if (!caps_.pipelining) {
+    if (!mail_ok_ || (answered_ == cmds_.size() - 1 && [&] {
+          for (bool a : accepted_)
+            if (a) return false;
+          return true;
+        }())) {
+      // MAIL refused, or every RCPT refused: no DATA. The next transaction starts with RSET.
+      return finish_txn();
+    }
+    send_next_commands();
+  }
+}
+
+void ClientSession::decide_all(Verdict v, const std::string& reply, bool only_open) {
+  TxnResult res;
+  for (size_t i = 0; i < txn_.rcpts.size(); ++i) {
+    if (only_open && i < rcpt_.size() && rcpt_[i]) res.rcpts.push_back(*rcpt_[i]);
+    else res.rcpts.push_back(RcptResult{v, reply});
+  }
+  result_ = std::move(res);
+}
+
+void ClientSession::finish_txn() {
+  used_ = true;
+  if (!mail_ok_ && !mail_reply_.empty()) {
+    // 4xx at MAIL: this host cannot take mail now, try the next one; 5xx: refused for good.
+    decide_all(mail_temp_ ? Verdict::Deferred : Verdict::Failed, "MAIL: " + mail_reply_, false);
+    result_->next_host = mail_temp_;
+  } else {
+    decide_all(Verdict::Deferred, "no reply", true);
+  }
+  mail_reply_.clear();
+  if (server_closing_) {
+    state_ = State::Closed;
+  } else {
+    state_ = State::Ready;
+  }
+}
+
+void ClientSession::on_closed(std::string why) {
+  switch (state_) {
+    case State::Greeting:
+    case State::Ehlo:
+    case State::Helo:
+      setup_failure_ = std::move(why);
+      break;
+    case State::Rset:
+    case State::Txn:
+      decide_all(Verdict::Deferred, why, true);
+      result_->next_host = !decided_any_;
+      break;
+    case State::Body:
+    case State::DataEnd:
+      // The data went out but no answer came: the message may or may not have been taken.
+      // Deferring risks one duplicate, never a loss (RFC 5321 §6.1).
+      decide_all(Verdict::Deferred, why + " (after the data was sent)", true);
+      break;
+    default:
+      break;
+  }
+  state_ = State::Closed;
+}
+
+void ClientSession::quit() {
+  if (state_ != State::Ready) {
+    state_ = State::Closed;
+    return;
+  }
+  send("QUIT");
+  state_ = State::Quit;
+}
+
+}  // namespace tern::delivery

@@ -1,0 +1,113 @@
+// The outbound SMTP client state machine (RFC 5321 client side, RFC 2920 pipelining).
+// Pure: server bytes and events in; command bytes, a per-recipient verdict and "try the
+// next host" out. The connection glue (connection.cpp) owns the socket and the timers.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "smtp/reply_parser.hpp"
+
+namespace tern::delivery {
+
+// What the next hop offered in its EHLO reply.
+struct Capabilities {
+  bool esmtp = false;
+  bool pipelining = false;
+  bool size = false;
+  uint64_t max_size = 0;  // 0: no limit announced
+  bool eightbitmime = false;
+  bool smtputf8 = false;
+  bool dsn = false;
+};
+Capabilities parse_ehlo(const smtp::Reply& r);
+
+struct Transaction {
+  std::string sender;               // without <>
+  std::vector<std::string> rcpts;   // without <>
+  std::shared_ptr<const std::string> message;  // stored message bytes (CRLF lines)
+  bool eight_bit = false;           // BODY=8BITMIME was given on arrival
+  bool smtputf8 = false;            // SMTPUTF8 was given on arrival
+};
+
+// The verdict for one recipient, decided where the reply arrives (STYLE habit 5).
+enum class Verdict {
+  Delivered,   // 2xx after the data
+  Deferred,    // 4xx, or the connection failed before an answer
+  Failed,      // 5xx
+  RetryNow,    // 452 at RCPT: too many recipients; send it in a new transaction at once
+};
+
+struct RcptResult {
+  Verdict verdict = Verdict::Deferred;
+  std::string reply;  // the remote reply (or tern's reason), for logs, the queue and DSNs
+};
+
+struct TxnResult {
+  // True when this host could not take the transaction at all (4xx at MAIL, 421, lost
+  // connection before any recipient was decided): the caller tries the next address; the
+  // recipients below are then all Deferred with `reply` as the reason.
+  bool next_host = false;
+  std::vector<RcptResult> rcpts;
+};
+
+class ClientSession {
+ public:
+  enum class State { Greeting, Ehlo, Helo, Ready, Rset, Txn, Body, DataEnd, Quit, Closed };
+
+  explicit ClientSession(std::string helo_name) : helo_(std::move(helo_name)) {}
+
+  void feed(std::string_view bytes);  // server bytes
+  void on_closed(std::string why);    // connection lost or timed out
+  void start(Transaction t);          // only in Ready
+  void quit();
+
+  [[nodiscard]] std::string take_output() { return std::exchange(out_, {}); }
+  [[nodiscard]] State state() const noexcept { return state_; }
+  [[nodiscard]] bool ready() const noexcept { return state_ == State::Ready; }
+  [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
+  // Set when the session could not get to Ready (greeting or EHLO/HELO refused, or lost).
+  [[nodiscard]] const std::optional<std::string>& setup_failure() const noexcept { return setup_failure_; }
+  [[nodiscard]] std::optional<TxnResult> take_result() { return std::exchange(result_, std::nullopt); }
+  [[nodiscard]] const Capabilities& capabilities() const noexcept { return caps_; }
+  // Which RFC 5321 §4.5.3.2 timeout applies while waiting in the current state.
+  enum class Wait { Greeting, Helo, Mail, Rcpt, Data, DataBlock, DataEnd, Quit, None };
+  [[nodiscard]] Wait waiting_for() const noexcept;
+
+ private:
+  enum class Cmd { Mail, Rcpt, Data };
+  void on_reply(const smtp::Reply& r);
+  void on_txn_reply(const smtp::Reply& r);
+  void send(std::string line);
+  void send_next_commands();
+  void finish_txn();
+  void begin_mail();
+  void fail_setup(std::string why);
+  void decide_all(Verdict v, const std::string& reply, bool only_open);
+
+  std::string helo_;
+  State state_ = State::Greeting;
+  std::string out_;
+  smtp::ReplyParser parser_;
+  Capabilities caps_;
+  std::optional<std::string> setup_failure_;
+  std::optional<TxnResult> result_;
+  bool used_ = false;  // a transaction already ran on this connection (RSET before the next)
+
+  // Current transaction
+  Transaction txn_;
+  std::vector<Cmd> cmds_;       // MAIL, RCPT × n, DATA
+  size_t sent_ = 0, answered_ = 0;
+  std::vector<std::optional<RcptResult>> rcpt_;  // decided verdicts
+  std::vector<bool> accepted_;                   // RCPT got 2xx
+  std::vector<std::string> lines_;  // command lines of cmds_
+  bool mail_ok_ = false;
+  bool mail_temp_ = false;
+  std::string mail_reply_;      // MAIL's refusal, applied once every reply is in
+  bool decided_any_ = false;
+  bool server_closing_ = false; // a 421 came: the server is closing the connection
+};
+
+}  // namespace tern::delivery

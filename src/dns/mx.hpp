@@ -1,0 +1,40 @@
+// Pure MX logic: ordering by preference (RFC 5321 §5.1), null MX (RFC 7505), and the
+// backup-MX rule that keeps tern from delivering to itself.
+#pragma once
+
+#include <functional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/net.hpp"
+#include "common/result.hpp"
+#include "dns/resolver.hpp"
+
+namespace tern::dns {
+
+struct MxHost {
+  uint16_t preference = 0;
+  std::string name;
+  std::vector<IpAddress> addresses;  // filled in after A/AAAA lookups
+};
+
+// Lowest preference value first; hosts of equal preference in random order (the shuffle
+// uses `rng`, so tests can fix it). A null MX ("." as the exchange) is a permanent failure
+// 5.1.10; at most `max_hosts` hosts are kept.
+Result<std::vector<MxHost>> order_mx(const std::vector<MxRecord>& records, std::mt19937_64& rng,
+                                     size_t max_hosts);
+
+// Who tern is, for the self rule.
+struct Self {
+  std::string hostname;             // canonical
+  std::vector<IpAddress> addresses; // listener addresses (wildcards expanded) + external
+  [[nodiscard]] bool is_me(const MxHost& h) const;
+};
+
+// RFC 5321 §5.1: when tern is one of the MX hosts, it drops itself and every host with an
+// equal or higher preference value. If tern is the most preferred, nothing is left: that is
+// a configuration error and a permanent failure 5.4.6 (mail loops back to myself).
+Result<std::vector<MxHost>> apply_self_rule(std::vector<MxHost> ordered, const Self& self);
+
+}  // namespace tern::dns

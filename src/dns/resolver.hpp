@@ -1,0 +1,46 @@
+// The resolver interface delivery uses, and the plain result types. One real
+// implementation (unbound_resolver.cpp, libunbound on the loop) and fakes in unit tests.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/net.hpp"
+
+namespace tern::dns {
+
+// How a lookup ended. NoData: the name exists but has no record of that type.
+enum class Rcode { Ok, NoData, NxDomain, TempFail, Malformed };
+
+struct MxRecord {
+  uint16_t preference = 0;
+  std::string host;  // canonical: lower case, no trailing dot; "" for the null MX "."
+};
+
+struct MxAnswer {
+  Rcode rcode = Rcode::TempFail;
+  std::vector<MxRecord> records;
+  bool secure = false;      // DNSSEC-validated
+  std::string detail;       // for log lines and DSN diagnostics when not Ok
+};
+
+struct AddrAnswer {
+  Rcode rcode = Rcode::TempFail;
+  std::vector<IpAddress> addresses;
+  bool secure = false;
+  std::string detail;
+};
+
+class Resolver {
+ public:
+  virtual ~Resolver() = default;
+  // Callbacks run on the loop thread, exactly once, never inside the call itself.
+  virtual void resolve_mx(const std::string& domain, std::function<void(MxAnswer)> cb) = 0;
+  // A (v4) or AAAA (v6) records of `host`.
+  virtual void resolve_addr(const std::string& host, bool v6, std::function<void(AddrAnswer)> cb) = 0;
+};
+
+}  // namespace tern::dns
