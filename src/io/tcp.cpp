@@ -1,12 +1,16 @@
-// TCP over libuv: accept, read into one shared buffer, try-write then queued write, close.
+// Streams over libuv: accept, connect, read into one shared buffer, try-write then queued
+// write, close. TCP and Unix-domain handles share one Handle type.
 #include "io/tcp.hpp"
 
 #include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include <cstring>
-#include <utility>
 #include <spdlog/spdlog.h>
+#include <utility>
 
 namespace tern::io {
 
@@ -55,30 +59,85 @@ struct WriteReq {
 
 }  // namespace
 
-struct TcpConnection::Handle {
-  uv_tcp_t tcp{};
-  Callbacks cb;
+struct Stream::Handle {
+  union {
+    uv_tcp_t tcp;
+    uv_pipe_t pipe;
+  };
+  Stream::Callbacks cb;
+  std::function<void(int)> on_connect;
   bool closing = false;
+  bool later_pending = false;  // an immediate connect error is still to be reported
+  bool closed = false;         // libuv has released the handle
 
+  static void release(Handle* h) {
+    if (h->later_pending) h->closed = true;  // the pending report frees it
+    else delete h;
+  }
+
+  Handle() { std::memset(static_cast<void*>(&tcp), 0, sizeof(uv_pipe_t) > sizeof(uv_tcp_t) ? sizeof(uv_pipe_t) : sizeof(uv_tcp_t)); }
+  uv_stream_t* stream() { return reinterpret_cast<uv_stream_t*>(&tcp); }
   void close() {
     if (closing) return;
     closing = true;
     cb = {};
+    on_connect = nullptr;
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
-             [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+             [](uv_handle_t* h) { release(static_cast<Handle*>(h->data)); });
   }
 };
 
-TcpConnection::~TcpConnection() { close(); }
+Stream::~Stream() { close(); }
 
-void TcpConnection::set_callbacks(Callbacks cb) {
+std::unique_ptr<Stream> Stream::connect(Loop& loop, const Endpoint& to, std::function<void(int)> done) {
+  auto* h = new Handle;
+  uv_tcp_init(loop.raw(), &h->tcp);
+  h->tcp.data = h;
+  h->on_connect = std::move(done);
+  std::unique_ptr<Stream> s(new Stream(h, to));
+  auto* req = new uv_connect_t;
+  req->data = h;
+  sockaddr_storage ss = sockaddr_of(to);
+  int rc = uv_tcp_connect(req, &h->tcp, reinterpret_cast<sockaddr*>(&ss), [](uv_connect_t* r, int status) {
+    auto* h = static_cast<Handle*>(r->data);
+    delete r;
+    if (h->closing) return;
+    if (status == 0) uv_tcp_nodelay(&h->tcp, 1);
+    if (auto f = std::exchange(h->on_connect, nullptr)) f(status);
+  });
+  if (rc != 0) {
+    delete req;
+    // Report asynchronously like every other outcome (never inside connect()).
+    struct Later {
+      uv_timer_t t{};
+      Handle* h;
+      int rc;
+    };
+    auto* later = new Later{{}, h, rc};
+    h->later_pending = true;
+    uv_timer_init(loop.raw(), &later->t);
+    later->t.data = later;
+    uv_timer_start(&later->t, [](uv_timer_t* t) {
+      auto* l = static_cast<Later*>(t->data);
+      Handle* h = l->h;
+      h->later_pending = false;
+      if (h->closed) delete h;
+      else if (!h->closing)
+        if (auto f = std::exchange(h->on_connect, nullptr)) f(l->rc);
+      uv_close(reinterpret_cast<uv_handle_t*>(t), [](uv_handle_t* x) { delete static_cast<Later*>(x->data); });
+    }, 0, 0);
+  }
+  return s;
+}
+
+void Stream::set_callbacks(Callbacks cb) {
   if (h_) h_->cb = std::move(cb);
 }
 
-void TcpConnection::start_read() {
+void Stream::start_read() {
   if (!h_) return;
   uv_read_start(
-      reinterpret_cast<uv_stream_t*>(&h_->tcp),
+      h_->stream(),
       [](uv_handle_t*, size_t, uv_buf_t* buf) { *buf = uv_buf_init(g_read_buffer, sizeof g_read_buffer); },
       [](uv_stream_t* s, ssize_t n, const uv_buf_t* buf) {
         auto* h = static_cast<Handle*>(s->data);
@@ -93,13 +152,13 @@ void TcpConnection::start_read() {
       });
 }
 
-void TcpConnection::stop_read() {
-  if (h_) uv_read_stop(reinterpret_cast<uv_stream_t*>(&h_->tcp));
+void Stream::stop_read() {
+  if (h_) uv_read_stop(h_->stream());
 }
 
-void TcpConnection::write(std::string_view data) {
+void Stream::write(std::string_view data) {
   if (!h_ || data.empty()) return;
-  auto* stream = reinterpret_cast<uv_stream_t*>(&h_->tcp);
+  auto* stream = h_->stream();
   if (stream->write_queue_size == 0) {
     uv_buf_t b = uv_buf_init(const_cast<char*>(data.data()), unsigned(data.size()));
     int n = uv_try_write(stream, &b, 1);
@@ -115,17 +174,27 @@ void TcpConnection::write(std::string_view data) {
     delete w;
 }
 
-size_t TcpConnection::queued_bytes() const noexcept {
-  return h_ ? h_->tcp.write_queue_size : 0;
+size_t Stream::queued_bytes() const noexcept { return h_ ? h_->stream()->write_queue_size : 0; }
+
+bool Stream::peer_credentials(uid_t& uid, gid_t& gid) const {
+  if (!h_) return false;
+  uv_os_fd_t fd;
+  if (uv_fileno(reinterpret_cast<uv_handle_t*>(&h_->tcp), &fd) != 0) return false;
+  struct ucred cred {};
+  socklen_t len = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) != 0) return false;
+  uid = cred.uid;
+  gid = cred.gid;
+  return true;
 }
 
 // After close_after_flush() or close() the facade forgets its handle: the handle lives on
 // only until libuv's callbacks have released it.
-void TcpConnection::close_after_flush() {
+void Stream::close_after_flush() {
   if (!h_) return;
   Handle* h = std::exchange(h_, nullptr);
   h->cb = {};
-  auto* stream = reinterpret_cast<uv_stream_t*>(&h->tcp);
+  auto* stream = h->stream();
   if (stream->write_queue_size == 0) return h->close();
   uv_read_stop(stream);
   auto* req = new uv_shutdown_t;
@@ -139,7 +208,7 @@ void TcpConnection::close_after_flush() {
   }
 }
 
-void TcpConnection::close() {
+void Stream::close() {
   if (h_) std::exchange(h_, nullptr)->close();
 }
 
@@ -148,15 +217,13 @@ struct TcpListener::Handle {
   OnAccept on_accept;
 };
 
-Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpoint& at,
-                                                         OnAccept on_accept) {
+Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpoint& at, OnAccept on_accept) {
   auto* h = new Handle;
   h->on_accept = std::move(on_accept);
   uv_tcp_init(loop.raw(), &h->tcp);
   h->tcp.data = h;
   auto fail = [&](const char* what, int rc) -> Result<std::unique_ptr<TcpListener>> {
-    uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp),
-             [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
     return Error::perm(std::string(what) + " " + at.str() + ": " + uv_strerror(rc));
   };
   sockaddr_storage ss = sockaddr_of(at);
@@ -168,10 +235,10 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpo
       spdlog::warn("listener: accept failed: {}", uv_strerror(status));
       return;
     }
-    auto* ch = new TcpConnection::Handle;
+    auto* ch = new Stream::Handle;
     uv_tcp_init(server->loop, &ch->tcp);
     ch->tcp.data = ch;
-    if (uv_accept(server, reinterpret_cast<uv_stream_t*>(&ch->tcp)) != 0) {
+    if (uv_accept(server, ch->stream()) != 0) {
       ch->close();
       return;
     }
@@ -179,7 +246,7 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpo
     sockaddr_storage peer{};
     int len = sizeof peer;
     uv_tcp_getpeername(&ch->tcp, reinterpret_cast<sockaddr*>(&peer), &len);
-    std::unique_ptr<TcpConnection> conn(new TcpConnection(ch, endpoint_of(peer)));
+    std::unique_ptr<Stream> conn(new Stream(ch, endpoint_of(peer)));
     lh->on_accept(std::move(conn));
   });
   if (rc != 0) return fail("cannot listen on", rc);
@@ -188,8 +255,52 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpo
 
 TcpListener::~TcpListener() {
   h_->on_accept = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp),
-           [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
+  uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
+}
+
+struct UnixListener::Handle {
+  uv_pipe_t pipe{};
+  OnAccept on_accept;
+};
+
+Result<std::unique_ptr<UnixListener>> UnixListener::listen(Loop& loop, const std::string& path, int mode,
+                                                           gid_t gid, OnAccept on_accept) {
+  auto* h = new Handle;
+  h->on_accept = std::move(on_accept);
+  uv_pipe_init(loop.raw(), &h->pipe, 0);
+  h->pipe.data = h;
+  auto fail = [&](const std::string& what) -> Result<std::unique_ptr<UnixListener>> {
+    uv_close(reinterpret_cast<uv_handle_t*>(&h->pipe), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
+    return Error::perm(what);
+  };
+  ::unlink(path.c_str());  // a stale socket from a previous run
+  if (int rc = uv_pipe_bind(&h->pipe, path.c_str()); rc != 0)
+    return fail("cannot bind control socket " + path + ": " + uv_strerror(rc));
+  if (::chmod(path.c_str(), mode_t(mode)) != 0)
+    return fail("cannot chmod control socket " + path + ": " + std::strerror(errno));
+  if (gid != gid_t(-1) && ::chown(path.c_str(), uid_t(-1), gid) != 0)
+    return fail("cannot chown control socket " + path + ": " + std::strerror(errno));
+  int rc = uv_listen(reinterpret_cast<uv_stream_t*>(&h->pipe), 64, [](uv_stream_t* server, int status) {
+    auto* lh = static_cast<Handle*>(server->data);
+    if (status < 0) return;
+    auto* ch = new Stream::Handle;
+    uv_pipe_init(server->loop, &ch->pipe, 0);
+    ch->pipe.data = ch;
+    if (uv_accept(server, ch->stream()) != 0) {
+      ch->close();
+      return;
+    }
+    std::unique_ptr<Stream> conn(new Stream(ch, Endpoint{}));
+    lh->on_accept(std::move(conn));
+  });
+  if (rc != 0) return fail("cannot listen on control socket " + path + ": " + uv_strerror(rc));
+  return std::unique_ptr<UnixListener>(new UnixListener(h, path));
+}
+
+UnixListener::~UnixListener() {
+  h_->on_accept = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&h_->pipe), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
+  ::unlink(path_.c_str());
 }
 
 }  // namespace tern::io

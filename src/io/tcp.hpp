@@ -1,5 +1,8 @@
-// TCP listeners and connections over libuv streams.
+// Byte streams over libuv: TCP (listen, accept, connect) and Unix-domain sockets (listen,
+// accept, peer credentials). One Stream class serves both.
 #pragma once
+
+#include <sys/types.h>
 
 #include <functional>
 #include <memory>
@@ -12,16 +15,20 @@
 
 namespace tern::io {
 
-class TcpConnection {
+class Stream {
  public:
   struct Callbacks {
     std::function<void(std::string_view)> on_data;
     std::function<void(int err)> on_end;  // EOF (0) or a read error (negative errno)
   };
 
-  ~TcpConnection();  // closes the socket if still open
-  TcpConnection(const TcpConnection&) = delete;
-  TcpConnection& operator=(const TcpConnection&) = delete;
+  ~Stream();  // closes the socket if still open
+  Stream(const Stream&) = delete;
+  Stream& operator=(const Stream&) = delete;
+
+  // Starts an outbound TCP connection. `done` gets 0 or a negative errno, on the loop
+  // thread, unless the Stream was closed or destroyed first (that cancels it).
+  static std::unique_ptr<Stream> connect(Loop& loop, const Endpoint& to, std::function<void(int)> done);
 
   void set_callbacks(Callbacks cb);
   void start_read();
@@ -32,20 +39,23 @@ class TcpConnection {
   void close();
   [[nodiscard]] const Endpoint& peer() const noexcept { return peer_; }
   [[nodiscard]] size_t queued_bytes() const noexcept;
+  // Unix sockets only: the peer's credentials (SO_PEERCRED).
+  [[nodiscard]] bool peer_credentials(uid_t& uid, gid_t& gid) const;
+
+  struct Handle;
 
  private:
   friend class TcpListener;
-  struct Handle;
-  explicit TcpConnection(Handle* h, Endpoint peer) : h_(h), peer_(peer) {}
+  friend class UnixListener;
+  explicit Stream(Handle* h, Endpoint peer) : h_(h), peer_(peer) {}
   Handle* h_;
   Endpoint peer_;
 };
 
 class TcpListener {
  public:
-  using OnAccept = std::function<void(std::unique_ptr<TcpConnection>)>;
-  static Result<std::unique_ptr<TcpListener>> listen(Loop& loop, const Endpoint& at,
-                                                      OnAccept on_accept);
+  using OnAccept = std::function<void(std::unique_ptr<Stream>)>;
+  static Result<std::unique_ptr<TcpListener>> listen(Loop& loop, const Endpoint& at, OnAccept on_accept);
   ~TcpListener();
   TcpListener(const TcpListener&) = delete;
   TcpListener& operator=(const TcpListener&) = delete;
@@ -56,6 +66,24 @@ class TcpListener {
   TcpListener(Handle* h, Endpoint at) : h_(h), at_(at) {}
   Handle* h_;
   Endpoint at_;
+};
+
+class UnixListener {
+ public:
+  using OnAccept = std::function<void(std::unique_ptr<Stream>)>;
+  // Binds `path` (a stale socket file is replaced) with file mode `mode` and group `gid`
+  // (-1: unchanged).
+  static Result<std::unique_ptr<UnixListener>> listen(Loop& loop, const std::string& path, int mode,
+                                                      gid_t gid, OnAccept on_accept);
+  ~UnixListener();
+  UnixListener(const UnixListener&) = delete;
+  UnixListener& operator=(const UnixListener&) = delete;
+
+ private:
+  struct Handle;
+  UnixListener(Handle* h, std::string path) : h_(h), path_(std::move(path)) {}
+  Handle* h_;
+  std::string path_;
 };
 
 }  // namespace tern::io

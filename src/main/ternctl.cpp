@@ -1,24 +1,94 @@
-// ternctl: the admin tool. Its commands talk to ternd over the control socket (next issue);
-// for now it only explains itself.
+// ternctl: the admin tool. Reads the config to find ternd's control socket, sends one
+// command, prints the answer.
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <string>
 
+#include "config/config.hpp"
+
 namespace {
+
 constexpr const char* kUsage =
     "usage: ternctl --config PATH COMMAND\n"
-    "commands (they need ternd's control socket, which a later release adds):\n"
-    "  queue   list queued messages\n"
+    "commands:\n"
+    "  queue   list queued messages: id, age, size, sender, next attempt, and each\n"
+    "          recipient with its state and last reply\n"
     "  flush   make every deferred message due now\n";
+
+int talk(const std::string& path, const std::string& command) {
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) {
+    std::fprintf(stderr, "ternctl: control socket path too long: %s\n", path.c_str());
+    return 1;
+  }
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  if (fd < 0 || ::connect(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa) != 0) {
+    std::fprintf(stderr, "ternctl: cannot connect to %s: %s (is ternd running?)\n", path.c_str(),
+                 std::strerror(errno));
+    return 1;
+  }
+  const std::string line = command + "\n";
+  if (::write(fd, line.data(), line.size()) != ssize_t(line.size())) {
+    std::fprintf(stderr, "ternctl: write failed: %s\n", std::strerror(errno));
+    return 1;
+  }
+  std::string answer;
+  char buf[65536];
+  while (true) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    answer.append(buf, size_t(n));
+  }
+  ::close(fd);
+  const size_t nl = answer.find('\n');
+  const std::string status = answer.substr(0, nl);
+  const std::string body = nl == std::string::npos ? "" : answer.substr(nl + 1);
+  if (status != "OK") {
+    std::fprintf(stderr, "ternctl: %s\n", status.empty() ? "no answer from ternd" : status.c_str());
+    return 1;
+  }
+  std::fwrite(body.data(), 1, body.size(), stdout);
+  return 0;
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
+  std::string config, command;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       std::fputs(kUsage, stdout);
       return 0;
     }
+    if (a == "--config" && i + 1 < argc) config = argv[++i];
+    else if (a.starts_with("--config=")) config = a.substr(9);
+    else if (command.empty() && !a.starts_with("-")) command = a;
+    else {
+      std::fprintf(stderr, "ternctl: unexpected argument '%s'\n%s", a.c_str(), kUsage);
+      return 2;
+    }
   }
-  std::fputs(kUsage, stderr);
-  return 2;
+  if (config.empty() || command.empty()) {
+    std::fputs(kUsage, stderr);
+    return 2;
+  }
+  if (command != "queue" && command != "flush") {
+    std::fprintf(stderr, "ternctl: unknown command '%s'\n%s", command.c_str(), kUsage);
+    return 2;
+  }
+  auto cfg = tern::config::load_file(config);
+  if (!cfg) {
+    std::fprintf(stderr, "ternctl: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  return talk(cfg->control.socket, command);
 }

@@ -1,4 +1,5 @@
 // ternd: wiring only. Flags → config → queue → listener → loop; signals for stop and reload.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -7,14 +8,20 @@
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <random>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <string>
 
+#include "admin/control.hpp"
 #include "common/clock.hpp"
 #include "config/config.hpp"
+#include "delivery/agent.hpp"
+#include "delivery/self.hpp"
+#include "dns/unbound_resolver.hpp"
 #include "io/loop.hpp"
 #include "queue/store.hpp"
+#include "scheduler/scheduler.hpp"
 #include "server/server.hpp"
 
 namespace {
@@ -82,6 +89,7 @@ int main(int argc, char** argv) {
   // fsyncs to share journal commits. Must be set before the pool starts.
   setenv("UV_THREADPOOL_SIZE", "16", 0);
   std::signal(SIGPIPE, SIG_IGN);
+  ::umask(027);  // queue files 0640, directories 0750, whatever the caller's umask
   setup_logging(cfg->log_level);
   const uint64_t fds = tern::io::raise_fd_limit();
   spdlog::info("ternd: starting: hostname={} config={} queue={} open-files={}", cfg->hostname,
@@ -103,6 +111,30 @@ int main(int argc, char** argv) {
   spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed",
                recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved);
 
+  auto resolver = tern::dns::UnboundResolver::create(
+      loop, cfg->dns.forwarders, std::chrono::duration_cast<std::chrono::milliseconds>(cfg->dns.timeout));
+  if (!resolver) {
+    spdlog::critical("ternd: {}", resolver.error().message);
+    return 1;
+  }
+  std::random_device seed_source;
+  auto scheduler = std::make_unique<tern::scheduler::Scheduler>(loop, clock, **store, *cfg, seed_source());
+  auto agent_settings = [](const tern::config::Config& c) {
+    return tern::delivery::AgentSettings{c.hostname, c.delivery, tern::delivery::make_self(c)};
+  };
+  auto agent = std::make_unique<tern::delivery::Agent>(loop, clock, **store, *scheduler, **resolver,
+                                                       agent_settings(*cfg), seed_source());
+  scheduler->set_dispatcher(agent.get());
+  (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) { scheduler->add(env, size, false); });
+  for (size_t i = 0; i < recovered->messages.size(); ++i)
+    scheduler->add(recovered->messages[i], recovered->sizes[i], true);
+
+  auto control = tern::admin::ControlServer::start(loop, cfg->control, *scheduler, clock);
+  if (!control) {
+    spdlog::critical("ternd: {}", control.error().message);
+    return 1;
+  }
+
   auto server = std::make_unique<tern::server::Server>(loop, **store, clock, *cfg);
   if (auto st = server->listen(cfg->listen); !st) {
     spdlog::critical("ternd: {}", st.error().message);
@@ -110,6 +142,7 @@ int main(int argc, char** argv) {
   }
 
   std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
+  std::unique_ptr<tern::admin::ControlServer> control_server = std::move(control.value());
   bool stopping = false;
   auto stop = [&] {
     if (stopping) {
@@ -118,12 +151,18 @@ int main(int argc, char** argv) {
     }
     stopping = true;
     spdlog::info("ternd: stop requested");
+    // Inbound first (no new mail), then outbound (transactions in flight finish).
     server->shutdown([&] {
-      (*store)->close();
-      sig_hup.reset();
-      sig_int.reset();
-      sig_term.reset();
-      spdlog::info("ternd: stopped");
+      scheduler->set_dispatcher(nullptr);
+      agent->shutdown([&] {
+        (*store)->close();
+        control_server.reset();
+        resolver->reset();
+        sig_hup.reset();
+        sig_int.reset();
+        sig_term.reset();
+        spdlog::info("ternd: stopped");
+      });
     });
   };
   std::string config_path = flags->config;
@@ -142,7 +181,11 @@ int main(int argc, char** argv) {
     for (size_t i = 0; !listen_changed && i < next->listen.size(); ++i)
       listen_changed = next->listen[i].address.str() != running.listen[i].address.str();
     if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
+    if (next->dns.forwarders != running.dns.forwarders || next->control.socket != running.control.socket)
+      spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     server->apply(*next);
+    scheduler->apply(*next);
+    agent->apply(agent_settings(*next));
     (*store)->set_min_free(next->queue_min_free);
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     running = std::move(*next);
@@ -152,5 +195,7 @@ int main(int argc, char** argv) {
   spdlog::info("ternd: ready");
   loop.run();
   server.reset();
+  agent.reset();
+  scheduler.reset();
   return 0;
 }

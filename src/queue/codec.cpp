@@ -244,6 +244,7 @@ Status apply_status_records(Envelope& env, std::string_view trailer) {
     Recipient& r = env.recipients[idx];
     r.state = st;
     r.updated_us = t;
+    if (st == RcptState::Deferred) ++r.attempts;
     r.last_reply = *text;
   }
   return ok_status();

@@ -22,6 +22,7 @@ struct Recipient {
   RcptState state = RcptState::Pending;
   int64_t updated_us = 0;           // time of the last state change
   std::string last_reply;           // remote reply (or tern's reason) behind the state
+  unsigned attempts = 0;            // delivery attempts that ended deferred (status records)
 };
 
 struct Envelope {

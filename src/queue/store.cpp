@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <unistd.h>
@@ -12,6 +13,7 @@
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
+#include <utility>
 #include <spdlog/spdlog.h>
 
 #include "common/limits.hpp"
@@ -73,7 +75,7 @@ int pwrite_all(int fd, const std::string& s, off_t at) {
 
 int make_dir(const std::string& path) {
   std::error_code ec;
-  std::filesystem::create_directories(path, ec);  // parents too, mode 0750 via umask below
+  std::filesystem::create_directories(path, ec);  // parents too
   if (ec) return ec.value();
   ::chmod(path.c_str(), 0750);
   return 0;
@@ -94,7 +96,9 @@ std::vector<std::string> list_dir(const std::string& path) {
 
 // Reads a committed file's header and status trailer (not the data).
 Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
-  int fd = ::openat(dirfd, name.c_str(), O_RDONLY | O_CLOEXEC);
+  // Read-write: a torn status append is cut off here, before any new append could fuse
+  // with it into a malformed record.
+  int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CLOEXEC);
   if (fd < 0) return Error::temp(std::string("open: ") + std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
@@ -121,6 +125,16 @@ Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
     int e = errno;
     ::close(fd);
     return Error::temp(std::string("read: ") + std::strerror(e));
+  }
+  if (!trailer.empty() && trailer.back() != '\n') {
+    const size_t keep = trailer.rfind('\n') == std::string::npos ? 0 : trailer.rfind('\n') + 1;
+    spdlog::warn("queue: msg/{}: dropping a torn status record (crash during an update)", name);
+    if (::ftruncate(fd, off_t(data_end + keep)) != 0 || ::fdatasync(fd) != 0) {
+      int e = errno;
+      ::close(fd);
+      return Error::temp(std::string("truncate: ") + std::strerror(e));
+    }
+    trailer.resize(keep);
   }
   ::close(fd);
   auto applied = apply_status_records(parsed->envelope, trailer);
@@ -163,13 +177,20 @@ void Incoming::abort() {
 
 // ---- Store ----
 
-Store::Store(io::Loop& loop, std::string dir, const Clock& clock, int tmp_fd, int msg_fd)
-    : loop_(loop), dir_(std::move(dir)), clock_(clock), tmp_fd_(tmp_fd), msg_fd_(msg_fd), free_timer_(loop) {
+Store::Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, int tmp_fd, int msg_fd)
+    : loop_(loop),
+      dir_(std::move(dir)),
+      clock_(clock),
+      lock_fd_(lock_fd),
+      tmp_fd_(tmp_fd),
+      msg_fd_(msg_fd),
+      free_timer_(loop) {
   refresh_free_space();
   free_timer_.start(1000, 1000, [this] { refresh_free_space(); });
 }
 
 Store::~Store() {
+  ::close(lock_fd_);
   ::close(tmp_fd_);
   ::close(msg_fd_);
 }
@@ -179,15 +200,24 @@ Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& di
     if (int e = make_dir(d))
       return Error::perm("queue: cannot create " + d + ": " + std::strerror(e));
   }
+  // One ternd per queue: a second one must not touch the first one's files (its recovery
+  // would delete messages still being received).
+  int lock_fd = ::open((dir + "/lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+  if (lock_fd < 0) return Error::perm("queue: cannot open " + dir + "/lock: " + std::strerror(errno));
+  if (::flock(lock_fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(lock_fd);
+    return Error::perm("queue: " + dir + " is in use by another ternd (lock held on " + dir + "/lock)");
+  }
   int tmp_fd = ::open((dir + "/tmp").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   int msg_fd = ::open((dir + "/msg").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (tmp_fd < 0 || msg_fd < 0) {
     int e = errno;
     if (tmp_fd >= 0) ::close(tmp_fd);
     if (msg_fd >= 0) ::close(msg_fd);
+    ::close(lock_fd);
     return Error::perm("queue: cannot open " + dir + ": " + std::strerror(e));
   }
-  return std::unique_ptr<Store>(new Store(loop, dir, clock, tmp_fd, msg_fd));
+  return std::unique_ptr<Store>(new Store(loop, dir, clock, lock_fd, tmp_fd, msg_fd));
 }
 
 Result<RecoveryReport> Store::recover() {
@@ -201,6 +231,7 @@ Result<RecoveryReport> Store::recover() {
     auto loaded = load_file(msg_fd_, name);
     if (loaded) {
       r.messages.push_back(std::move(loaded->envelope));
+      r.sizes.push_back(loaded->data_size);
       continue;
     }
     if (loaded.error().kind == ErrorKind::Temp)
@@ -302,7 +333,8 @@ void Store::discard(const std::shared_ptr<Spool>& s) {
         if (!s->commit_requested) return;
         --in_flight_;
         spdlog::error("queue: id={} write failed: {}", s->id, std::strerror(err ? err : EIO));
-        if (s->done) s->done(classify_errno(err ? err : EIO));
+        // Moved out first: the callback may destroy the Incoming, which clears s->done.
+        if (auto done = std::exchange(s->done, nullptr)) done(classify_errno(err ? err : EIO));
       });
 }
 
@@ -341,13 +373,13 @@ void Store::run_batch() {
           int err = (*rename_errs)[i] ? (*rename_errs)[i] : *dir_err;
           if (err) {
             spdlog::error("queue: id={} commit failed: {}", s->id, std::strerror(err));
-            if (s->done) s->done(classify_errno(err));
+            if (auto done = std::exchange(s->done, nullptr)) done(classify_errno(err));
             continue;
           }
           spdlog::info("queue: id={} queued client=[{}] from=<{}> nrcpt={} size={}", s->id,
                        s->env.client_address, s->env.sender, s->env.recipients.size(), s->data_size);
           if (committed_cb_) committed_cb_(s->env, s->data_size);
-          if (s->done) s->done(CommitStatus::Committed);
+          if (auto done = std::exchange(s->done, nullptr)) done(CommitStatus::Committed);
         }
         if (!ready_.empty()) run_batch();
       });
@@ -366,6 +398,85 @@ void Store::refresh_free_space() {
       [this, result] {
         free_refresh_running_ = false;
         free_bytes_ = *result;
+      });
+}
+
+void Store::append_status(const std::string& id, std::string records, std::function<void(Status)> done) {
+  auto err = std::make_shared<int>(0);
+  const int msg_fd = msg_fd_;
+  loop_.queue_work(
+      [id, records = std::move(records), err, msg_fd] {
+        int fd = ::openat(msg_fd, id.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
+        if (fd < 0) {
+          *err = errno;
+          return;
+        }
+        if (int e = write_all(fd, records.data(), records.size())) *err = e;
+        if (!*err && ::fdatasync(fd) != 0) *err = errno;
+        ::close(fd);
+      },
+      [id, err, done = std::move(done)] {
+        if (*err) {
+          spdlog::error("queue: id={} status update failed: {}", id, std::strerror(*err));
+          return done(Error::temp(std::string("status update failed: ") + std::strerror(*err)));
+        }
+        done(ok_status());
+      });
+}
+
+void Store::read_message(const std::string& id,
+                         std::function<void(Result<std::shared_ptr<const std::string>>)> done) {
+  auto out = std::make_shared<std::string>();
+  auto why = std::make_shared<std::string>();
+  const int msg_fd = msg_fd_;
+  loop_.queue_work(
+      [id, out, why, msg_fd] {
+        int fd = ::openat(msg_fd, id.c_str(), O_RDONLY | O_CLOEXEC);
+        if (fd < 0) {
+          *why = std::string("open: ") + std::strerror(errno);
+          return;
+        }
+        struct stat st {};
+        ::fstat(fd, &st);
+        std::string head(std::min<uint64_t>(uint64_t(st.st_size), kMaxHeader), '\0');
+        ssize_t n = ::pread(fd, head.data(), head.size(), 0);
+        auto parsed = n >= 0 ? parse_header(std::string_view(head.data(), size_t(n)))
+                             : Result<ParsedHeader>(Error::temp(std::strerror(errno)));
+        if (!parsed) {
+          *why = parsed.error().message;
+          ::close(fd);
+          return;
+        }
+        out->resize(parsed->data_size);
+        size_t got = 0;
+        while (got < out->size()) {
+          ssize_t r = ::pread(fd, out->data() + got, out->size() - got, off_t(parsed->header_length + got));
+          if (r <= 0) {
+            *why = r < 0 ? std::string("read: ") + std::strerror(errno) : "file shorter than data-size";
+            break;
+          }
+          got += size_t(r);
+        }
+        ::close(fd);
+      },
+      [out, why, done = std::move(done)] {
+        if (!why->empty()) return done(Error::temp(*why));
+        done(std::shared_ptr<const std::string>(out));
+      });
+}
+
+void Store::remove(const std::string& id, std::function<void(Status)> done) {
+  auto err = std::make_shared<int>(0);
+  const int msg_fd = msg_fd_;
+  loop_.queue_work(
+      [id, err, msg_fd] {
+        // No directory fsync: if a crash undoes the unlink, the file comes back with every
+        // recipient already recorded final, and is simply removed again.
+        if (::unlinkat(msg_fd, id.c_str(), 0) != 0 && errno != ENOENT) *err = errno;
+      },
+      [id, err, done = std::move(done)] {
+        if (*err) return done(Error::temp(std::string("remove failed: ") + std::strerror(*err)));
+        done(ok_status());
       });
 }
 

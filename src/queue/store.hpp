@@ -45,6 +45,7 @@ class Incoming {
 
 struct RecoveryReport {
   std::vector<Envelope> messages;  // every committed message, oldest first
+  std::vector<uint64_t> sizes;     // their data sizes, same order
   size_t leftovers_removed = 0;
   size_t corrupt_moved = 0;
 };
@@ -72,13 +73,21 @@ class Store {
   // Called on the loop thread for every message committed (the scheduler subscribes here).
   void on_committed(std::function<void(const Envelope&, uint64_t size)> cb) { committed_cb_ = std::move(cb); }
 
+  // Appends status records (codec encode_status) to a committed message and fdatasyncs them.
+  void append_status(const std::string& id, std::string records, std::function<void(Status)> done);
+  // Reads a committed message's data (the bytes after the header).
+  void read_message(const std::string& id,
+                    std::function<void(Result<std::shared_ptr<const std::string>>)> done);
+  // Removes a message whose every recipient is final and every notice queued.
+  void remove(const std::string& id, std::function<void(Status)> done);
+
   [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
   [[nodiscard]] size_t commits_in_flight() const noexcept { return in_flight_; }
 
  private:
   friend class Incoming;
   friend struct Spool;
-  Store(io::Loop& loop, std::string dir, const Clock& clock, int tmp_fd, int msg_fd);
+  Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, int tmp_fd, int msg_fd);
   void submit_write(const std::shared_ptr<Spool>& s, bool final);
   void write_done(const std::shared_ptr<Spool>& s);
   void queue_rename(std::shared_ptr<Spool> s);
@@ -89,6 +98,7 @@ class Store {
   io::Loop& loop_;
   std::string dir_;
   const Clock& clock_;
+  int lock_fd_;  // flock'd for the process's lifetime: one ternd per queue
   int tmp_fd_;
   int msg_fd_;
   IdGenerator ids_;

@@ -7,7 +7,7 @@
 
 namespace tern::server {
 
-Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::TcpConnection> tcp,
+Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::Stream> tcp,
                        std::shared_ptr<const SessionSettings> settings, ClientInfo client)
     : server_(server),
       id_(id),

@@ -26,7 +26,7 @@ void Server::apply(const config::Config& cfg) {
 
 Status Server::listen(const std::vector<config::Listen>& listen) {
   for (const auto& l : listen) {
-    auto lst = io::TcpListener::listen(loop_, l.address, [this](std::unique_ptr<io::TcpConnection> c) {
+    auto lst = io::TcpListener::listen(loop_, l.address, [this](std::unique_ptr<io::Stream> c) {
       accept(std::move(c));
     });
     if (!lst) return lst.error();
@@ -36,7 +36,7 @@ Status Server::listen(const std::vector<config::Listen>& listen) {
   return ok_status();
 }
 
-void Server::accept(std::unique_ptr<io::TcpConnection> tcp) {
+void Server::accept(std::unique_ptr<io::Stream> tcp) {
   const auto& lim = settings_->limits;
   const IpAddress addr = tcp->peer().address;
   const std::string key = addr.str();

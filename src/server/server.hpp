@@ -36,7 +36,7 @@ class Server {
 
  private:
   friend class Connection;
-  void accept(std::unique_ptr<io::TcpConnection> tcp);
+  void accept(std::unique_ptr<io::Stream> tcp);
   void release(uint64_t id);
   void check_drained();
   static std::shared_ptr<const SessionSettings> make_settings(const config::Config& cfg);

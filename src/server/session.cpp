@@ -160,8 +160,19 @@ void Session::reset_transaction() {
   if (state_ == State::Mail || state_ == State::Rcpt) state_ = State::Greeted;
 }
 
+namespace {
+// The HELO/EHLO argument ends up in tern's Received: header: refuse control characters
+// (header injection) and names no domain or address literal could be (RFC 5321 §4.1.1.1).
+bool acceptable_helo(std::string_view arg) {
+  if (arg.empty() || arg.size() > 255) return false;
+  for (unsigned char ch : arg)
+    if (ch < 0x21 || ch == 0x7f) return false;
+  return true;
+}
+}  // namespace
+
 void Session::cmd_helo(const smtp::Command& c) {
-  if (c.arg.empty()) return error(501, "5.5.4", "Syntax: HELO hostname");
+  if (!acceptable_helo(c.arg)) return error(501, "5.5.4", "Syntax: HELO hostname");
   reset_transaction();
   helo_ = std::string(c.arg);
   esmtp_ = false;
@@ -170,7 +181,7 @@ void Session::cmd_helo(const smtp::Command& c) {
 }
 
 void Session::cmd_ehlo(const smtp::Command& c) {
-  if (c.arg.empty()) return error(501, "5.5.4", "Syntax: EHLO hostname");
+  if (!acceptable_helo(c.arg)) return error(501, "5.5.4", "Syntax: EHLO hostname");
   reset_transaction();
   helo_ = std::string(c.arg);
   esmtp_ = true;
@@ -240,11 +251,11 @@ void Session::cmd_mail(const smtp::Command& c) {
 void Session::cmd_rcpt(const smtp::Command& c) {
   auto rest = smtp::strip_prefix(c.arg, "TO:");
   if (!rest) return error(501, "5.5.4", "Syntax: RCPT TO:<address>");
-  auto path = smtp::parse_path(*rest, false, true, smtputf8_);
-  if (!path) {
-    const bool utf8 = path.error().message.starts_with("5.6.7");
-    return error(utf8 ? 553 : 501, "", path.error().message);
-  }
+  // Parsed permissively so that a non-ASCII address without SMTPUTF8 gets the right reply.
+  auto path = smtp::parse_path(*rest, false, true, true);
+  if (!path) return error(501, "", path.error().message);
+  if (path->address.utf8 && !smtputf8_)
+    return error(553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
   auto params = smtp::parse_params(path->rest, smtputf8_);
   if (!params) return error(501, "", params.error().message);
   if (!params->empty())

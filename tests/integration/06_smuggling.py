@@ -28,27 +28,45 @@ FALSE_TERMINATORS = [
 ]
 
 
-def attempt(t, ft, label, bytewise, expect_code, expect_enh):
-    payload = HEAD + ft + SMUGGLED
-    with t.session() as c:
-        c.expect("MAIL FROM:<alice@client.example>", 250, "2.1.0")
-        c.expect("RCPT TO:<bob@partner.example>", 250, "2.1.5")
-        c.expect("DATA", 354)
-        if bytewise:
-            cut = len(HEAD) - 4
-            c.send(payload[:cut])
-            for i in range(cut, len(payload)):
-                c.send(payload[i:i + 1])
-        else:
-            c.send(payload)
-        h.check(c.silent_for(0.4), f"[{label}{' bytewise' if bytewise else ''}] "
-                "no reply at the false terminator", repr(c.buf[:200]))
-        c.send(REAL_END)
-        r = c.read_reply()
-        h.expect_reply(r, expect_code, expect_enh, f"[{label}] the one reply after CRLF.CRLF")
-        h.check(c.silent_for(0.2), f"[{label}] no further reply", repr(c.buf[:200]))
-        c.expect("QUIT", 221, what=f"[{label}] session back in command mode")
-        return r
+def run_attempts(t, expect_code, expect_enh):
+    """Every false terminator, in one write and byte by byte, each on its own connection.
+    The connections run side by side so that one quiet period covers them all."""
+    attempts = []
+    try:
+        for ft, label in FALSE_TERMINATORS:
+            for bytewise in (False, True):
+                name = label + (" bytewise" if bytewise else "")
+                c = t.session()
+                attempts.append((name, c))
+                c.expect("MAIL FROM:<alice@client.example>", 250, "2.1.0", what=f"[{name}] MAIL")
+                c.expect("RCPT TO:<bob@partner.example>", 250, "2.1.5", what=f"[{name}] RCPT")
+                c.expect("DATA", 354, what=f"[{name}] DATA")
+                payload = HEAD + ft + SMUGGLED
+                if bytewise:
+                    cut = len(HEAD) - 4
+                    c.send(payload[:cut])
+                    for i in range(cut, len(payload)):
+                        c.send(payload[i:i + 1])
+                else:
+                    c.send(payload)
+        time.sleep(0.5)
+        for name, c in attempts:
+            h.check(c.silent_for(0.01), f"[{name}] no reply at the false terminator",
+                    repr(c.buf[:200]))
+        replies = []
+        for name, c in attempts:
+            c.send(REAL_END)
+            r = c.read_reply()
+            h.expect_reply(r, expect_code, expect_enh, f"[{name}] the one reply after CRLF.CRLF")
+            replies.append((name, r))
+        time.sleep(0.2)
+        for name, c in attempts:
+            h.check(c.silent_for(0.01), f"[{name}] no further reply", repr(c.buf[:200]))
+            c.expect("QUIT", 221, what=f"[{name}] session back in command mode")
+        return replies
+    finally:
+        for _, c in attempts:
+            c.close()
 
 
 def wait_tmp_empty(t):
@@ -62,36 +80,31 @@ def scenario(ctx):
     h.step("bare_newlines: reject (the default)")
     t = ctx.tern("reject")
     t.start()
-    for ft, label in FALSE_TERMINATORS:
-        for bytewise in (False, True):
-            attempt(t, ft, label, bytewise, 550, "5.6.0")
-            h.check_eq(t.queue_ids(), [], f"[{label}] queue holds nothing")
+    run_attempts(t, 550, "5.6.0")
+    h.check_eq(t.queue_ids(), [], "queue holds nothing")
     h.check_eq(wait_tmp_empty(t), [], "tmp/ is empty")
     log = t.log()
-    h.check("smuggler" not in log.split("reject:")[0] and "from=<smuggler" not in log,
+    h.check("smuggler" not in log,
             "the smuggled MAIL FROM never became a transaction (log)")
     t.stop()
 
     h.step("bare_newlines: normalize")
     t = ctx.tern("normalize", limits={"bare_newlines": "normalize"})
     t.start()
-    seen = set()
-    for ft, label in FALSE_TERMINATORS:
-        for bytewise in (False, True):
-            r = attempt(t, ft, label, bytewise, 250, "2.0.0")
-            qid = r.queue_id()
-            ids = set(t.queue_ids())
-            h.check_eq(ids - seen, {qid}, f"[{label}] exactly one new message, the acknowledged one")
-            seen = ids
-            m = t.queue()[qid]  # parsing asserts CRLF-only data
-            h.check_eq(m.sender, "alice@client.example", f"[{label}] sender is the real one")
-            h.check_eq(m.rcpt_addresses(), ["bob@partner.example"], f"[{label}] recipient")
-            _, rest = h.split_received(m.data)
-            h.check(rest.startswith(HEAD.split(b"first part")[0]), f"[{label}] headers intact")
-            h.check(b"first part\r\n" in rest and
-                    b"MAIL FROM:<smuggler@evil.example>\r\nRCPT TO:<victim@partner.example>\r\n"
-                    b"DATA\r\n" in rest and rest.endswith(b"smuggled body\r\n"),
-                    f"[{label}] smuggled commands are body text of the one message", repr(rest))
+    replies = run_attempts(t, 250, "2.0.0")
+    q = t.queue()  # parsing asserts CRLF-only data in every file
+    h.check_eq(sorted(q), sorted(r.queue_id() for _, r in replies),
+               "the queue holds exactly the acknowledged messages, one per attempt")
+    for label, r in replies:
+        m = q[r.queue_id()]
+        h.check_eq(m.sender, "alice@client.example", f"[{label}] sender is the real one")
+        h.check_eq(m.rcpt_addresses(), ["bob@partner.example"], f"[{label}] recipient")
+        _, rest = h.split_received(m.data)
+        h.check(rest.startswith(HEAD.split(b"first part")[0]), f"[{label}] headers intact")
+        h.check(b"first part\r\n" in rest and
+                b"MAIL FROM:<smuggler@evil.example>\r\nRCPT TO:<victim@partner.example>\r\n"
+                b"DATA\r\n" in rest and rest.endswith(b"smuggled body\r\n"),
+                f"[{label}] smuggled commands are body text of the one message", repr(rest))
     h.check_eq(len(t.queue_ids()), 2 * len(FALSE_TERMINATORS), "one message per attempt")
     h.check_eq(wait_tmp_empty(t), [], "tmp/ is empty")
     t.stop()

@@ -1,0 +1,98 @@
+// Control socket server and its commands.
+#include "admin/control.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+#include <vector>
+
+#include "admin/format.hpp"
+#include "common/strings.hpp"
+
+namespace tern::admin {
+
+namespace {
+constexpr size_t kMaxCommand = 1024;
+}
+
+std::string handle_command(std::string_view line, scheduler::Scheduler& sched, int64_t now_us) {
+  const std::string cmd = to_lower(trim(line));
+  if (cmd == "queue") {
+    std::string out = "OK\n";
+    for (const auto& e : sched.list()) out += format_queue_line(e, now_us) + "\n";
+    return out;
+  }
+  if (cmd == "flush") {
+    sched.flush();
+    return "OK\nflushed: every deferred message is due now\n";
+  }
+  return "ERR unknown command '" + std::string(line.substr(0, 64)) + "' (queue, flush)\n";
+}
+
+Result<std::unique_ptr<ControlServer>> ControlServer::start(io::Loop& loop, const config::Control& cfg,
+                                                            scheduler::Scheduler& sched, const Clock& clock) {
+  gid_t gid = gid_t(-1);
+  if (!cfg.group.empty()) {
+    struct group* g = ::getgrnam(cfg.group.c_str());
+    if (!g) return Error::perm("control.group: no such group '" + cfg.group + "'");
+    gid = g->gr_gid;
+  }
+  std::unique_ptr<ControlServer> s(new ControlServer(sched, clock, gid));
+  ControlServer* raw = s.get();
+  auto l = io::UnixListener::listen(loop, cfg.socket, gid == gid_t(-1) ? 0600 : 0660, gid,
+                                    [raw](std::unique_ptr<io::Stream> st) { raw->accept(std::move(st)); });
+  if (!l) return l.error();
+  s->listener_ = std::move(l.value());
+  spdlog::info("control: listening on {}", cfg.socket);
+  return s;
+}
+
+bool ControlServer::allowed(uid_t uid, gid_t gid) const {
+  if (uid == 0 || uid == ::geteuid()) return true;
+  if (gid_ == gid_t(-1)) return false;
+  if (gid == gid_) return true;
+  // Supplementary membership of the admin group.
+  struct passwd* pw = ::getpwuid(uid);
+  if (!pw) return false;
+  int n = 64;
+  std::vector<gid_t> groups(static_cast<size_t>(n));
+  if (::getgrouplist(pw->pw_name, pw->pw_gid, groups.data(), &n) < 0) return false;
+  for (int i = 0; i < n; ++i)
+    if (groups[size_t(i)] == gid_) return true;
+  return false;
+}
+
+void ControlServer::accept(std::unique_ptr<io::Stream> s) {
+  uid_t uid = 0;
+  gid_t gid = 0;
+  if (!s->peer_credentials(uid, gid) || !allowed(uid, gid)) {
+    spdlog::warn("control: refused uid={} gid={}", uid, gid);
+    s->write("ERR permission denied\n");
+    s->close_after_flush();
+    return;
+  }
+  // The stream owns itself until the command is answered.
+  auto* raw = s.release();
+  auto buf = std::make_shared<std::string>();
+  raw->set_callbacks({
+      [this, raw, buf](std::string_view b) {
+        buf->append(b);
+        const size_t nl = buf->find('\n');
+        if (nl == std::string::npos && buf->size() < kMaxCommand) return;
+        const std::string line = buf->substr(0, std::min(nl, buf->size()));
+        spdlog::info("control: command '{}'", line.substr(0, 64));
+        raw->write(handle_command(line, sched_, clock_.now_us()));
+        raw->close_after_flush();
+        delete raw;
+      },
+      [raw](int) {
+        raw->close();
+        delete raw;
+      },
+  });
+  raw->start_read();
+}
+
+}  // namespace tern::admin

@@ -1,0 +1,40 @@
+// The admin control socket: a Unix stream socket where ternctl sends one command line and
+// reads the answer. Access: root, ternd's own user, and members of control.group (the
+// socket's mode is 0660 and the peer's credentials are checked on every connection).
+#pragma once
+
+#include <sys/types.h>
+
+#include <memory>
+#include <string>
+
+#include "common/clock.hpp"
+#include "common/result.hpp"
+#include "config/config.hpp"
+#include "io/tcp.hpp"
+#include "scheduler/scheduler.hpp"
+
+namespace tern::admin {
+
+// Protocol (version 1): the client sends one line, "queue" or "flush". The server answers
+// "OK" or "ERR reason" on the first line, then the body, then closes the connection.
+std::string handle_command(std::string_view line, scheduler::Scheduler& sched, int64_t now_us);
+
+class ControlServer {
+ public:
+  static Result<std::unique_ptr<ControlServer>> start(io::Loop& loop, const config::Control& cfg,
+                                                      scheduler::Scheduler& sched, const Clock& clock);
+
+ private:
+  ControlServer(scheduler::Scheduler& sched, const Clock& clock, gid_t gid)
+      : sched_(sched), clock_(clock), gid_(gid) {}
+  void accept(std::unique_ptr<io::Stream> s);
+  [[nodiscard]] bool allowed(uid_t uid, gid_t gid) const;
+
+  scheduler::Scheduler& sched_;
+  const Clock& clock_;
+  gid_t gid_;
+  std::unique_ptr<io::UnixListener> listener_;
+};
+
+}  // namespace tern::admin

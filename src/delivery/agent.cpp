@@ -1,0 +1,50 @@
+// The delivery agent: worker ownership and shutdown.
+#include "delivery/agent.hpp"
+
+#include "delivery/worker.hpp"
+
+namespace tern::delivery {
+
+Agent::Agent(io::Loop& loop, const Clock& clock, queue::Store& store, scheduler::Scheduler& sched,
+             dns::Resolver& resolver, AgentSettings settings, uint64_t seed)
+    : loop_(loop),
+      clock_(clock),
+      store_(store),
+      sched_(sched),
+      resolver_(resolver),
+      settings_(std::move(settings)),
+      rng_(seed),
+      reaper_(loop) {}
+
+Agent::~Agent() = default;
+
+void Agent::open(const scheduler::Destination& d, scheduler::Job first) {
+  const uint64_t id = next_id_++;
+  auto w = std::make_unique<Worker>(*this, id, d, std::move(first));
+  Worker* raw = w.get();
+  workers_.emplace(id, std::move(w));
+  if (stopping_) raw->stop();
+  raw->start();
+}
+
+void Agent::release(uint64_t id) {
+  auto it = workers_.find(id);
+  if (it == workers_.end()) return;
+  dead_.push_back(std::move(it->second));  // it may be on the call stack
+  workers_.erase(it);
+  reaper_.start(0, 0, [this] {
+    dead_.clear();
+    if (stopping_ && workers_.empty() && on_stopped_) std::exchange(on_stopped_, nullptr)();
+  });
+}
+
+void Agent::shutdown(std::function<void()> done) {
+  stopping_ = true;
+  on_stopped_ = std::move(done);
+  std::vector<Worker*> live;  // stop() may release a worker, which edits workers_
+  for (auto& [id, w] : workers_) live.push_back(w.get());
+  for (Worker* w : live) w->stop();
+  if (workers_.empty() && dead_.empty()) std::exchange(on_stopped_, nullptr)();
+}
+
+}  // namespace tern::delivery

@@ -1,0 +1,63 @@
+// The delivery agent: starts one worker per outbound connection the scheduler asks for,
+// and owns them. A worker resolves the destination, connects, and runs transactions on its
+// connection for as long as the scheduler has mail for that destination.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "common/clock.hpp"
+#include "config/config.hpp"
+#include "dns/mx.hpp"
+#include "dns/resolver.hpp"
+#include "io/loop.hpp"
+#include "queue/store.hpp"
+#include "scheduler/scheduler.hpp"
+
+namespace tern::delivery {
+
+class Worker;
+
+struct AgentSettings {
+  std::string hostname;  // our EHLO name
+  config::Delivery delivery;
+  dns::Self self;
+};
+
+class Agent final : public scheduler::Dispatcher {
+ public:
+  Agent(io::Loop& loop, const Clock& clock, queue::Store& store, scheduler::Scheduler& sched,
+        dns::Resolver& resolver, AgentSettings settings, uint64_t seed);
+  ~Agent() override;
+
+  void open(const scheduler::Destination& d, scheduler::Job first) override;
+  void apply(AgentSettings s) { settings_ = std::move(s); }
+  // Workers finish their current transaction and quit; `done` runs when none is left.
+  void shutdown(std::function<void()> done);
+  [[nodiscard]] size_t workers() const noexcept { return workers_.size(); }
+
+ private:
+  friend class Worker;
+  void release(uint64_t id);
+
+  io::Loop& loop_;
+  const Clock& clock_;
+  queue::Store& store_;
+  scheduler::Scheduler& sched_;
+  dns::Resolver& resolver_;
+  AgentSettings settings_;
+  std::mt19937_64 rng_;
+  std::map<uint64_t, std::unique_ptr<Worker>> workers_;
+  std::vector<std::unique_ptr<Worker>> dead_;
+  io::Timer reaper_;
+  uint64_t next_id_ = 1;
+  bool stopping_ = false;
+  std::function<void()> on_stopped_;
+};
+
+}  // namespace tern::delivery

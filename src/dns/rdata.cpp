@@ -1,0 +1,190 @@
+// Decoding of MX/A/AAAA rdata and the mapping of raw resolver results to answers.
+// Every read is bounds-checked against the span: the bytes come from the network.
+#include "dns/rdata.hpp"
+
+#include <cstdio>
+
+#include "common/strings.hpp"
+
+namespace tern::dns {
+
+namespace {
+
+std::string hex_byte(uint8_t b) {
+  char buf[8];
+  std::snprintf(buf, sizeof buf, "0x%02x", b);
+  return buf;
+}
+
+// A host name ends up in log lines, in SMTP diagnostics and in connect attempts, so a
+// label byte that would be ambiguous in text form ('.') or unprintable is refused rather
+// than escaped: no real mail exchanger has one.
+bool host_label_byte(uint8_t b) { return b > 0x20 && b < 0x7f && b != '.'; }
+
+}  // namespace
+
+Result<std::string> decode_name(std::span<const uint8_t> wire, size_t& used) {
+  used = 0;
+  std::string text;
+  size_t pos = 0;
+  for (;;) {
+    if (pos >= wire.size()) return Error::perm("name truncated: no root label");
+    const uint8_t len = wire[pos];
+    if ((len & 0xC0) == 0xC0)
+      return Error::perm("compression pointer in name at octet " + std::to_string(pos));
+    if ((len & 0xC0) != 0)  // RFC 6891 §5 retired the 01 and 10 label types
+      return Error::perm("unsupported label type " + hex_byte(len) + " at octet " +
+                         std::to_string(pos));
+    // len <= 63 from here on, as the two top bits are clear.
+    if (pos + 1 + len > kMaxWireName)
+      return Error::perm("name longer than " + std::to_string(kMaxWireName) + " octets");
+    if (len == 0) {
+      used = pos + 1;
+      return canonical_domain(text);
+    }
+    if (pos + 1 + len > wire.size())
+      return Error::perm("label at octet " + std::to_string(pos) + " overruns the data (" +
+                         std::to_string(len) + " octets announced, " +
+                         std::to_string(wire.size() - pos - 1) + " left)");
+    for (size_t i = pos + 1; i < pos + 1 + len; ++i)
+      if (!host_label_byte(wire[i]))
+        return Error::perm("byte " + hex_byte(wire[i]) + " in a label at octet " +
+                           std::to_string(i) + " is not allowed in a host name");
+    if (!text.empty()) text.push_back('.');
+    text.append(reinterpret_cast<const char*>(wire.data() + pos + 1), len);
+    pos += 1 + len;
+  }
+}
+
+Result<MxRecord> parse_mx_rdata(std::span<const uint8_t> rdata) {
+  if (rdata.size() < 3)
+    return Error::perm("MX rdata too short (" + std::to_string(rdata.size()) + " octets)");
+  MxRecord mx;
+  mx.preference = uint16_t((rdata[0] << 8) | rdata[1]);
+  size_t used = 0;
+  auto name = decode_name(rdata.subspan(2), used);
+  if (!name) return Error::perm("MX exchange: " + name.error().message);
+  if (2 + used != rdata.size())
+    return Error::perm("MX rdata has " + std::to_string(rdata.size() - 2 - used) +
+                       " octet(s) after the exchange name");
+  mx.host = std::move(name.value());
+  return mx;
+}
+
+Result<IpAddress> parse_a_rdata(std::span<const uint8_t> rdata) {
+  if (rdata.size() != 4)
+    return Error::perm("A rdata is " + std::to_string(rdata.size()) + " octets, not 4");
+  IpAddress a;
+  a.v6 = false;
+  for (size_t i = 0; i < 4; ++i) a.bytes[i] = rdata[i];
+  return a;
+}
+
+Result<IpAddress> parse_aaaa_rdata(std::span<const uint8_t> rdata) {
+  if (rdata.size() != 16)
+    return Error::perm("AAAA rdata is " + std::to_string(rdata.size()) + " octets, not 16");
+  IpAddress a;
+  a.v6 = true;
+  for (size_t i = 0; i < 16; ++i) a.bytes[i] = rdata[i];
+  return a;
+}
+
+std::string rcode_name(int rcode) {
+  switch (rcode) {
+    case 0:
+      return "NOERROR";
+    case 1:
+      return "FORMERR";
+    case 2:
+      return "SERVFAIL";
+    case 3:
+      return "NXDOMAIN";
+    case 4:
+      return "NOTIMP";
+    case 5:
+      return "REFUSED";
+    default:
+      return "RCODE " + std::to_string(rcode);
+  }
+}
+
+const char* rcode_str(Rcode rc) noexcept {
+  switch (rc) {
+    case Rcode::Ok:
+      return "Ok";
+    case Rcode::NoData:
+      return "NoData";
+    case Rcode::NxDomain:
+      return "NxDomain";
+    case Rcode::TempFail:
+      return "TempFail";
+    case Rcode::Malformed:
+      return "Malformed";
+  }
+  return "?";
+}
+
+namespace {
+
+// The rcode and detail shared by both answer kinds; Ok means "decode the records".
+struct Verdict {
+  Rcode rcode;
+  std::string detail;
+};
+
+Verdict classify(const RawResult& raw) {
+  if (!raw.failure.empty()) return {Rcode::TempFail, raw.failure};
+  // Bogus comes first: libunbound reports it as SERVFAIL, but the detail matters more.
+  if (raw.bogus)
+    return {Rcode::TempFail, "DNSSEC validation failed" +
+                                 (raw.why_bogus.empty() ? std::string() : ": " + raw.why_bogus)};
+  if (raw.rcode == 3 || raw.nxdomain) return {Rcode::NxDomain, "NXDOMAIN"};
+  if (raw.rcode != 0) return {Rcode::TempFail, "DNS server answered " + rcode_name(raw.rcode)};
+  if (!raw.havedata || raw.rdata.empty()) return {Rcode::NoData, "no records of that type"};
+  return {Rcode::Ok, ""};
+}
+
+}  // namespace
+
+MxAnswer to_mx_answer(const RawResult& raw) {
+  MxAnswer out;
+  out.secure = raw.secure;
+  auto v = classify(raw);
+  out.rcode = v.rcode;
+  out.detail = std::move(v.detail);
+  if (out.rcode != Rcode::Ok) return out;
+  for (size_t i = 0; i < raw.rdata.size(); ++i) {
+    auto mx = parse_mx_rdata(raw.rdata[i]);
+    if (!mx) {
+      out.rcode = Rcode::Malformed;
+      out.detail = "MX record " + std::to_string(i + 1) + ": " + mx.error().message;
+      out.records.clear();
+      return out;
+    }
+    out.records.push_back(std::move(mx.value()));
+  }
+  return out;
+}
+
+AddrAnswer to_addr_answer(const RawResult& raw, bool v6) {
+  AddrAnswer out;
+  out.secure = raw.secure;
+  auto v = classify(raw);
+  out.rcode = v.rcode;
+  out.detail = std::move(v.detail);
+  if (out.rcode != Rcode::Ok) return out;
+  for (size_t i = 0; i < raw.rdata.size(); ++i) {
+    auto a = v6 ? parse_aaaa_rdata(raw.rdata[i]) : parse_a_rdata(raw.rdata[i]);
+    if (!a) {
+      out.rcode = Rcode::Malformed;
+      out.detail = std::string(v6 ? "AAAA" : "A") + " record " + std::to_string(i + 1) + ": " +
+                   a.error().message;
+      out.addresses.clear();
+      return out;
+    }
+    out.addresses.push_back(a.value());
+  }
+  return out;
+}
+
+}  // namespace tern::dns
