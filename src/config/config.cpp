@@ -545,8 +545,8 @@ std::map<std::string, Route> read_routes(const Value* v) {
     const Value val(v->source(), kv.second, child_key(v->key(), name), line);
     std::string domain = "*";
     if (name != "*") {
-      if (auto why = domain_problem(name)) key_v.fail("not a domain name or \"*\": " + *why);
       domain = canonical_domain(name);
+      if (auto why = domain_problem(domain)) key_v.fail("not a domain name or \"*\": " + *why);
     }
     if (out.count(domain)) key_v.fail("duplicate route");
     const std::string text = scalar_of(val, "a next hop \"host[:port]\"");
@@ -571,7 +571,8 @@ std::map<std::string, Route> read_routes(const Value* v) {
         host = host.substr(0, colon);
       }
       if (!IpAddress::parse(host)) {
-        if (auto why = domain_problem(host)) val.fail("bad next-hop host " + quote(text) + ": " + *why);
+        if (auto why = domain_problem(canonical_domain(host)))
+          val.fail("bad next-hop host " + quote(text) + ": " + *why);
       }
     }
     if (had_colon && port.empty()) val.fail("empty port in " + quote(text));

@@ -544,7 +544,83 @@ TEST_CASE("config: the shipped tern.yaml loads and documents the real defaults")
   CHECK(c.delivery.retry.max == d.delivery.retry.max);
   CHECK(c.delivery.retry.factor == d.delivery.retry.factor);
   CHECK(c.delivery.max_queue_time == d.delivery.max_queue_time);
+  CHECK(c.delivery.max_in_flight == d.delivery.max_in_flight);
+  CHECK(c.delivery.max_per_destination == d.delivery.max_per_destination);
+  CHECK(c.delivery.max_mx_hosts == d.delivery.max_mx_hosts);
+  CHECK(c.delivery.max_addresses == d.delivery.max_addresses);
+  CHECK(c.delivery.address_family == d.delivery.address_family);
+  CHECK(c.delivery.prefer_ipv6 == d.delivery.prefer_ipv6);
+  CHECK(c.delivery.external_addresses.empty());
+  const auto& t = c.delivery.timeouts;
+  const auto& dt = d.delivery.timeouts;
+  CHECK((t.connect == dt.connect && t.greeting == dt.greeting && t.helo == dt.helo && t.mail == dt.mail &&
+         t.rcpt == dt.rcpt && t.data == dt.data && t.data_block == dt.data_block &&
+         t.data_end == dt.data_end && t.quit == dt.quit));
+  CHECK(c.routes.empty());
   CHECK(c.dns.forwarders == d.dns.forwarders);
+  CHECK(c.dns.timeout == d.dns.timeout);
+  CHECK(c.control.socket == "/var/spool/tern/control.sock");
+  CHECK(c.control.group.empty());
+}
+
+TEST_CASE("config: routes") {
+  auto r = load_string(R"(queue_dir: /q
+delivery: {port: 2525}
+routes:
+  Partner.Example.: "primary.partner.example:25"
+  v6.example: "[::1]:26"
+  lit.example: "[192.0.2.1]"
+  "*": "127.0.0.1:10026"
+  bare.example: mx.bare.example
+)", "t.yaml");
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->routes.at("partner.example").host == "primary.partner.example");
+  CHECK(r->routes.at("partner.example").port == 25);
+  CHECK(r->routes.at("v6.example").host == "::1");
+  CHECK(r->routes.at("v6.example").port == 26);
+  CHECK(r->routes.at("lit.example").host == "192.0.2.1");
+  CHECK(r->routes.at("lit.example").port == 0);
+  CHECK(r->routes.at("*").host == "127.0.0.1");
+  CHECK(r->routes.at("bare.example").port == 0);
+  auto err = [](const std::string& body) {
+    auto x = load_string("queue_dir: /q\nroutes:\n" + body, "t.yaml");
+    return x.ok() ? std::string("ok") : x.error().message;
+  };
+  CHECK(err("  a.example: \"host:\"\n").find("t.yaml:3: routes.a.example: empty port") == 0);
+  CHECK(err("  a.example: \"host:99999\"\n").find("bad port") != std::string::npos);
+  CHECK(err("  a.example: \"[::1\"\n").find("missing ]") != std::string::npos);
+  CHECK(err("  a.example: \"-bad-:25\"\n").find("bad next-hop host") != std::string::npos);
+  CHECK(err("  \"not a domain\": \"h:25\"\n").find("not a domain name") != std::string::npos);
+  CHECK(err("  a.example: [1, 2]\n").find("routes.a.example") != std::string::npos);
+}
+
+TEST_CASE("config: delivery and control extras") {
+  auto r = load_string(R"(queue_dir: /q
+delivery:
+  max_in_flight: 7
+  address_family: ipv6
+  prefer_ipv6: true
+  external_addresses: [192.0.2.7, "2001:db8::7"]
+  timeouts: {connect: 5s, data_end: 1m}
+dns: {timeout: 4s}
+control: {socket: ctl.sock, group: root}
+)", "/etc/tern/t.yaml");
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->delivery.max_in_flight == 7);
+  CHECK(r->delivery.address_family == AddressFamily::Ipv6);
+  CHECK(r->delivery.prefer_ipv6);
+  CHECK(r->delivery.external_addresses.size() == 2);
+  CHECK(r->delivery.timeouts.connect.count() == 5);
+  CHECK(r->delivery.timeouts.data_end.count() == 60);
+  CHECK(r->dns.timeout.count() == 4);
+  CHECK(r->control.socket == "/etc/tern/ctl.sock");
+  CHECK(r->control.group == "root");
+  auto bad = load_string("queue_dir: /q\ndelivery:\n  external_addresses: [nope]\n", "t.yaml");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("t.yaml:3: delivery.external_addresses[0]") == 0);
+  auto badt = load_string("queue_dir: /q\ndelivery:\n  timeouts: {conect: 5s}\n", "t.yaml");
+  REQUIRE_FALSE(badt.ok());
+  CHECK(badt.error().message.find("unknown key") != std::string::npos);
 }
 
 TEST_CASE("config: the shipped dev.yaml loads") {
