@@ -43,9 +43,13 @@ dns::Self make_self(const config::Config& cfg) {
   self.hostname = canonical_domain(cfg.hostname);
   for (const auto& l : cfg.listen) {
     if (unspecified(l.address.address)) {
-      for (const auto& a : interface_addresses(l.address.address.v6)) self.addresses.push_back(a);
+      for (const auto& a : interface_addresses(l.address.address.v6)) {
+        self.addresses.push_back(a);
+        self.listeners.push_back(Endpoint{a, l.address.port});
+      }
     } else {
       self.addresses.push_back(l.address.address);
+      self.listeners.push_back(l.address);
     }
   }
   for (const auto& a : cfg.delivery.external_addresses) self.addresses.push_back(a);

@@ -42,7 +42,7 @@ void Worker::resolve() {
     dns::MxHost h{0, dest_.host, {}};
     if (auto ip = IpAddress::parse(dest_.host)) {
       h.addresses.push_back(*ip);
-      targets_ready(dns::apply_self_rule({h}, agent_.settings_.self));
+      targets_ready(std::vector<dns::MxHost>{h});
       return;
     }
     return resolve_addresses({h}, false);
@@ -94,6 +94,8 @@ void Worker::resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit) {
           // A route's host must never make mail bounce: it is tern's own configuration.
           return fail_all_jobs(no_address(what, p->tempfail || dest_.route));
         }
+        // A route is the operator's explicit choice: only its exact endpoint can be me.
+        if (dest_.route) return targets_ready(std::move(usable));
         targets_ready(dns::apply_self_rule(std::move(usable), agent_.settings_.self));
       });
     }
@@ -109,9 +111,13 @@ void Worker::targets_ready(Result<std::vector<dns::MxHost>> hosts) {
     });
     for (const auto& a : h.addresses) {
       if (cands_.size() >= d.max_addresses) break;
+      if (dest_.route && agent_.settings_.self.is_my_endpoint(Endpoint{a, dest_.port})) continue;
       cands_.push_back({h.name, a, dest_.port});
     }
   }
+  if (cands_.empty())
+    return fail_all_jobs(Error::perm("5.4.6 Route for " + dest_.domain + " points back to myself (" +
+                                     dest_.host + ":" + std::to_string(dest_.port) + ")"));
   connect_next();
 }
 

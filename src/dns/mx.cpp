@@ -39,6 +39,12 @@ bool Self::is_me(const MxHost& h) const {
   return false;
 }
 
+bool Self::is_my_endpoint(const Endpoint& e) const {
+  for (const auto& l : listeners)
+    if (l.port == e.port && l.address.unmapped() == e.address.unmapped()) return true;
+  return false;
+}
+
 Result<std::vector<MxHost>> apply_self_rule(std::vector<MxHost> ordered, const Self& self) {
   for (size_t i = 0; i < ordered.size(); ++i) {
     if (!self.is_me(ordered[i])) continue;

@@ -29,7 +29,11 @@ Result<std::vector<MxHost>> order_mx(const std::vector<MxRecord>& records, std::
 struct Self {
   std::string hostname;             // canonical
   std::vector<IpAddress> addresses; // listener addresses (wildcards expanded) + external
+  std::vector<Endpoint> listeners;  // exact listening endpoints (wildcards expanded)
   [[nodiscard]] bool is_me(const MxHost& h) const;
+  // For a configured route: only this exact address and port is me (a smarthost on the
+  // same machine but another port, e.g. a content filter, is not a loop).
+  [[nodiscard]] bool is_my_endpoint(const Endpoint& e) const;
 };
 
 // RFC 5321 §5.1: when tern is one of the MX hosts, it drops itself and every host with an

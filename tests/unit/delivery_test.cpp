@@ -47,7 +47,7 @@ TEST_CASE("mx: null MX, duplicates and the host limit") {
 }
 
 TEST_CASE("mx: the self rule drops me and every host not better than me") {
-  dns::Self me{"backup.example.net", {*IpAddress::parse("192.0.2.10")}};
+  dns::Self me{"backup.example.net", {*IpAddress::parse("192.0.2.10")}, {}};
   std::vector<dns::MxHost> hosts{{10, "primary.partner.example", {*IpAddress::parse("192.0.2.1")}},
                                  {20, "backup.example.net", {}},
                                  {20, "other.example", {}},
@@ -255,4 +255,11 @@ TEST_CASE("client: a lost connection defers, and says whether to try the next ho
   auto dr = d.take_result();
   CHECK(dr->rcpts[0].verdict == Verdict::Deferred);
   CHECK(dr->rcpts[0].reply.find("after the data was sent") != std::string::npos);
+}
+
+TEST_CASE("mx: a route's next hop is me only at my exact endpoint") {
+  dns::Self me{"relay.example.net", {*IpAddress::parse("127.0.0.1")}, {*Endpoint::parse("127.0.0.1:2525")}};
+  CHECK(me.is_my_endpoint(*Endpoint::parse("127.0.0.1:2525")));
+  CHECK_FALSE(me.is_my_endpoint(*Endpoint::parse("127.0.0.1:10026")));  // a local smarthost/filter
+  CHECK_FALSE(me.is_my_endpoint(*Endpoint::parse("127.0.0.2:2525")));
 }
