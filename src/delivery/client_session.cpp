@@ -256,9 +256,14 @@ void ClientSession::on_txn_reply(const smtp::Reply& r) {
 
 void ClientSession::decide_all(Verdict v, const std::string& reply, bool only_open) {
   TxnResult res;
+  bool any_accepted = false;
+  for (bool a : accepted_) any_accepted |= a;
   for (size_t i = 0; i < txn_.rcpts.size(); ++i) {
     if (only_open && i < rcpt_.size() && rcpt_[i]) res.rcpts.push_back(*rcpt_[i]);
     else res.rcpts.push_back(RcptResult{v, reply});
+    // "Too many recipients" means "send the rest in another transaction" only if this one
+    // took some; a 452 to the very first recipient is a plain temporary failure.
+    if (res.rcpts.back().verdict == Verdict::RetryNow && !any_accepted) res.rcpts.back().verdict = Verdict::Deferred;
   }
   result_ = std::move(res);
 }

@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
     spdlog::info("ternd: stop requested");
     // Inbound first (no new mail), then outbound (transactions in flight finish).
     server->shutdown([&] {
-      scheduler->set_dispatcher(nullptr);
+      scheduler->stop();
       agent->shutdown([&] {
         (*store)->close();
         control_server.reset();

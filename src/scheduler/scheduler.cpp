@@ -8,6 +8,7 @@
 #include "common/strings.hpp"
 #include "queue/codec.hpp"
 #include "scheduler/backoff.hpp"
+#include "smtp/reply_parser.hpp"
 
 namespace tern::scheduler {
 
@@ -27,18 +28,9 @@ bool is_final(queue::RcptState s) {
          s == queue::RcptState::FailedNotified;
 }
 
-// The enhanced status code in a reply ("550 5.1.1 ..." → "5.1.1"), or a default by class.
+// The enhanced status code in a reply ("MAIL: 550 5.7.1 ..." → "5.7.1"), or a default.
 std::string dsn_of(const std::string& reply, Result r) {
-  size_t i = reply.find(' ');
-  if (i != std::string::npos) {
-    std::string_view rest = std::string_view(reply).substr(i + 1);
-    size_t sp = rest.find(' ');
-    std::string_view tok = rest.substr(0, sp);
-    if (tok.size() >= 5 && tok[1] == '.' && (tok[0] == '2' || tok[0] == '4' || tok[0] == '5'))
-      return std::string(tok);
-  }
-  if (reply.size() >= 5 && reply[1] == '.' && (reply[0] == '4' || reply[0] == '5'))
-    return reply.substr(0, reply.find(' '));
+  if (std::string code = smtp::find_enhanced(reply); !code.empty()) return code;
   return r == Result::Delivered ? "2.0.0" : r == Result::Failed ? "5.0.0" : "4.0.0";
 }
 
@@ -139,7 +131,7 @@ void Scheduler::wait(uint64_t id, int64_t due_us) {
 
 // One timer for the whole queue, set to the earliest due time (no directory scans).
 void Scheduler::arm_timer() {
-  if (waiting_.empty()) {
+  if (waiting_.empty() || stopped_) {
     timer_.stop();
     timer_at_ = 0;
     return;
@@ -347,6 +339,12 @@ void Scheduler::maybe_remove(const std::string& msg_id) {
     else spdlog::info("queue: id={} removed (every recipient done)", msg_id);
     msgs_.erase(msg_id);
   });
+}
+
+void Scheduler::stop() {
+  dispatcher_ = nullptr;
+  timer_.stop();
+  stopped_ = true;
 }
 
 void Scheduler::flush() {

@@ -68,6 +68,8 @@ class Scheduler {
   Scheduler(io::Loop& loop, const Clock& clock, queue::Store& store, const config::Config& cfg,
             uint64_t seed);
   void set_dispatcher(Dispatcher* d) { dispatcher_ = d; }
+  // Shutdown: no more dispatching and no timer keeping the loop alive.
+  void stop();
   void apply(const config::Config& cfg);
 
   // A committed message (new or recovered at startup).
@@ -136,6 +138,7 @@ class Scheduler {
   uint64_t next_job_ = 1;
   io::Timer timer_;
   int64_t timer_at_ = 0;
+  bool stopped_ = false;
 };
 
 }  // namespace tern::scheduler

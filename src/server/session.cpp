@@ -6,6 +6,7 @@
 #include "common/limits.hpp"
 #include "common/strings.hpp"
 #include "smtp/address.hpp"
+#include "smtp/dsn_params.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply.hpp"
 
@@ -192,6 +193,7 @@ void Session::cmd_ehlo(const smtp::Command& c) {
                                      "SIZE " + std::to_string(settings_->limits.max_message_size),
                                      "8BITMIME",
                                      "SMTPUTF8",
+                                     "DSN",
                                      "ENHANCEDSTATUSCODES",
                                  });
 }
@@ -209,7 +211,7 @@ void Session::cmd_mail(const smtp::Command& c) {
   if (!esmtp_ && !params->empty()) return error(555, "5.5.4", "ESMTP parameters need EHLO");
 
   uint64_t size = 0;
-  bool seen_size = false, seen_body = false, seen_utf8 = false;
+  bool seen_size = false, seen_body = false, seen_utf8 = false, seen_ret = false, seen_envid = false;
   std::vector<std::string> raw;
   for (const auto& p : *params) {
     if (p.keyword == "SIZE") {
@@ -230,6 +232,14 @@ void Session::cmd_mail(const smtp::Command& c) {
     } else if (p.keyword == "SMTPUTF8") {
       if (seen_utf8 || p.value) return error(501, "5.5.4", "SMTPUTF8 takes no value");
       seen_utf8 = true;
+    } else if (p.keyword == "RET") {  // RFC 3461 §4.3
+      if (seen_ret || !p.value) return error(501, "5.5.4", "Bad RET parameter");
+      seen_ret = true;
+      if (auto r = smtp::parse_ret(*p.value); !r) return error(501, "", r.error().message);
+    } else if (p.keyword == "ENVID") {  // RFC 3461 §4.4
+      if (seen_envid || !p.value) return error(501, "5.5.4", "Bad ENVID parameter");
+      seen_envid = true;
+      if (auto e = smtp::parse_envid(*p.value); !e) return error(501, "", e.error().message);
     } else {
       return error(555, "5.5.4", "Unsupported MAIL parameter " + p.keyword);
     }
@@ -258,8 +268,22 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     return error(553, "5.6.7", "Non-ASCII recipient address needs SMTPUTF8");
   auto params = smtp::parse_params(path->rest, smtputf8_);
   if (!params) return error(501, "", params.error().message);
-  if (!params->empty())
-    return error(555, "5.5.4", "Unsupported RCPT parameter " + params->front().keyword);
+  std::vector<std::string> raw;
+  bool seen_notify = false, seen_orcpt = false;
+  for (const auto& p : *params) {
+    if (p.keyword == "NOTIFY") {  // RFC 3461 §4.1
+      if (seen_notify || !p.value) return error(501, "5.5.4", "Bad NOTIFY parameter");
+      seen_notify = true;
+      if (auto n = smtp::parse_notify(*p.value); !n) return error(501, "", n.error().message);
+    } else if (p.keyword == "ORCPT") {  // RFC 3461 §4.2
+      if (seen_orcpt || !p.value) return error(501, "5.5.4", "Bad ORCPT parameter");
+      seen_orcpt = true;
+      if (auto o = smtp::parse_orcpt(*p.value); !o) return error(501, "", o.error().message);
+    } else {
+      return error(555, "5.5.4", "Unsupported RCPT parameter " + p.keyword);
+    }
+    raw.push_back(p.raw);
+  }
   if (env_.recipients.size() >= settings_->limits.max_recipients) {
     // RFC 5321 §4.5.3.1.10: a 452 here tells the client to send the rest in another
     // transaction; it is not the client's fault, so not counted as an error.
@@ -274,6 +298,7 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     queue::Recipient r;
     r.address = v.deliver_to;
     if (given != v.deliver_to) r.original = given;
+    r.params = std::move(raw);
     env_.recipients.push_back(std::move(r));
   }
   state_ = State::Rcpt;

@@ -21,6 +21,26 @@ std::string Reply::str() const {
   return s;
 }
 
+std::string find_enhanced(std::string_view text) {
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find(' ', pos);
+    if (end == std::string_view::npos) end = text.size();
+    std::string_view tok = text.substr(pos, end - pos);
+    pos = end + 1;
+    if (tok.size() < 5 || tok.size() > 11 || (tok[0] != '2' && tok[0] != '4' && tok[0] != '5') || tok[1] != '.')
+      continue;
+    size_t dots = 0;
+    bool digits = true;
+    for (char c : tok) {
+      if (c == '.') ++dots;
+      else if (!digit(c)) digits = false;
+    }
+    if (digits && dots == 2 && tok.back() != '.' && tok.find("..") == std::string_view::npos) return std::string(tok);
+  }
+  return {};
+}
+
 std::pair<std::string, std::string_view> split_enhanced(int code, std::string_view text) {
   // class.subject.detail, RFC 3463 §2: class is 2, 4 or 5 and must match the reply code.
   size_t i = 0;

@@ -34,6 +34,10 @@ class ReplyParser {
   bool in_reply_ = false;
 };
 
+// The first enhanced status code (RFC 3463 "class.subject.detail") anywhere in a reply
+// text such as "MAIL: 550 5.7.1 Sender refused"; empty if none.
+std::string find_enhanced(std::string_view text);
+
 // Splits "5.1.1 text" into the enhanced code (if its class matches `code`) and the rest.
 std::pair<std::string, std::string_view> split_enhanced(int code, std::string_view text);
 

@@ -263,3 +263,21 @@ TEST_CASE("mx: a route's next hop is me only at my exact endpoint") {
   CHECK_FALSE(me.is_my_endpoint(*Endpoint::parse("127.0.0.1:10026")));  // a local smarthost/filter
   CHECK_FALSE(me.is_my_endpoint(*Endpoint::parse("127.0.0.2:2525")));
 }
+
+TEST_CASE("client: a 452 to the first recipient is deferred, not retried at once") {
+  auto s = ready_session("250-mx\r\n250 PIPELINING\r\n");
+  s.start(txn({"a@x.example", "b@x.example"}));
+  s.feed("250 ok\r\n452 4.5.3 too many\r\n452 4.5.3 too many\r\n554 no valid recipients\r\n");
+  auto r = s.take_result();
+  REQUIRE(r.has_value());
+  CHECK(r->rcpts[0].verdict == Verdict::Deferred);
+  CHECK(r->rcpts[1].verdict == Verdict::Deferred);
+}
+
+TEST_CASE("reply: enhanced codes are found behind prefixes") {
+  CHECK(smtp::find_enhanced("MAIL: 550 5.7.1 Sender not welcome") == "5.7.1");
+  CHECK(smtp::find_enhanced("mx[1.2.3.4]:25: greeting: 421 4.3.2 busy") == "4.3.2");
+  CHECK(smtp::find_enhanced("5.4.7 Delivery time expired; last attempt: 451 4.4.1 x") == "5.4.7");
+  CHECK(smtp::find_enhanced("250 ok 1.2.3.4").empty());
+  CHECK(smtp::find_enhanced("version 5.1.").empty());
+}

@@ -1,0 +1,573 @@
+"""Receiving SMTP servers ("sinks") and delivery helpers for tern's delivery scenarios (30-49).
+
+Run with Debian's interpreter (/usr/bin/python3): stdlib, python3-aiosmtpd, python3-dnslib.
+All traffic stays on 127.0.0.0/8; every wait has a deadline and every loop a bound.
+
+    import sinks
+    port = sinks.pick_port(["127.0.0.2", "127.0.0.3"])    # one number, free on each address
+    mx1 = sinks.Sink("127.0.0.2", port, name="mx1")          # an aiosmtpd server, not started
+    mx1.start(); ...; mx1.stop()
+    mx1.messages()       # [Received(...)], in arrival order
+    mx1.connections()    # peers of the TCP connections tern opened (probes excluded)
+
+Sink behaviour (keyword arguments, most also settable later through attributes):
+    rcpt_replies={"user@x": "550 5.1.1 No such user"}  reply at RCPT for these recipients
+    max_rcpts=N          "452 4.5.3 Too many recipients" for recipients past N in a transaction
+    pipelining=True      announce PIPELINING (aiosmtpd itself does not)
+    size_limit=N         announce "SIZE N" (and enforce it); default: no SIZE keyword
+    smtputf8=True        announce SMTPUTF8
+    data_delay=S         wait S seconds before answering the end of data
+    data_reply="..."     reply to the end of data instead of 250
+    mail_reply="..."     reply to MAIL instead of 250
+
+RawSink: the other kinds of peer, on a plain socket thread:
+    RawSink(addr, port, greeting="421 4.3.2 busy")   says that, then 503s until QUIT/close
+    RawSink(addr, port, greeting=None)                tarpit: accepts, never says anything
+
+Nothing listening on an address (a sink not started) means "connection refused".
+"""
+
+import asyncio
+import os
+import re
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+from aiosmtpd.controller import Controller  # noqa: E402
+from aiosmtpd.smtp import SMTP  # noqa: E402
+
+
+# ---------------------------------------------------------------------------------------
+# Ports
+
+def _bindable(address, port):
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((address, port))
+        except OSError:
+            return False
+    return True
+
+
+def pick_port(addresses, tries=50):
+    """One TCP port number that is free on every address in `addresses` (delivery.port is a
+    single number used for every MX host). Bounded retries."""
+    addresses = list(addresses)
+    for _ in range(tries):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((addresses[0], 0))
+            port = s.getsockname()[1]
+        if all(_bindable(a, port) for a in addresses):
+            return port
+    h.fail(f"no port free on all of {addresses} after {tries} tries")
+
+
+# ---------------------------------------------------------------------------------------
+# What a sink received
+
+class Received:
+    def __init__(self, sink, peer, helo, mail_from, mail_options, rcpt_tos, data):
+        self.sink = sink
+        self.peer = peer
+        self.helo = helo
+        self.mail_from = mail_from
+        self.mail_options = list(mail_options)
+        self.rcpt_tos = list(rcpt_tos)
+        self.data = bytes(data)
+        self.time = time.monotonic()
+        self.acked = False          # True once the end-of-data reply was handed to the server
+        self.acked_time = None
+
+    def header(self, name):
+        """The first value of header `name` in data (unfolded), or None."""
+        head = self.data.split(b"\r\n\r\n", 1)[0].decode("utf-8", "replace")
+        m = re.search(r"(?im)^" + re.escape(name) + r":[ \t]*(.*(?:\r\n[ \t].*)*)", head)
+        return re.sub(r"\r\n[ \t]+", " ", m.group(1)).strip() if m else None
+
+    def __repr__(self):
+        return (f"<Received at {self.sink} from={self.mail_from!r} to={self.rcpt_tos!r} "
+                f"{len(self.data)} bytes peer={self.peer}>")
+
+
+class _Handler:
+    def __init__(self, sink):
+        self.sink = sink
+
+    # Five parameters: aiosmtpd's "new" EHLO hook, which returns the reply lines.
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        self.sink._note("ehlo", hostname)
+        if self.sink.pipelining:
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        session.host_name = hostname
+        self.sink._note("helo", hostname)
+        return f"250 {server.hostname}"
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.sink._note("mail", address)
+        reply = self.sink.mail_reply
+        if reply:
+            return reply
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 OK"
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.sink._note("rcpt", address)
+        with self.sink.lock:
+            reply = self.sink.rcpt_replies.get(address.lower())
+            max_rcpts = self.sink.max_rcpts
+        if reply:
+            return reply
+        if max_rcpts is not None and len(envelope.rcpt_tos) >= max_rcpts:
+            return "452 4.5.3 Too many recipients"
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        sink = self.sink
+        rec = Received(sink.name, session.peer, session.host_name, envelope.mail_from,
+                       envelope.mail_options, envelope.rcpt_tos, envelope.original_content)
+        with sink.lock:
+            reply = sink.data_reply
+            delay = sink.data_delay
+            if not reply or reply.startswith("2"):
+                sink._messages.append(rec)
+            else:
+                sink._refused.append(rec)
+        if delay:
+            await asyncio.sleep(delay)
+        with sink.lock:
+            rec.acked = True
+            rec.acked_time = time.monotonic()
+            sink._seq += 1
+            n = sink._seq
+        return reply or f"250 2.0.0 OK queued as {sink.name}-{n}"
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's server, noting each TCP connection."""
+
+    def __init__(self, handler, sink, **kw):
+        super().__init__(handler, **kw)
+        self._tern_sink = sink
+
+    def connection_made(self, transport):
+        super().connection_made(transport)
+        self._tern_sink._connected(transport.get_extra_info("peername"))
+
+
+class _Controller(Controller):
+    def __init__(self, sink, **kw):
+        self._tern_sink = sink
+        super().__init__(_Handler(sink), **kw)
+
+    def factory(self):
+        return _SMTP(self.handler, self._tern_sink, **self.SMTP_kwargs)
+
+    def _trigger_server(self):
+        # Controller.start() connects once to make aiosmtpd build its server object; that
+        # probe is not one of tern's connections.
+        with socket.create_connection((self.hostname, self.port), 2.0) as s:
+            self._tern_sink._probe(s.getsockname())
+            s.settimeout(2.0)
+            try:
+                s.recv(1024)
+            except socket.timeout:
+                pass
+
+
+class _Base:
+    def __init__(self, address, port, name):
+        self.address = address
+        self.port = port
+        self.name = name or f"sink@{address}"
+        self.lock = threading.Lock()
+        self._conns = []
+        self._probes = set()
+
+    def _connected(self, peer):
+        with self.lock:
+            self._conns.append((peer, time.monotonic()))
+
+    def _probe(self, sockname):
+        with self.lock:
+            self._probes.add(tuple(sockname[:2]))
+
+    def connections(self):
+        """Peers of every TCP connection accepted so far (aiosmtpd's start probe excluded)."""
+        with self.lock:
+            return [p for p, _ in self._conns if tuple(p[:2]) not in self._probes]
+
+
+class Sink(_Base):
+    """A real receiving SMTP server (aiosmtpd) on address:port."""
+
+    def __init__(self, address, port, name=None, *, rcpt_replies=None, max_rcpts=None,
+                 pipelining=True, size_limit=None, data_delay=0.0, data_reply=None,
+                 mail_reply=None, hostname=None, smtputf8=True):
+        super().__init__(address, port, name)
+        self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
+        self.max_rcpts = max_rcpts
+        self.pipelining = pipelining
+        self.size_limit = size_limit
+        self.data_delay = data_delay
+        self.data_reply = data_reply
+        self.mail_reply = mail_reply
+        self.smtputf8 = smtputf8
+        self.hostname = hostname or f"{self.name}.sink.example"
+        self._messages = []
+        self._refused = []
+        self._events = []
+        self._seq = 0
+        self.controller = None
+
+    # -- control
+
+    def start(self, tries=3):
+        h.check(self.controller is None, f"{self.name}: not already running")
+        last = None
+        for _ in range(tries):
+            c = _Controller(self, hostname=self.address, port=self.port,
+                            server_hostname=self.hostname, ready_timeout=5.0,
+                            data_size_limit=self.size_limit or 0,
+                            enable_SMTPUTF8=self.smtputf8,
+                            timeout=60)
+            try:
+                c.start()
+            except (OSError, TimeoutError, RuntimeError) as e:
+                last = e
+                try:
+                    c.stop(no_assert=True)
+                except BaseException:
+                    pass
+                time.sleep(0.2)
+                continue
+            self.controller = c
+            print(f"  ..   {self.name} listening on {self.address}:{self.port}", flush=True)
+            return self
+        h.fail(f"{self.name}: cannot listen on {self.address}:{self.port}: {last}")
+
+    def stop(self):
+        if self.controller is not None:
+            c, self.controller = self.controller, None
+            c.stop(no_assert=True)
+
+    @property
+    def running(self):
+        return self.controller is not None
+
+    def set_rcpt_reply(self, address, reply):
+        with self.lock:
+            if reply is None:
+                self.rcpt_replies.pop(address.lower(), None)
+            else:
+                self.rcpt_replies[address.lower()] = reply
+
+    # -- what arrived
+
+    def _note(self, what, arg):
+        with self.lock:
+            self._events.append((what, arg, time.monotonic()))
+
+    def events(self, what=None):
+        with self.lock:
+            return [(w, a) for w, a, _ in self._events if what is None or w == what]
+
+    def messages(self):
+        with self.lock:
+            return list(self._messages)
+
+    def acked(self):
+        with self.lock:
+            return [m for m in self._messages if m.acked]
+
+    def rcpt_counts(self):
+        """{recipient (lower case): how many accepted messages carried it}."""
+        out = {}
+        for m in self.messages():
+            for r in m.rcpt_tos:
+                out[r.lower()] = out.get(r.lower(), 0) + 1
+        return out
+
+    def wait_messages(self, n, timeout, acked=True):
+        """Bounded wait until at least n messages arrived (and were acknowledged)."""
+        wait_until(lambda: len(self.acked() if acked else self.messages()) >= n, timeout,
+                   f"{self.name} received {n} message(s)")
+        return self.messages()
+
+
+class RawSink(_Base):
+    """A peer that is not a working SMTP server: a fixed greeting (e.g. 421, 554) then 503
+    for everything but QUIT, or (greeting=None) a tarpit that accepts and never speaks."""
+
+    def __init__(self, address, port, name=None, greeting=None):
+        super().__init__(address, port, name)
+        self.greeting = greeting
+        self.sock = None
+        self.thread = None
+        self.stopping = threading.Event()
+        self.clients = []
+
+    def start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((self.address, self.port))
+        except OSError as e:
+            s.close()
+            h.fail(f"{self.name}: cannot bind {self.address}:{self.port}: {e}")
+        s.listen(64)
+        s.settimeout(0.1)
+        self.sock = s
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        kind = "tarpit" if self.greeting is None else f"greeting {self.greeting!r}"
+        print(f"  ..   {self.name} ({kind}) listening on {self.address}:{self.port}", flush=True)
+        return self
+
+    def _run(self):
+        # Ends with the stop flag; each turn waits at most 0.1 s (the count bound is ~1 day).
+        for _ in range(1_000_000):
+            if self.stopping.is_set():
+                return
+            try:
+                c, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._connected(peer)
+            with self.lock:
+                self.clients.append(c)
+            if self.greeting is not None:
+                threading.Thread(target=self._talk, args=(c,), daemon=True).start()
+
+    def _talk(self, c):
+        try:
+            c.settimeout(0.2)
+            c.sendall(self.greeting.encode() + b"\r\n")
+            if self.greeting.startswith("421"):
+                return  # 421: the server closes the channel
+            buf = b""
+            for _ in range(3000):  # at most ~10 min of 0.2 s turns; stop ends it sooner
+                if self.stopping.is_set():
+                    return
+                try:
+                    chunk = c.recv(4096)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return
+                buf += chunk
+                while b"\r\n" in buf:
+                    line, buf = buf.split(b"\r\n", 1)
+                    if line.upper().startswith(b"QUIT"):
+                        c.sendall(b"221 2.0.0 Bye\r\n")
+                        return
+                    c.sendall(b"503 5.5.1 No service\r\n")
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def stop(self):
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+            self.thread = None
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        with self.lock:
+            for c in self.clients:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+            self.clients = []
+
+    @property
+    def running(self):
+        return self.sock is not None
+
+
+# ---------------------------------------------------------------------------------------
+# Waiting
+
+def wait_until(cond, timeout, what, interval=0.05):
+    """Bounded poll: returns cond()'s truthy value or fails naming `what`."""
+    deadline = time.monotonic() + timeout
+    for _ in range(int(timeout / interval) + 100):
+        v = cond()
+        if v:
+            return v
+        if time.monotonic() > deadline:
+            break
+        time.sleep(interval)
+    h.fail(f"{what}: not within {timeout}s")
+
+
+# ---------------------------------------------------------------------------------------
+# ternd set up for delivery
+
+def delivery_overrides(port, dns_port, retry=("1s", "2s", 2), timeouts=None, **delivery):
+    """Config overrides: delivery to `port`, short retries, DNS from our zone server."""
+    d = {"port": port,
+         "retry": {"initial": retry[0], "max": retry[1], "factor": retry[2]},
+         "timeouts": dict({"connect": "2s", "greeting": "5s", "helo": "5s", "mail": "5s",
+                           "rcpt": "5s", "data": "5s", "data_block": "5s", "data_end": "10s",
+                           "quit": "2s"}, **(timeouts or {}))}
+    d.update(delivery)
+    return {"delivery": d,
+            "dns": {"forwarders": [f"127.0.0.1@{dns_port}"], "timeout": "3s"}}
+
+
+def start_dns(ctx, records):
+    import dnsserver
+    server, port = dnsserver.start_dns_server(records)
+    ctx.cleanups.append(server.stop)
+    return server, port
+
+
+def add_sink(ctx, sink, start=True):
+    ctx.cleanups.append(sink.stop)
+    if start:
+        sink.start()
+    return sink
+
+
+# ---------------------------------------------------------------------------------------
+# The log
+
+DELIVERY_RE = re.compile(
+    r"delivery: id=(?P<id>\S+) to=<(?P<to>[^>]*)> relay=(?P<relay>\S+) delay=\S+ attempt=\S+ "
+    r"dsn=(?P<dsn>\S+) status=(?P<status>\w+) \((?P<reply>.*)\)\s*$")
+
+
+class Delivery:
+    def __init__(self, m, line):
+        self.id = m.group("id")
+        self.to = m.group("to")
+        self.relay = m.group("relay")
+        self.dsn = m.group("dsn")
+        self.status = m.group("status")
+        self.reply = m.group("reply")
+        self.line = line
+
+    def __repr__(self):
+        return self.line.strip()
+
+
+def deliveries(tern, qid=None, to=None, status=None):
+    """Every "delivery: ..." log line of `tern`, parsed, optionally filtered."""
+    out = []
+    for line in tern.log().splitlines():
+        m = DELIVERY_RE.search(line)
+        if not m:
+            continue
+        d = Delivery(m, line)
+        if qid and d.id != qid:
+            continue
+        if to and d.to.lower() != to.lower():
+            continue
+        if status and d.status != status:
+            continue
+        out.append(d)
+    return out
+
+
+def wait_delivery(tern, qid=None, to=None, status=None, count=1, timeout=15):
+    """Bounded wait for `count` matching delivery log lines; returns them."""
+    return wait_until(lambda: (lambda ds: ds if len(ds) >= count else None)(
+        deliveries(tern, qid, to, status)), timeout,
+        f"log line delivery: id={qid} to=<{to}> status={status} (x{count})")
+
+
+def wait_queue_empty(tern, timeout=15, what="the queue is empty"):
+    wait_until(lambda: not tern.queue_ids(), timeout, what)
+    h.check(True, what)
+
+
+def status_of(tern, qid):
+    """{rcpt address: last state} from the queue file (None if the file is gone)."""
+    path = os.path.join(tern.msg_dir(), qid)
+    if not os.path.exists(path):
+        return None
+    try:
+        m = h.parse_queue_file(path)
+    except (h.Failure, FileNotFoundError):
+        return None
+    st = {r["address"]: "pending" for r in m.rcpts}
+    replies = {}
+    for idx, state, _, reply in m.statuses:
+        st[m.rcpts[idx]["address"]] = state
+        replies[m.rcpts[idx]["address"]] = reply
+    return st
+
+
+# ---------------------------------------------------------------------------------------
+# ternctl
+
+def ternctl(tern, *args, timeout=10, config=True):
+    cmd = [h.TERNCTL] + (["--config", tern.config_path] if config else []) + list(args)
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        h.fail(f"{' '.join(cmd)} still running after {timeout}s")
+    return p
+
+
+QUEUE_LINE_RE = re.compile(
+    r"^(?P<id>[0-9A-HJKMNP-TV-Z]{11}) age=(?P<age>\S+) size=(?P<size>\d+) from=<(?P<from>[^>]*)> "
+    r"next=(?P<next>in \S+|none)(?P<rcpts>.*)$")
+RCPT_RE = re.compile(r' to=<(?P<to>[^>]*)>:(?P<state>[a-z-]+)(?: "(?P<reply>[^"]*)")?')
+
+
+def queue_listing(tern):
+    """`ternctl queue`, parsed: {id: {"line", "size", "from", "next", "rcpts": {to: (state, reply)}}}."""
+    p = ternctl(tern, "queue")
+    if p.returncode != 0:
+        h.fail(f"ternctl queue exited {p.returncode}: {p.stderr!r}")
+    out = {}
+    for line in p.stdout.splitlines():
+        if not line.strip():
+            continue
+        m = QUEUE_LINE_RE.match(line)
+        if m is None:
+            h.fail(f"ternctl queue line does not parse: {line!r}")
+        rcpts = {r.group("to"): (r.group("state"), r.group("reply"))
+                 for r in RCPT_RE.finditer(m.group("rcpts"))}
+        out[m.group("id")] = {"line": line, "size": int(m.group("size")), "from": m.group("from"),
+                              "next": m.group("next"), "age": m.group("age"), "rcpts": rcpts}
+    return out
+
+
+def send(tern, sender, rcpts, body, source=None):
+    """One message through smtplib; asserts 250 and returns the queue id."""
+    code, text, qid = h.send_smtplib(tern.port, sender, rcpts, body, source=source)
+    if code != 250 or not qid:
+        h.fail(f"message to {rcpts} not accepted: {code} {text}")
+    return qid
+
+
+def body(subject, text="Hello.\r\n", msgid=None):
+    """A small complete message (with Message-ID and Date, so tern adds nothing)."""
+    mid = msgid or f"<{subject.replace(' ', '.')}.{time.monotonic_ns()}@client.example>"
+    return (f"From: sender@client.example\r\nTo: someone@example\r\nSubject: {subject}\r\n"
+            f"Message-ID: {mid}\r\nDate: Tue, 25 Nov 2025 10:00:00 +0000\r\n\r\n{text}").encode()
