@@ -506,7 +506,13 @@ void read_delivery(const Value* v, Delivery& out) {
   if (!v) return;
   const Fields f(*v, {"port", "retry", "max_queue_time", "max_in_flight", "max_per_destination",
                       "max_mx_hosts", "max_addresses", "address_family", "prefer_ipv6",
-                      "external_addresses", "timeouts"});
+                      "external_addresses", "timeouts", "delay_warning", "double_bounce"});
+  if (auto* x = f.get("delay_warning")) {
+    // "0" (no unit) is accepted here: it reads as "off", not as an ambiguous amount.
+    out.delay_warning = x->node().IsScalar() && x->node().Scalar() == "0" ? Seconds(0) : read_duration(*x, Seconds(0));
+  }
+  if (auto* x = f.get("double_bounce"))
+    out.double_bounce_to_postmaster = read_word(*x, {"drop", "postmaster"}) == "postmaster";
   if (auto* x = f.get("port")) out.port = read_port(*x);
   if (auto* x = f.get("retry")) read_retry(*x, out.retry);
   if (auto* x = f.get("max_queue_time")) out.max_queue_time = read_duration(*x, Seconds(1));

@@ -86,6 +86,8 @@ struct Delivery {
   bool prefer_ipv6 = false;              // with Any: which family is tried first
   std::vector<IpAddress> external_addresses;  // also "me" for the MX self rule (NAT, LB)
   ClientTimeouts timeouts;
+  Seconds delay_warning{4 * 3600};       // warn the sender once after this; 0 = never
+  bool double_bounce_to_postmaster = false;  // an undeliverable bounce goes to postmaster
 };
 
 // A fixed next hop for a domain ("*" = every other domain: a smarthost).

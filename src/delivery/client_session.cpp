@@ -168,11 +168,16 @@ void ClientSession::begin_mail() {
   // 8-bit data to a server without 8BITMIME is sent as is (what Postfix does by default).
   if (txn_.eight_bit && caps_.eightbitmime) mail += " BODY=8BITMIME";
   if (txn_.smtputf8) mail += " SMTPUTF8";
+  if (caps_.dsn)
+    for (const auto& p : txn_.mail_dsn) mail += " " + p;
   cmds_.push_back(Cmd::Mail);
   std::vector<std::string> lines{mail};
-  for (const auto& r : txn_.rcpts) {
+  for (size_t i = 0; i < txn_.rcpts.size(); ++i) {
     cmds_.push_back(Cmd::Rcpt);
-    lines.push_back("RCPT TO:<" + r + ">");
+    std::string rcpt = "RCPT TO:<" + txn_.rcpts[i] + ">";
+    if (caps_.dsn && i < txn_.rcpt_dsn.size())
+      for (const auto& p : txn_.rcpt_dsn[i]) rcpt += " " + p;
+    lines.push_back(rcpt);
   }
   cmds_.push_back(Cmd::Data);
   lines.push_back("DATA");
@@ -265,6 +270,7 @@ void ClientSession::decide_all(Verdict v, const std::string& reply, bool only_op
     // took some; a 452 to the very first recipient is a plain temporary failure.
     if (res.rcpts.back().verdict == Verdict::RetryNow && !any_accepted) res.rcpts.back().verdict = Verdict::Deferred;
   }
+  res.dsn_passed = caps_.dsn;
   result_ = std::move(res);
 }
 

@@ -30,6 +30,9 @@ struct Transaction {
   std::shared_ptr<const std::string> message;  // stored message bytes (CRLF lines)
   bool eight_bit = false;           // BODY=8BITMIME was given on arrival
   bool smtputf8 = false;            // SMTPUTF8 was given on arrival
+  // RFC 3461 parameters as received, passed on when the next hop offers DSN.
+  std::vector<std::string> mail_dsn;               // RET=..., ENVID=...
+  std::vector<std::vector<std::string>> rcpt_dsn;  // NOTIFY=..., ORCPT=... per recipient
 };
 
 // The verdict for one recipient, decided where the reply arrives (STYLE habit 5).
@@ -46,6 +49,7 @@ struct RcptResult {
 };
 
 struct TxnResult {
+  bool dsn_passed = false;  // the next hop offered DSN and got the parameters
   // True when this host could not take the transaction at all (4xx at MAIL, 421, lost
   // connection before any recipient was decided): the caller tries the next address; the
   // recipients below are then all Deferred with `reply` as the reason.

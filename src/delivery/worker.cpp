@@ -6,6 +6,7 @@
 
 #include "delivery/agent.hpp"
 #include "delivery/outcome.hpp"
+#include "common/strings.hpp"
 
 namespace tern::delivery {
 
@@ -220,8 +221,14 @@ void Worker::begin_job() {
     t.rcpts = job_->rcpts;
     t.message = *data;
     for (const auto& p : job_->mail_params) {
-      if (p == "BODY=8BITMIME" || p == "body=8bitmime") t.eight_bit = true;
-      if (p == "SMTPUTF8" || p == "smtputf8") t.smtputf8 = true;
+      if (istarts_with(p, "BODY=8BITMIME")) t.eight_bit = true;
+      if (iequals(p, "SMTPUTF8")) t.smtputf8 = true;
+      if (istarts_with(p, "RET=") || istarts_with(p, "ENVID=")) t.mail_dsn.push_back(p);
+    }
+    for (const auto& params : job_->rcpt_params) {
+      t.rcpt_dsn.emplace_back();
+      for (const auto& p : params)
+        if (istarts_with(p, "NOTIFY=") || istarts_with(p, "ORCPT=")) t.rcpt_dsn.back().push_back(p);
     }
     session_->start(std::move(t));
     pump();
@@ -234,7 +241,7 @@ void Worker::finish_job(const TxnResult& r) {
     return connect_next();
   }
   std::vector<scheduler::RcptOutcome> outs;
-  for (const auto& x : r.rcpts) outs.push_back({to_result(x.verdict), x.reply});
+  for (const auto& x : r.rcpts) outs.push_back({to_result(x.verdict), x.reply, r.dsn_passed});
   agent_.sched_.report(*job_, outs, cands_[current_].relay(), attempt_started_us_);
   job_.reset();
   next_job();

@@ -134,9 +134,14 @@ size_t data_size_offset(std::string_view header) {
 }
 
 std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
-                          std::string_view reply) {
+                          std::string_view relay, std::string_view reply) {
   return "status " + std::to_string(rcpt_index) + " " + to_string(state) + " " +
-         std::to_string(time_us) + " " + escape_text(reply) + "\n";
+         std::to_string(time_us) + " " + (relay.empty() ? std::string("-") : escape_token(relay)) + " " +
+         escape_text(reply) + "\n";
+}
+
+std::string encode_delay_warned(int64_t time_us) {
+  return "delay-warned " + std::to_string(time_us) + "\n";
 }
 
 Result<ParsedHeader> parse_header(std::string_view prefix) {
@@ -229,22 +234,29 @@ Status apply_status_records(Envelope& env, std::string_view trailer) {
     if (nl == std::string_view::npos) break;  // torn final append: ignored by design
     std::string_view line = trailer.substr(pos, nl - pos);
     pos = nl + 1;
-    // status INDEX STATE TIME TEXT
     auto f = split(line);
-    if (f.size() < 4 || f[0] != "status") return Error::bug("malformed status record");
+    if (f.size() == 2 && f[0] == "delay-warned") {  // delay-warned TIME
+      if (!parse_uint(f[1], env.delay_warned_us)) return Error::bug("malformed delay-warned record");
+      continue;
+    }
+    // status INDEX STATE TIME RELAY TEXT
+    if (f.size() < 5 || f[0] != "status") return Error::bug("malformed status record");
     size_t idx = 0;
     RcptState st{};
     int64_t t = 0;
     if (!parse_uint(f[1], idx) || idx >= env.recipients.size() || !parse_rcpt_state(f[2], st) ||
         !parse_uint(f[3], t))
       return Error::bug("malformed status record: " + std::string(line));
-    size_t text_at = f[0].size() + f[1].size() + f[2].size() + f[3].size() + 4;
+    auto relay = unescape(f[4] == "-" ? std::string_view{} : f[4]);
+    if (!relay) return relay.error();
+    size_t text_at = f[0].size() + f[1].size() + f[2].size() + f[3].size() + f[4].size() + 5;
     auto text = unescape(text_at <= line.size() ? line.substr(text_at) : std::string_view{});
     if (!text) return text.error();
     Recipient& r = env.recipients[idx];
     r.state = st;
     r.updated_us = t;
     if (st == RcptState::Deferred) ++r.attempts;
+    r.last_relay = *relay;
     r.last_reply = *text;
   }
   return ok_status();

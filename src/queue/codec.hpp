@@ -21,9 +21,12 @@ std::string encode_header(const Envelope& env, uint64_t data_size);
 size_t data_size_offset(std::string_view header);
 std::string format_data_size(uint64_t size);
 
-// A status record, appended after the data when a recipient's state changes.
+// A status record, appended after the data when a recipient's state changes. `relay` is
+// the host that answered ("" when none did).
 std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
-                          std::string_view reply);
+                          std::string_view relay, std::string_view reply);
+// The message-level record saying the delay warning has been queued.
+std::string encode_delay_warned(int64_t time_us);
 
 struct ParsedHeader {
   Envelope envelope;

@@ -22,6 +22,7 @@ struct Recipient {
   RcptState state = RcptState::Pending;
   int64_t updated_us = 0;           // time of the last state change
   std::string last_reply;           // remote reply (or tern's reason) behind the state
+  std::string last_relay;           // host that gave it ("" when no host answered)
   unsigned attempts = 0;            // delivery attempts that ended deferred (status records)
 };
 
@@ -36,6 +37,7 @@ struct Envelope {
   std::string sender;               // reverse-path without <>; empty = null sender
   std::vector<std::string> mail_params;  // raw ESMTP MAIL parameters (BODY=8BITMIME, SMTPUTF8, ...)
   std::vector<Recipient> recipients;
+  int64_t delay_warned_us = 0;      // when the delay warning was queued (0: not yet)
 };
 
 }  // namespace tern::queue

@@ -42,9 +42,13 @@ Scheduler::Scheduler(io::Loop& loop, const Clock& clock, queue::Store& store, co
   apply(cfg);
 }
 
+Scheduler::~Scheduler() = default;
+
 void Scheduler::apply(const config::Config& cfg) {
   delivery_ = cfg.delivery;
   routes_ = cfg.routes;
+  hostname_ = cfg.hostname;
+  postmaster_ = cfg.postmaster;
 }
 
 int64_t Scheduler::backoff_us(unsigned attempts) {
@@ -88,6 +92,7 @@ void Scheduler::add(const queue::Envelope& env, uint64_t size, bool recovered) {
     std::uniform_int_distribution<int64_t> jitter(0, kRestartJitterUs);
     due = std::max(due, now) + jitter(rng_);
   }
+  if (recovered) send_failure_notices(env.id);  // notices owed before the restart
   if (todo.empty()) return maybe_remove(env.id);
   make_jobs(m, todo, due);
 }
@@ -115,6 +120,7 @@ void Scheduler::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t du
     for (size_t i : g.second) {
       j.job.rcpt_index.push_back(i);
       j.job.rcpts.push_back(m.env.recipients[i].address);
+      j.job.rcpt_params.push_back(m.env.recipients[i].params);
     }
     ++m.open_jobs;
     wait(id, due_us);
@@ -216,6 +222,7 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
     queue::RcptState state;
     Result result;
     std::string reply;
+    bool dsn_passed;
   };
   std::vector<Change> changes;
   std::vector<size_t> retry_now;
@@ -224,38 +231,41 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
     const auto& o = outcomes[k];
     switch (o.result) {
       case Result::Delivered:
-        changes.push_back({idx, queue::RcptState::Delivered, o.result, o.reply});
+        changes.push_back({idx, queue::RcptState::Delivered, o.result, o.reply, o.dsn_passed});
         break;
       case Result::Failed:
-        changes.push_back({idx, queue::RcptState::Failed, o.result, o.reply});
+        changes.push_back({idx, queue::RcptState::Failed, o.result, o.reply, false});
         break;
       case Result::Deferred:
         if (expired)
           changes.push_back({idx, queue::RcptState::Failed, Result::Failed,
-                             "5.4.7 Delivery time expired; last attempt: " + o.reply});
+                             "5.4.7 Delivery time expired; last attempt: " + o.reply, false});
         else
-          changes.push_back({idx, queue::RcptState::Deferred, o.result, o.reply});
+          changes.push_back({idx, queue::RcptState::Deferred, o.result, o.reply, false});
         break;
       case Result::RetryNow:
         retry_now.push_back(idx);
         break;
     }
   }
-  for (const auto& c : changes) records += queue::encode_status(c.idx, c.state, now, c.reply);
+  const std::string relay_host = relay == "none" ? std::string() : relay;
+  for (const auto& c : changes) records += queue::encode_status(c.idx, c.state, now, relay_host, c.reply);
   const std::string msg_id = job.msg_id;
   const uint64_t job_id = job.id;
-  auto apply = [this, msg_id, job_id, changes, retry_now, relay, attempt_started_us, now](Status st) {
+  auto apply = [this, msg_id, job_id, changes, retry_now, relay, relay_host, attempt_started_us, now](Status st) {
     if (!st.ok()) spdlog::error("delivery: id={} state not recorded: {}", msg_id, st.error().message);
     auto mit = msgs_.find(msg_id);
     if (mit == msgs_.end()) return;
     Msg& m = mit->second;
-    std::vector<size_t> deferred;
+    std::vector<size_t> deferred, relayed;
     unsigned attempts = 0;
     for (const auto& c : changes) {
       auto& r = m.env.recipients[c.idx];
       r.state = c.state;
       r.updated_us = now;
       r.last_reply = c.reply;
+      r.last_relay = relay_host;
+      if (c.state == queue::RcptState::Delivered && !c.dsn_passed) relayed.push_back(c.idx);
       if (c.state == queue::RcptState::Deferred) {
         ++r.attempts;
         attempts = std::max(attempts, r.attempts);
@@ -271,6 +281,10 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
     if (!deferred.empty()) make_jobs(m, deferred, now + backoff_us(attempts));
     if (!retry_now.empty()) make_jobs(m, retry_now, now);
     jobs_.erase(job_id);
+    // Notices: the recipients' states above are durable (or logged as not) before any is built.
+    if (!relayed.empty()) send_relayed_notice(msg_id, relayed);
+    if (!deferred.empty()) send_delay_warning(msg_id, deferred);
+    send_failure_notices(msg_id);
     job_finished(msg_id);
   };
   if (records.empty()) return apply(ok_status());
@@ -327,12 +341,11 @@ void Scheduler::maybe_remove(const std::string& msg_id) {
   if (it == msgs_.end()) return;
   Msg& m = it->second;
   if (m.open_jobs > 0 || m.removing) return;
-  bool owed = false;
+  if (m.notices_pending > 0) return;
   for (const auto& r : m.env.recipients) {
     if (!is_final(r.state)) return;
-    owed |= r.state == queue::RcptState::Failed && !m.env.sender.empty();
+    if (r.state == queue::RcptState::Failed && owes_failure_notice(m, r)) return;
   }
-  if (owed) return;
   m.removing = true;
   store_.remove(msg_id, [this, msg_id](Status st) {
     if (!st.ok()) spdlog::error("queue: id={} {}", msg_id, st.error().message);

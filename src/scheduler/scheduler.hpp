@@ -41,12 +41,14 @@ struct Job {
   int64_t arrival_us = 0;
   std::vector<size_t> rcpt_index;     // into the message's recipients
   std::vector<std::string> rcpts;     // their addresses, same order
+  std::vector<std::vector<std::string>> rcpt_params;  // their ESMTP parameters, same order
 };
 
 enum class Result { Delivered, Deferred, Failed, RetryNow };
 struct RcptOutcome {
   Result result = Result::Deferred;
   std::string reply;
+  bool dsn_passed = false;  // the next hop took RFC 3461 parameters (it reports from now on)
 };
 
 // Starts a delivery worker for a destination with its first job; the worker asks take()
@@ -67,6 +69,7 @@ class Scheduler {
  public:
   Scheduler(io::Loop& loop, const Clock& clock, queue::Store& store, const config::Config& cfg,
             uint64_t seed);
+  ~Scheduler();
   void set_dispatcher(Dispatcher* d) { dispatcher_ = d; }
   // Shutdown: no more dispatching and no timer keeping the loop alive.
   void stop();
@@ -96,6 +99,8 @@ class Scheduler {
     uint64_t size = 0;
     size_t open_jobs = 0;   // jobs waiting, ready or in flight
     bool removing = false;
+    bool failure_notice_busy = false;  // a failure notice is being queued
+    int notices_pending = 0;           // notices of any kind being built (the file must stay)
   };
   enum class JobState { Waiting, Ready, InFlight };
   struct JobRec {
@@ -123,11 +128,25 @@ class Scheduler {
   void maybe_remove(const std::string& msg_id);
   [[nodiscard]] int64_t backoff_us(unsigned attempts);
 
+  // Notices (notices.cpp): bounces, delay warnings, "relayed" notices.
+  [[nodiscard]] bool owes_failure_notice(const Msg& m, const queue::Recipient& r) const;
+  void send_failure_notices(const std::string& msg_id);
+  void send_delay_warning(const std::string& msg_id, const std::vector<size_t>& idx);
+  void send_relayed_notice(const std::string& msg_id, const std::vector<size_t>& idx);
+  enum class NoticeKind { Failure, Delay, Relayed };
+  // Reads the original, builds the DSN for `idx` and commits it to the queue as a new
+  // message from <>; `done(true)` once it is durable.
+  void queue_notice(const std::string& msg_id, NoticeKind kind, const std::vector<size_t>& idx,
+                    std::function<void(bool)> done);
+
   io::Loop& loop_;
   const Clock& clock_;
   queue::Store& store_;
   config::Delivery delivery_;
   std::map<std::string, config::Route> routes_;
+  std::string hostname_;
+  std::string postmaster_;
+  std::map<std::string, std::unique_ptr<queue::Incoming>> notices_;  // being committed
   Dispatcher* dispatcher_ = nullptr;
   std::mt19937_64 rng_;
   std::map<std::string, Msg> msgs_;

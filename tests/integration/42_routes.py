@@ -71,18 +71,21 @@ def scenario(ctx):
             repr(d[0]))
 
     h.step("a route to tern's own listening endpoint: 5.4.6, no loop")
-    queued_before = t.log().count(" queued client=")
+    queued_before = t.log().count(" queued client=[127.0.0.1] from=<alice@client.example>")
     qs = sinks.send(t, "alice@client.example", ["user@self.example"], sinks.body("route self"))
     d = sinks.wait_delivery(t, qs, "user@self.example", timeout=10)
     h.check(d[0].status == "bounced" and d[0].dsn == "5.4.6", "status=bounced dsn=5.4.6", repr(d[0]))
 
     time.sleep(1)
-    h.check_eq(t.log().count(" queued client=") - queued_before, 1,
+    # Its bounce (to alice@client.example) is queued by tern itself; nothing else may be.
+    h.check_eq(t.log().count(" queued client=[127.0.0.1] from=<alice@client.example>") - queued_before, 1,
                "only the test's copy was queued (nothing looped back in)")
     h.check_eq(len(sinks.deliveries(t, qs)), 1, "decided once")
     h.check_eq(filt.rcpt_counts(), {"user@filter.example": 1}, "the filter got its one")
-    h.check_eq(smart.rcpt_counts(), {"user@nodns.example": 1, "user@relay.example": 1,
-                                     "two@nodns.example": 1}, "smarthost got its three, once each")
+    # The "*" route also carries the bounce for the looping route (to alice@client.example).
+    got = {k: v for k, v in smart.rcpt_counts().items() if k != "alice@client.example"}
+    h.check_eq(got, {"user@nodns.example": 1, "user@relay.example": 1,
+                     "two@nodns.example": 1}, "smarthost got its three, once each")
     h.check_eq(special.rcpt_counts(), {"user@special.example": 1, "two@special.example": 1},
                "special got its two, once each")
     h.check_eq(named.rcpt_counts(), {"user@named.example": 1}, "named got its one")

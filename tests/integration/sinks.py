@@ -106,6 +106,8 @@ class _Handler:
         self.sink._note("ehlo", hostname)
         if self.sink.pipelining:
             responses.insert(len(responses) - 1, "250-PIPELINING")
+        if getattr(self.sink, "dsn", False):  # DsnSink (RFC 3461)
+            responses.insert(len(responses) - 1, "250-DSN")
         return responses
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -174,7 +176,8 @@ class _Controller(Controller):
         super().__init__(_Handler(sink), **kw)
 
     def factory(self):
-        return _SMTP(self.handler, self._tern_sink, **self.SMTP_kwargs)
+        cls = getattr(self._tern_sink, "smtp_class", _SMTP)  # DsnSink: _ParamSMTP
+        return cls(self.handler, self._tern_sink, **self.SMTP_kwargs)
 
     def _trigger_server(self):
         # Controller.start() connects once to make aiosmtpd build its server object; that

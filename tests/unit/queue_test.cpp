@@ -70,18 +70,24 @@ TEST_CASE("codec: null sender and data-size patching") {
 
 TEST_CASE("codec: status records, last wins, torn tail ignored") {
   Envelope e = sample();
-  std::string trailer = encode_status(0, RcptState::Deferred, 10, "451 4.3.0 try later") +
-                        encode_status(0, RcptState::Delivered, 20, "250 ok") +
-                        encode_status(1, RcptState::Failed, 30, "550 5.1.1 no such user") +
-                        "status 1 delivered 40 torn";  // no newline: a crash mid-append
+  std::string trailer = encode_status(0, RcptState::Deferred, 10, "mx[192.0.2.1]:25", "451 4.3.0 try later") +
+                        encode_status(0, RcptState::Delivered, 20, "mx[192.0.2.1]:25", "250 ok") +
+                        encode_status(1, RcptState::Failed, 30, "", "550 5.1.1 no such user") +
+                        encode_delay_warned(25) +
+                        "status 1 delivered 40 - torn";  // no newline: a crash mid-append
   REQUIRE(apply_status_records(e, trailer).ok());
   CHECK(e.recipients[0].state == RcptState::Delivered);
   CHECK(e.recipients[0].last_reply == "250 ok");
   CHECK(e.recipients[1].state == RcptState::Failed);
   CHECK(e.recipients[1].last_reply == "550 5.1.1 no such user");
   CHECK(e.recipients[1].updated_us == 30);
+  CHECK(e.recipients[0].last_relay == "mx[192.0.2.1]:25");
+  CHECK(e.recipients[1].last_relay.empty());
+  CHECK(e.recipients[0].attempts == 1);
+  CHECK(e.delay_warned_us == 25);
   Envelope f = sample();
-  CHECK_FALSE(apply_status_records(f, "status 9 delivered 1 x\n").ok());
+  CHECK_FALSE(apply_status_records(f, "status 9 delivered 1 - x\n").ok());
+  CHECK_FALSE(apply_status_records(f, "delay-warned soon\n").ok());
   CHECK_FALSE(apply_status_records(f, "garbage\n").ok());
 }
 

@@ -273,3 +273,21 @@ TEST_CASE("relay: the open-relay guard") {
   CHECK(check("<u@victim.example>", true).accept);
   CHECK(check("<u@[127.0.0.1]>", true).accept);
 }
+
+TEST_CASE("session: DSN parameters (RFC 3461) are checked and kept raw") {
+  Harness h;
+  CHECK(h.send("EHLO c\r\n").find("250-DSN\r\n") != std::string::npos);
+  CHECK(h.send("MAIL FROM:<a@b.example> RET=FULL ENVID=QQ+2B1\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(h.send("RCPT TO:<x@y.example> NOTIFY=NEVER,SUCCESS\r\n").starts_with("501"));
+  CHECK(h.send("RCPT TO:<x@y.example> ORCPT=rfc822;x+zz@y.example\r\n").starts_with("501"));
+  CHECK(h.send("RCPT TO:<x@y.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;X@y.example\r\n") == "250 2.1.5 Ok\r\n");
+  h.send("DATA\r\n");
+  REQUIRE(h.host.begun.size() == 1);
+  CHECK(h.host.begun[0].mail_params == std::vector<std::string>{"RET=FULL", "ENVID=QQ+2B1"});
+  CHECK(h.host.begun[0].recipients[0].params ==
+        std::vector<std::string>{"NOTIFY=SUCCESS,DELAY", "ORCPT=rfc822;X@y.example"});
+  Harness g;
+  g.send("EHLO c\r\n");
+  CHECK(g.send("MAIL FROM:<a@b.example> RET=ALL\r\n").starts_with("501"));
+  CHECK(g.send("MAIL FROM:<a@b.example> RET=FULL RET=HDRS\r\n").starts_with("501"));
+}

@@ -1,0 +1,205 @@
+// Delivery status notifications owed to senders (RFC 3461/3464): bounces for failed
+// recipients, one delay warning per message, "relayed" notices for NOTIFY=SUCCESS. Each
+// goes through the queue like any other message, from the null sender.
+//
+// Crash safety of bounces: a recipient is durably "failed" before its notice is built; the
+// notice is committed (fsync'd) before the recipient is marked "failed-notified"; the
+// original is removed only after that. A crash in between rebuilds the notice at startup.
+#include <spdlog/spdlog.h>
+
+#include "bounce/dsn.hpp"
+#include "queue/codec.hpp"
+#include "scheduler/scheduler.hpp"
+#include "smtp/dsn_params.hpp"
+
+namespace tern::scheduler {
+
+namespace {
+constexpr int64_t kSecond = 1000000;
+
+bool has_param(const std::vector<std::string>& params, std::string_view name) {
+  for (const auto& p : params)
+    if (p.size() == name.size() && std::equal(p.begin(), p.end(), name.begin(), [](char a, char b) {
+          return std::toupper(static_cast<unsigned char>(a)) == std::toupper(static_cast<unsigned char>(b));
+        }))
+      return true;
+  return false;
+}
+}  // namespace
+
+bool Scheduler::owes_failure_notice(const Msg& m, const queue::Recipient& r) const {
+  if (m.env.sender.empty()) {
+    // Never a bounce for a bounce (no loops); where configured, the postmaster hears of it,
+    // unless the failed recipient is the postmaster.
+    return delivery_.double_bounce_to_postmaster && r.address != postmaster_ && r.original != "postmaster";
+  }
+  return smtp::rcpt_dsn(r.params).notify.wants_failure();
+}
+
+void Scheduler::send_failure_notices(const std::string& msg_id) {
+  auto it = msgs_.find(msg_id);
+  if (it == msgs_.end()) return;
+  Msg& m = it->second;
+  if (m.failure_notice_busy) return;  // the running one re-checks when it is done
+  std::vector<size_t> idx;
+  for (size_t i = 0; i < m.env.recipients.size(); ++i) {
+    const auto& r = m.env.recipients[i];
+    if (r.state == queue::RcptState::Failed && owes_failure_notice(m, r)) idx.push_back(i);
+  }
+  if (idx.empty()) return;
+  m.failure_notice_busy = true;
+  queue_notice(msg_id, NoticeKind::Failure, idx, [this, msg_id, idx](bool ok) {
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    if (!ok) {
+      it->second.failure_notice_busy = false;  // retried at the next event for this message or restart
+      return;
+    }
+    std::string records;
+    const int64_t now = clock_.now_us();
+    for (size_t i : idx) {
+      const auto& r = it->second.env.recipients[i];
+      records += queue::encode_status(i, queue::RcptState::FailedNotified, now, r.last_relay, r.last_reply);
+    }
+    store_.append_status(msg_id, std::move(records), [this, msg_id, idx](Status st) {
+      auto it = msgs_.find(msg_id);
+      if (it == msgs_.end()) return;
+      Msg& m = it->second;
+      m.failure_notice_busy = false;
+      if (!st.ok()) {
+        // The notice is queued; without this record a restart would queue a second one.
+        spdlog::error("bounce: id={} notice queued but not recorded: {}", msg_id, st.error().message);
+      }
+      for (size_t i : idx) m.env.recipients[i].state = queue::RcptState::FailedNotified;
+      send_failure_notices(msg_id);  // failures that arrived meanwhile
+      maybe_remove(msg_id);
+    });
+  });
+}
+
+void Scheduler::send_delay_warning(const std::string& msg_id, const std::vector<size_t>& deferred) {
+  auto it = msgs_.find(msg_id);
+  if (it == msgs_.end()) return;
+  Msg& m = it->second;
+  const int64_t now = clock_.now_us();
+  if (delivery_.delay_warning.count() == 0 || m.env.sender.empty() || m.env.delay_warned_us) return;
+  if (now - m.env.arrival_us < int64_t(delivery_.delay_warning.count()) * kSecond) return;
+  std::vector<size_t> idx;
+  for (size_t i : deferred)
+    if (smtp::rcpt_dsn(m.env.recipients[i].params).notify.wants_delay()) idx.push_back(i);
+  if (idx.empty()) return;
+  m.env.delay_warned_us = now;  // at most one, even while this one is being queued
+  queue_notice(msg_id, NoticeKind::Delay, idx, [this, msg_id, now](bool ok) {
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    if (!ok) {
+      it->second.env.delay_warned_us = 0;
+      return;
+    }
+    it->second.notices_pending++;
+    store_.append_status(msg_id, queue::encode_delay_warned(now), [this, msg_id](Status st) {
+      auto it = msgs_.find(msg_id);
+      if (it == msgs_.end()) return;
+      if (!st.ok()) spdlog::error("bounce: id={} delay warning not recorded: {}", msg_id, st.error().message);
+      it->second.notices_pending--;
+      maybe_remove(msg_id);
+    });
+  });
+}
+
+void Scheduler::send_relayed_notice(const std::string& msg_id, const std::vector<size_t>& delivered) {
+  auto it = msgs_.find(msg_id);
+  if (it == msgs_.end()) return;
+  const Msg& m = it->second;
+  if (m.env.sender.empty()) return;
+  std::vector<size_t> idx;
+  for (size_t i : delivered)
+    if (smtp::rcpt_dsn(m.env.recipients[i].params).notify.wants_success()) idx.push_back(i);
+  if (idx.empty()) return;
+  queue_notice(msg_id, NoticeKind::Relayed, idx, [](bool) {});
+}
+
+void Scheduler::queue_notice(const std::string& msg_id, NoticeKind kind, const std::vector<size_t>& idx,
+                             std::function<void(bool)> done) {
+  msgs_.at(msg_id).notices_pending++;
+  store_.read_message(msg_id, [this, msg_id, kind, idx, done = std::move(done)](
+                                  tern::Result<std::shared_ptr<const std::string>> data) {
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    Msg& m = it->second;
+    auto finish = [this, msg_id, done](bool ok) {
+      auto it = msgs_.find(msg_id);
+      if (it != msgs_.end()) it->second.notices_pending--;
+      done(ok);
+      maybe_remove(msg_id);
+    };
+    if (!data) {
+      spdlog::error("bounce: id={} cannot read the original: {}", msg_id, data.error().message);
+      return finish(false);
+    }
+    const int64_t now = clock_.now_us();
+    const auto mdsn = smtp::message_dsn(m.env.mail_params);
+    bounce::Report rep;
+    rep.reporting_mta = hostname_;
+    rep.to = m.env.sender.empty() ? postmaster_ : m.env.sender;
+    rep.queue_id = msg_id;
+    rep.notice_id = msg_id + "." + std::to_string(now);
+    rep.envid = mdsn.envid;
+    rep.arrival_us = m.env.arrival_us;
+    rep.now_us = now;
+    rep.utf8 = has_param(m.env.mail_params, "SMTPUTF8");
+    rep.return_full = kind == NoticeKind::Failure && mdsn.ret == smtp::Ret::Full;
+    rep.original = **data;
+    for (size_t i : idx) {
+      const auto& r = m.env.recipients[i];
+      bounce::RcptReport x;
+      x.final_recipient = r.address;
+      x.orcpt = smtp::rcpt_dsn(r.params).orcpt;
+      x.action = kind == NoticeKind::Failure ? bounce::Action::Failed
+                 : kind == NoticeKind::Delay ? bounce::Action::Delayed
+                                             : bounce::Action::Relayed;
+      // RFC 3464 §2.3.4: expiry is reported as 5.4.7 (the reply text starts with it).
+      x.status = bounce::status_of(r.last_reply, kind == NoticeKind::Failure ? "5.0.0"
+                                                 : kind == NoticeKind::Delay ? "4.0.0" : "2.0.0");
+      if (kind == NoticeKind::Relayed) x.status = "2.0.0";
+      if (kind == NoticeKind::Delay && x.status.front() != '4') x.status = "4.0.0";
+      const size_t bracket = r.last_relay.find('[');
+      x.remote_mta = r.last_relay.substr(0, bracket);
+      x.diagnostic = r.last_reply;
+      x.last_attempt_us = r.updated_us;
+      if (kind == NoticeKind::Delay)
+        x.will_retry_until_us = m.env.arrival_us + int64_t(delivery_.max_queue_time.count()) * kSecond;
+      rep.rcpts.push_back(std::move(x));
+    }
+    std::string text = bounce::build(rep);
+
+    queue::Envelope env;
+    env.arrival_us = now;
+    env.client_address = "127.0.0.1";
+    env.client_helo = hostname_;
+    env.client_relay = true;
+    env.protocol = "LOCAL";
+    env.sender = "";  // notices come from the null sender (RFC 5321 §4.5.5)
+    if (rep.utf8) env.mail_params = {"SMTPUTF8", "BODY=8BITMIME"};
+    queue::Recipient to;
+    to.address = rep.to;
+    env.recipients.push_back(to);
+    auto incoming = store_.begin(env);
+    const std::string notice_id = incoming->id();
+    incoming->append(text);
+    const char* what = kind == NoticeKind::Failure ? "bounce" : kind == NoticeKind::Delay ? "delay warning" : "relayed notice";
+    const size_t n = idx.size();
+    incoming->commit([this, notice_id, msg_id, what, n, to = rep.to, finish](queue::CommitStatus st) {
+      notices_.erase(notice_id);
+      const bool ok = st == queue::CommitStatus::Committed;
+      if (ok)
+        spdlog::info("bounce: id={} {} queued as {} to=<{}> nrcpt={}", msg_id, what, notice_id, to, n);
+      else
+        spdlog::error("bounce: id={} {} could not be queued", msg_id, what);
+      finish(ok);
+    });
+    notices_[notice_id] = std::move(incoming);
+  });
+}
+
+}  // namespace tern::scheduler
