@@ -7,7 +7,7 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libuv1-dev libunbound-dev libssl-dev libspdlog-dev
        libyaml-cpp-dev doctest-dev)
-test=(python3 python3-aiosmtpd python3-dnslib swaks unbound iproute2)
+test=(python3 python3-aiosmtpd python3-dnslib swaks util-linux)
 bench=(postfix procps)
 
 want=("${build[@]}")
