@@ -77,7 +77,12 @@ void ControlServer::accept(std::unique_ptr<io::Stream> s) {
   auto* raw = s.release();
   auto buf = std::make_shared<std::string>();
   raw->set_callbacks({
-      [this, raw, buf](std::string_view b) {
+      [this, raw, buf, alive = alive_](std::string_view b) {
+        if (!*alive) {
+          raw->close();
+          delete raw;
+          return;
+        }
         buf->append(b);
         const size_t nl = buf->find('\n');
         if (nl == std::string::npos && buf->size() < kMaxCommand) return;

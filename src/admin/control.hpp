@@ -35,6 +35,11 @@ class ControlServer {
   const Clock& clock_;
   gid_t gid_;
   std::unique_ptr<io::UnixListener> listener_;
+  // Cleared by the destructor: a client still connected then must not reach a dead server.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+
+ public:
+  ~ControlServer() { *alive_ = false; }
 };
 
 }  // namespace tern::admin

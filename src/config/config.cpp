@@ -421,6 +421,16 @@ Relay read_relay(const Value* v) {
   return r;
 }
 
+// postmaster@ the hostname's parent domain (relay.example.net → postmaster@example.net):
+// tern has no mailbox of its own to receive it. A name too short to have a parent domain
+// keeps postmaster@hostname.
+std::string default_postmaster(const std::string& hostname) {
+  const size_t dot = hostname.find('.');
+  if (dot != std::string::npos && hostname.find('.', dot + 1) != std::string::npos)
+    return "postmaster@" + hostname.substr(dot + 1);
+  return "postmaster@" + hostname;
+}
+
 std::string read_postmaster(const Value& v) {
   const std::string text = scalar_of(v, "an address");
   const size_t at = text.rfind('@');
@@ -638,7 +648,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   if (auto* x = f.get("queue_min_free")) cfg.queue_min_free = read_size(*x, 0);
   cfg.relay = read_relay(f.get("relay"));
   const Value* postmaster = f.get("postmaster");
-  cfg.postmaster = postmaster ? read_postmaster(*postmaster) : "postmaster@" + cfg.hostname;
+  cfg.postmaster = postmaster ? read_postmaster(*postmaster) : default_postmaster(cfg.hostname);
   if (auto* x = f.get("log_level"))
     cfg.log_level = read_word(*x, {"trace", "debug", "info", "warn", "error"});
   read_limits(f.get("limits"), cfg.limits);
@@ -647,6 +657,15 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   cfg.routes = read_routes(f.get("routes"));
   read_dns(f.get("dns"), cfg.dns);
   read_control(f.get("control"), cfg.control, cfg.queue_dir);
+  // tern keeps no mailboxes: mail for postmaster@<hostname> would be rewritten to itself and
+  // then fail as a loop (5.4.6) unless a route sends that domain elsewhere.
+  if (postmaster) {
+    const std::string domain = canonical_domain(cfg.postmaster.substr(cfg.postmaster.rfind('@') + 1));
+    if (domain == canonical_domain(cfg.hostname) && !cfg.routes.count(domain))
+      postmaster->fail("tern keeps no mailboxes, so " + cfg.postmaster +
+                       " would loop back to this server; give an address at another domain (or a route for " +
+                       domain + ")");
+  }
   return cfg;
 }
 

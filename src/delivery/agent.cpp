@@ -14,7 +14,8 @@ Agent::Agent(io::Loop& loop, const Clock& clock, queue::Store& store, scheduler:
       resolver_(resolver),
       settings_(std::move(settings)),
       rng_(seed),
-      reaper_(loop) {}
+      reaper_(loop),
+      deadline_(loop) {}
 
 Agent::~Agent() = default;
 
@@ -34,17 +35,27 @@ void Agent::release(uint64_t id) {
   workers_.erase(it);
   reaper_.start(0, 0, [this] {
     dead_.clear();
-    if (stopping_ && workers_.empty() && on_stopped_) std::exchange(on_stopped_, nullptr)();
+    if (stopping_ && workers_.empty() && on_stopped_) {
+      deadline_.stop();
+      std::exchange(on_stopped_, nullptr)();
+    }
   });
 }
 
-void Agent::shutdown(std::function<void()> done) {
+void Agent::shutdown(std::chrono::seconds deadline, std::function<void()> done) {
   stopping_ = true;
   on_stopped_ = std::move(done);
-  std::vector<Worker*> live;  // stop() may release a worker, which edits workers_
-  for (auto& [id, w] : workers_) live.push_back(w.get());
-  for (Worker* w : live) w->stop();
-  if (workers_.empty() && dead_.empty()) std::exchange(on_stopped_, nullptr)();
+  auto each = [this](auto f) {
+    std::vector<Worker*> live;  // a worker may release itself, which edits workers_
+    for (auto& [id, w] : workers_) live.push_back(w.get());
+    for (Worker* w : live) f(w);
+  };
+  each([](Worker* w) { w->stop(); });
+  if (workers_.empty() && dead_.empty()) {
+    std::exchange(on_stopped_, nullptr)();
+    return;
+  }
+  deadline_.start(uint64_t(deadline.count()) * 1000, 0, [this, each] { each([](Worker* w) { w->abort(); }); });
 }
 
 }  // namespace tern::delivery

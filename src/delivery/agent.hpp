@@ -37,8 +37,9 @@ class Agent final : public scheduler::Dispatcher {
 
   void open(const scheduler::Destination& d, scheduler::Job first) override;
   void apply(AgentSettings s) { settings_ = std::move(s); }
-  // Workers finish their current transaction and quit; `done` runs when none is left.
-  void shutdown(std::function<void()> done);
+  // Workers finish their current transaction and quit; `done` runs when none is left, or
+  // after `deadline`, when the rest are cut off (their mail stays queued as it was).
+  void shutdown(std::chrono::seconds deadline, std::function<void()> done);
   [[nodiscard]] size_t workers() const noexcept { return workers_.size(); }
 
  private:
@@ -55,6 +56,7 @@ class Agent final : public scheduler::Dispatcher {
   std::map<uint64_t, std::unique_ptr<Worker>> workers_;
   std::vector<std::unique_ptr<Worker>> dead_;
   io::Timer reaper_;
+  io::Timer deadline_;
   uint64_t next_id_ = 1;
   bool stopping_ = false;
   std::function<void()> on_stopped_;

@@ -115,6 +115,7 @@ void ClientSession::on_reply(const smtp::Reply& r) {
     case State::Txn:
       return on_txn_reply(r);
     case State::DataEnd: {
+      if (r.code == 421) server_closing_ = true;  // RFC 5321 §3.8: the server is closing
       const Verdict v = r.positive() ? Verdict::Delivered
                         : r.temporary() ? Verdict::Deferred : Verdict::Failed;
       for (size_t i = 0; i < rcpt_.size(); ++i)

@@ -37,6 +37,13 @@ void Worker::stop() {
   done();
 }
 
+void Worker::abort() {
+  stopping_ = true;
+  reached_ = true;
+  job_.reset();
+  done();
+}
+
 void Worker::resolve() {
   auto alive = alive_;
   if (dest_.route) {
@@ -165,6 +172,7 @@ void Worker::on_connected(int status) {
     return connect_next();
   }
   session_ = std::make_unique<ClientSession>(agent_.settings_.hostname);
+  session_started_ = false;
   const std::string relay = cands_[current_].relay();
   stream_->set_callbacks({
       [this](std::string_view b) {
@@ -188,7 +196,9 @@ void Worker::pump() {
     return connect_next();
   }
   if (auto r = session_->take_result()) return finish_job(*r);
-  if (session_->ready() && !reached_) {
+  if (session_->ready() && !session_started_) {
+    // A fresh session (the first, or one after a reconnect) is ready: run the held job.
+    session_started_ = true;
     reached_ = true;
     return begin_job();
   }

@@ -23,7 +23,8 @@ class Worker {
   Worker(Agent& agent, uint64_t id, scheduler::Destination dest, scheduler::Job first);
   ~Worker();
   void start();
-  void stop();  // finish the current transaction, then quit
+  void stop();   // finish the current transaction, then quit
+  void abort();  // shutdown deadline: drop everything now (the job stays queued as it was)
 
  private:
   struct Candidate {
@@ -57,7 +58,8 @@ class Worker {
   std::unique_ptr<io::Stream> stream_;
   std::unique_ptr<ClientSession> session_;
   io::Timer timer_;
-  bool reached_ = false;
+  bool reached_ = false;          // some session got ready: the destination is not down
+  bool session_started_ = false;  // the current session has had its first job started
   bool stopping_ = false;
   bool finished_ = false;
   bool loading_ = false;  // waiting for the queue file to be read

@@ -16,6 +16,8 @@ namespace tern::io {
 
 namespace {
 
+constexpr uint64_t kFlushDeadlineMs = 30 * 1000;
+
 // Reads are handed to their owner synchronously, so one buffer serves every connection:
 // idle connections cost no read buffer at all.
 char g_read_buffer[64 * 1024];
@@ -69,6 +71,7 @@ struct Stream::Handle {
   bool closing = false;
   bool later_pending = false;  // an immediate connect error is still to be reported
   bool closed = false;         // libuv has released the handle
+  uv_timer_t* deadline = nullptr;  // bounds close_after_flush() against a peer that never reads
 
   static void release(Handle* h) {
     if (h->later_pending) h->closed = true;  // the pending report frees it
@@ -82,6 +85,11 @@ struct Stream::Handle {
     closing = true;
     cb = {};
     on_connect = nullptr;
+    if (deadline) {
+      uv_timer_stop(deadline);
+      uv_close(reinterpret_cast<uv_handle_t*>(deadline), [](uv_handle_t* t) { delete reinterpret_cast<uv_timer_t*>(t); });
+      deadline = nullptr;
+    }
     uv_close(reinterpret_cast<uv_handle_t*>(&tcp),
              [](uv_handle_t* h) { release(static_cast<Handle*>(h->data)); });
   }
@@ -205,7 +213,13 @@ void Stream::close_after_flush() {
       }) != 0) {
     delete req;
     h->close();
+    return;
   }
+  // A peer that stops reading would keep the descriptor forever: give the flush a deadline.
+  h->deadline = new uv_timer_t;
+  uv_timer_init(stream->loop, h->deadline);
+  h->deadline->data = h;
+  uv_timer_start(h->deadline, [](uv_timer_t* t) { static_cast<Handle*>(t->data)->close(); }, kFlushDeadlineMs, 0);
 }
 
 void Stream::close() {

@@ -144,6 +144,7 @@ int main(int argc, char** argv) {
   std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
   std::unique_ptr<tern::admin::ControlServer> control_server = std::move(control.value());
   bool stopping = false;
+  tern::config::Config running = *cfg;  // the configuration in force (SIGHUP replaces it)
   auto stop = [&] {
     if (stopping) {
       spdlog::warn("ternd: second stop signal: exiting now");
@@ -154,7 +155,7 @@ int main(int argc, char** argv) {
     // Inbound first (no new mail), then outbound (transactions in flight finish).
     server->shutdown([&] {
       scheduler->stop();
-      agent->shutdown([&] {
+      agent->shutdown(running.timeouts.shutdown, [&] {
         (*store)->close();
         control_server.reset();
         resolver->reset();
@@ -166,7 +167,6 @@ int main(int argc, char** argv) {
     });
   };
   std::string config_path = flags->config;
-  tern::config::Config running = *cfg;
   sig_term = std::make_unique<tern::io::Signal>(loop, SIGTERM, stop);
   sig_int = std::make_unique<tern::io::Signal>(loop, SIGINT, stop);
   sig_hup = std::make_unique<tern::io::Signal>(loop, SIGHUP, [&] {

@@ -34,10 +34,11 @@ struct ParsedHeader {
   uint64_t data_size = 0;
 };
 
-// Parses the header from the first bytes of a queue file (`prefix` must contain the
-// whole header; kMaxHeader bytes are always enough for files tern writes).
+// Parses the header from the first bytes of a queue file (`prefix` must contain the whole
+// header: readers grow the prefix until it does, up to kMaxHeader).
 Result<ParsedHeader> parse_header(std::string_view prefix);
-inline constexpr size_t kMaxHeader = 1 << 20;
+// Far above any header tern writes (limits.max_recipients recipients of at most a few KiB).
+inline constexpr size_t kMaxHeader = 64u << 20;
 
 // Applies the status records that follow the data. A last record without its newline is
 // a torn append (a crash mid-write) and is ignored; any other malformed record is an error.

@@ -94,6 +94,21 @@ std::vector<std::string> list_dir(const std::string& path) {
   return names;
 }
 
+// Reads enough of a queue file to hold its whole header: the prefix grows until the
+// "data" line is in it (headers of many long recipients can pass any fixed size).
+Result<ParsedHeader> read_header(int fd, uint64_t file_size, std::string& buf) {
+  size_t want = size_t(std::min<uint64_t>(file_size, 64 * 1024));
+  while (true) {
+    buf.resize(want);
+    ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
+    if (n < 0) return Error::temp(std::string("read: ") + std::strerror(errno));
+    buf.resize(size_t(n));
+    auto parsed = parse_header(buf);
+    if (parsed || uint64_t(n) >= file_size || want >= kMaxHeader) return parsed;
+    want = size_t(std::min<uint64_t>(file_size, uint64_t(want) * 4));
+  }
+}
+
 // Reads a committed file's header and status trailer (not the data).
 Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
   // Read-write: a torn status append is cut off here, before any new append could fuse
@@ -102,15 +117,8 @@ Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
   if (fd < 0) return Error::temp(std::string("open: ") + std::strerror(errno));
   struct stat st {};
   ::fstat(fd, &st);
-  std::string buf(std::min<uint64_t>(uint64_t(st.st_size), kMaxHeader), '\0');
-  ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
-  if (n < 0) {
-    int e = errno;
-    ::close(fd);
-    return Error::temp(std::string("read: ") + std::strerror(e));
-  }
-  buf.resize(size_t(n));
-  auto parsed = parse_header(buf);
+  std::string buf;
+  auto parsed = read_header(fd, uint64_t(st.st_size), buf);
   if (!parsed) {
     ::close(fd);
     return parsed.error();
@@ -411,8 +419,13 @@ void Store::append_status(const std::string& id, std::string records, std::funct
           *err = errno;
           return;
         }
+        struct stat st {};
+        const bool sized = ::fstat(fd, &st) == 0;
         if (int e = write_all(fd, records.data(), records.size())) *err = e;
         if (!*err && ::fdatasync(fd) != 0) *err = errno;
+        // A partly written record (a full disk) is cut off again, so that the next append
+        // cannot fuse with it into a malformed one.
+        if (*err && sized && ::ftruncate(fd, st.st_size) == 0) ::fdatasync(fd);
         ::close(fd);
       },
       [id, err, done = std::move(done)] {
@@ -438,10 +451,8 @@ void Store::read_message(const std::string& id,
         }
         struct stat st {};
         ::fstat(fd, &st);
-        std::string head(std::min<uint64_t>(uint64_t(st.st_size), kMaxHeader), '\0');
-        ssize_t n = ::pread(fd, head.data(), head.size(), 0);
-        auto parsed = n >= 0 ? parse_header(std::string_view(head.data(), size_t(n)))
-                             : Result<ParsedHeader>(Error::temp(std::strerror(errno)));
+        std::string head;
+        auto parsed = read_header(fd, uint64_t(st.st_size), head);
         if (!parsed) {
           *why = parsed.error().message;
           ::close(fd);

@@ -52,7 +52,14 @@ void Scheduler::send_failure_notices(const std::string& msg_id) {
     auto it = msgs_.find(msg_id);
     if (it == msgs_.end()) return;
     if (!ok) {
-      it->second.failure_notice_busy = false;  // retried at the next event for this message or restart
+      it->second.failure_notice_busy = false;
+      if (stopped_) return;
+      // Nothing else may ever happen to this message: try every owed notice again later.
+      notice_retry_.start(60 * 1000, 0, [this] {
+        std::vector<std::string> ids;
+        for (const auto& [id, m] : msgs_) ids.push_back(id);
+        for (const auto& id : ids) send_failure_notices(id);
+      });
       return;
     }
     std::string records;

@@ -38,7 +38,7 @@ std::string dsn_of(const std::string& reply, Result r) {
 
 Scheduler::Scheduler(io::Loop& loop, const Clock& clock, queue::Store& store, const config::Config& cfg,
                      uint64_t seed)
-    : loop_(loop), clock_(clock), store_(store), rng_(seed), timer_(loop) {
+    : loop_(loop), clock_(clock), store_(store), rng_(seed), timer_(loop), notice_retry_(loop) {
   apply(cfg);
 }
 
@@ -357,6 +357,7 @@ void Scheduler::maybe_remove(const std::string& msg_id) {
 void Scheduler::stop() {
   dispatcher_ = nullptr;
   timer_.stop();
+  notice_retry_.stop();
   stopped_ = true;
 }
 

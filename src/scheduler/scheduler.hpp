@@ -158,6 +158,7 @@ class Scheduler {
   io::Timer timer_;
   int64_t timer_at_ = 0;
   bool stopped_ = false;
+  io::Timer notice_retry_;  // a notice that could not be queued is tried again later
 };
 
 }  // namespace tern::scheduler

@@ -7,6 +7,10 @@
 
 namespace tern::server {
 
+namespace {
+constexpr size_t kMaxQueuedReplies = 1 << 20;  // unread reply bytes before the client is dropped
+}
+
 Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::Stream> tcp,
                        std::shared_ptr<const SessionSettings> settings, ClientInfo client)
     : server_(server),
@@ -42,6 +46,12 @@ void Connection::on_data(std::string_view bytes) {
 void Connection::settle() {
   if (finished_) return;
   if (session_.has_output()) tcp_->write(session_.take_output());
+  // A client that pipelines without reading its replies would make them pile up here.
+  if (tcp_->queued_bytes() > kMaxQueuedReplies) {
+    spdlog::warn("smtpd: conn={} client=[{}] is not reading its replies; closing", id_, client_.address.str());
+    tcp_->close();
+    return finish("client not reading");
+  }
   if (session_.closed()) return finish("session ended");
   if (session_.wants_input()) {
     if (!reading_) tcp_->start_read(), reading_ = true;

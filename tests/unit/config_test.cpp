@@ -227,7 +227,9 @@ TEST_CASE("config: absent keys take their defaults") {
   CHECK(c.queue_min_free == 100ull << 20);
   CHECK(cidrs(c.relay.networks) == "127.0.0.0/8 ::1/128 ");
   CHECK(c.relay.domains.empty());
-  CHECK(c.postmaster == "postmaster@" + c.hostname);
+  const size_t dot = c.hostname.find('.');
+  const bool parent = dot != std::string::npos && c.hostname.find('.', dot + 1) != std::string::npos;
+  CHECK(c.postmaster == "postmaster@" + (parent ? c.hostname.substr(dot + 1) : c.hostname));
   CHECK(c.log_level == "info");
   CHECK(c.limits.max_message_size == 36700160u);
   CHECK(c.limits.max_recipients == d.limits.max_recipients);
@@ -561,6 +563,19 @@ TEST_CASE("config: the shipped tern.yaml loads and documents the real defaults")
   CHECK(c.dns.timeout == d.dns.timeout);
   CHECK(c.control.socket == "/var/spool/tern/control.sock");
   CHECK(c.control.group.empty());
+}
+
+TEST_CASE("config: postmaster must not be a mailbox of tern itself") {
+  auto loop = load_string("queue_dir: /q\nhostname: relay.example.net\npostmaster: postmaster@Relay.Example.Net\n", "t.yaml");
+  REQUIRE_FALSE(loop.ok());
+  CHECK(loop.error().message.find("t.yaml:3: postmaster: tern keeps no mailboxes") == 0);
+  auto routed = load_string(
+      "queue_dir: /q\nhostname: relay.example.net\npostmaster: pm@relay.example.net\nroutes: {relay.example.net: \"10.0.0.1\"}\n",
+      "t.yaml");
+  CHECK(routed.ok());
+  auto dflt = load_string("queue_dir: /q\nhostname: relay.example.net\n", "t.yaml");
+  REQUIRE(dflt.ok());
+  CHECK(dflt->postmaster == "postmaster@example.net");
 }
 
 TEST_CASE("config: routes") {
