@@ -100,6 +100,16 @@ std::string status_of(std::string_view reply, std::string_view fallback) {
 }
 
 std::string build(const Report& r) {
+  const std::string text = human_text(r);
+  const std::string fields = status_fields(r);
+  const size_t hl = smtp::header_block_length(r.original);
+  const std::string_view headers = r.original.substr(0, hl == std::string_view::npos ? r.original.size() : hl);
+  const bool full = r.return_full && r.original.size() <= kMaxReturnedMessage;
+  const std::string_view returned = full ? r.original : headers;
+  // RFC 2045 §6.1: a part without Content-Transfer-Encoding is 7bit; label 8-bit ones.
+  const bool text8 = non_ascii(text), fields8 = non_ascii(fields), returned8 = non_ascii(returned);
+  const bool eight_bit = text8 || fields8 || returned8;
+  auto cte = [](bool b) { return b ? std::string("Content-Transfer-Encoding: 8bit\r\n") : std::string(); };
   bool failed = false, delayed = false;
   for (const auto& x : r.rcpts) {
     failed |= x.action == Action::Failed;
@@ -117,29 +127,33 @@ std::string build(const Report& r) {
   m += "Message-ID: <" + r.notice_id + ".dsn@" + r.reporting_mta + ">\r\n";
   m += "Auto-Submitted: auto-replied\r\n";  // RFC 3834: no auto-reply loops
   m += "MIME-Version: 1.0\r\n";
-  m += "Content-Type: multipart/report; report-type=delivery-status;\r\n\tboundary=\"" + boundary + "\"\r\n";
+  // RFC 6522 §3: report-type names the second part's subtype (RFC 6533 for global DSNs).
+  m += std::string("Content-Type: multipart/report; report-type=") +
+       (r.utf8 ? "global-delivery-status" : "delivery-status") + ";\r\n\tboundary=\"" + boundary + "\"\r\n";
+  if (eight_bit) m += "Content-Transfer-Encoding: 8bit\r\n";
   m += "\r\nThis is a MIME-encapsulated message.\r\n\r\n";
 
   m += "--" + boundary + "\r\n";
   m += "Content-Description: Notification\r\n";
-  m += "Content-Type: text/plain; charset=utf-8\r\n\r\n";
-  m += human_text(r);
+  m += "Content-Type: text/plain; charset=utf-8\r\n" + cte(text8) + "\r\n";
+  m += text;
   m += "\r\n--" + boundary + "\r\n";
   m += "Content-Description: Delivery report\r\n";
-  m += std::string("Content-Type: ") + (r.utf8 ? "message/global-delivery-status" : "message/delivery-status") + "\r\n\r\n";
-  m += status_fields(r);
+  m += std::string("Content-Type: ") + (r.utf8 ? "message/global-delivery-status" : "message/delivery-status") +
+       "\r\n" + cte(fields8) + "\r\n";
+  m += fields;
 
-  const size_t hl = smtp::header_block_length(r.original);
-  const std::string_view headers = r.original.substr(0, hl == std::string_view::npos ? r.original.size() : hl);
   m += "\r\n--" + boundary + "\r\n";
-  if (r.return_full && r.original.size() <= kMaxReturnedMessage) {
+  if (full) {
     m += "Content-Description: Undelivered Message\r\n";
-    m += std::string("Content-Type: ") + (r.utf8 ? "message/global" : "message/rfc822") + "\r\n\r\n";
+    m += std::string("Content-Type: ") + (r.utf8 ? "message/global" : "message/rfc822") + "\r\n" +
+         cte(returned8) + "\r\n";
     m += r.original;
     if (!r.original.ends_with("\r\n")) m += "\r\n";
   } else {
     m += "Content-Description: Undelivered Message Headers\r\n";
-    m += std::string("Content-Type: ") + (r.utf8 ? "message/global-headers" : "text/rfc822-headers") + "\r\n\r\n";
+    m += std::string("Content-Type: ") + (r.utf8 ? "message/global-headers" : "text/rfc822-headers") + "\r\n" +
+         cte(returned8) + "\r\n";
     std::string_view h = headers;
     while (h.ends_with("\r\n\r\n")) h.remove_suffix(2);
     m += h;

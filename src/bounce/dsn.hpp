@@ -43,6 +43,12 @@ struct Report {
 inline constexpr size_t kMaxReturnedMessage = 512 * 1024;
 
 std::string build(const Report& r);
+// True when the built notice has 8-bit content (it must then go out with BODY=8BITMIME).
+inline bool needs_8bit(std::string_view notice) {
+  for (unsigned char c : notice)
+    if (c >= 0x80) return true;
+  return false;
+}
 
 // The enhanced status code at the start of a reply ("550 5.1.1 x" → "5.1.1"), or `fallback`.
 std::string status_of(std::string_view reply, std::string_view fallback);

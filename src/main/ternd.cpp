@@ -128,6 +128,7 @@ int main(int argc, char** argv) {
   (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) { scheduler->add(env, size, false); });
   for (size_t i = 0; i < recovered->messages.size(); ++i)
     scheduler->add(recovered->messages[i], recovered->sizes[i], true);
+  scheduler->recovery_done();
 
   auto control = tern::admin::ControlServer::start(loop, cfg->control, *scheduler, clock);
   if (!control) {

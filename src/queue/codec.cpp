@@ -123,6 +123,12 @@ std::string encode_header(const Envelope& env, uint64_t data_size) {
     for (const auto& p : r.params) h += " " + escape_token(p);
     h += "\n";
   }
+  if (!env.notice_for.empty()) {
+    h += "notice-for " + escape_token(env.notice_for) + " ";
+    for (size_t i = 0; i < env.notice_rcpts.size(); ++i)
+      h += (i ? "," : "") + std::to_string(env.notice_rcpts[i]);
+    h += "\n";
+  }
   h += "data-size " + format_data_size(data_size) + "\n";
   h += "data\n";
   return h;
@@ -214,6 +220,21 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
         }
       }
       env.recipients.push_back(std::move(r));
+    } else if (key == "notice-for") {
+      auto f = split(val);
+      if (f.size() != 2) return bad("expected ID INDEX,INDEX...");
+      auto id = unescape(f[0]);
+      if (!id || id->empty()) return bad("malformed id");
+      env.notice_for = *id;
+      size_t pos = 0;
+      while (pos <= f[1].size()) {
+        size_t comma = f[1].find(',', pos);
+        if (comma == std::string_view::npos) comma = f[1].size();
+        size_t idx = 0;
+        if (!parse_uint(f[1].substr(pos, comma - pos), idx)) return bad("malformed index list");
+        env.notice_rcpts.push_back(idx);
+        pos = comma + 1;
+      }
     } else if (key == "data-size") {
       if (val.size() != kDataSizeDigits || !parse_uint(val, out.data_size)) return bad("malformed");
       have_size = true;

@@ -38,6 +38,10 @@ struct Envelope {
   std::vector<std::string> mail_params;  // raw ESMTP MAIL parameters (BODY=8BITMIME, SMTPUTF8, ...)
   std::vector<Recipient> recipients;
   int64_t delay_warned_us = 0;      // when the delay warning was queued (0: not yet)
+  // For a bounce tern generated: the message and recipients it reports on, so that a crash
+  // between queueing it and recording it never produces a second one.
+  std::string notice_for;
+  std::vector<size_t> notice_rcpts;
 };
 
 }  // namespace tern::queue

@@ -48,7 +48,35 @@ void Scheduler::send_failure_notices(const std::string& msg_id) {
   }
   if (idx.empty()) return;
   m.failure_notice_busy = true;
-  queue_notice(msg_id, NoticeKind::Failure, idx, [this, msg_id, idx](bool ok) {
+  // Recipients whose bounce is already queued (a crash came before they were recorded as
+  // notified) are only recorded now; the rest get a new bounce.
+  std::vector<size_t> covered, fresh;
+  auto cov = covered_.find(msg_id);
+  for (size_t i : idx) (cov != covered_.end() && cov->second.count(i) ? covered : fresh).push_back(i);
+  auto record = [this, msg_id](std::vector<size_t> done_idx) {
+    std::string records;
+    const int64_t now = clock_.now_us();
+    for (size_t i : done_idx) {
+      const auto& r = msgs_.at(msg_id).env.recipients[i];
+      records += queue::encode_status(i, queue::RcptState::FailedNotified, now, r.last_relay, r.last_reply);
+    }
+    store_.append_status(msg_id, std::move(records), [this, msg_id, done_idx](Status st) {
+      auto it = msgs_.find(msg_id);
+      if (it == msgs_.end()) return;
+      Msg& m = it->second;
+      m.failure_notice_busy = false;
+      if (!st.ok()) spdlog::error("bounce: id={} notice queued but not recorded: {}", msg_id, st.error().message);
+      for (size_t i : done_idx) m.env.recipients[i].state = queue::RcptState::FailedNotified;
+      send_failure_notices(msg_id);  // failures that arrived meanwhile
+      maybe_remove(msg_id);
+    });
+  };
+  if (fresh.empty()) {
+    spdlog::info("bounce: id={} notice already queued before a restart; recording it", msg_id);
+    return record(covered);
+  }
+  idx = fresh;
+  queue_notice(msg_id, NoticeKind::Failure, idx, [this, msg_id, idx, record, covered](bool ok) {
     auto it = msgs_.find(msg_id);
     if (it == msgs_.end()) return;
     if (!ok) {
@@ -62,25 +90,9 @@ void Scheduler::send_failure_notices(const std::string& msg_id) {
       });
       return;
     }
-    std::string records;
-    const int64_t now = clock_.now_us();
-    for (size_t i : idx) {
-      const auto& r = it->second.env.recipients[i];
-      records += queue::encode_status(i, queue::RcptState::FailedNotified, now, r.last_relay, r.last_reply);
-    }
-    store_.append_status(msg_id, std::move(records), [this, msg_id, idx](Status st) {
-      auto it = msgs_.find(msg_id);
-      if (it == msgs_.end()) return;
-      Msg& m = it->second;
-      m.failure_notice_busy = false;
-      if (!st.ok()) {
-        // The notice is queued; without this record a restart would queue a second one.
-        spdlog::error("bounce: id={} notice queued but not recorded: {}", msg_id, st.error().message);
-      }
-      for (size_t i : idx) m.env.recipients[i].state = queue::RcptState::FailedNotified;
-      send_failure_notices(msg_id);  // failures that arrived meanwhile
-      maybe_remove(msg_id);
-    });
+    std::vector<size_t> all = idx;
+    all.insert(all.end(), covered.begin(), covered.end());
+    record(all);
   });
 }
 
@@ -188,9 +200,14 @@ void Scheduler::queue_notice(const std::string& msg_id, NoticeKind kind, const s
     env.protocol = "LOCAL";
     env.sender = "";  // notices come from the null sender (RFC 5321 §4.5.5)
     if (rep.utf8) env.mail_params = {"SMTPUTF8", "BODY=8BITMIME"};
+    else if (bounce::needs_8bit(text)) env.mail_params = {"BODY=8BITMIME"};  // RFC 6152
     queue::Recipient to;
     to.address = rep.to;
     env.recipients.push_back(to);
+    if (kind == NoticeKind::Failure) {  // lets recovery tell this bounce is already queued
+      env.notice_for = msg_id;
+      env.notice_rcpts = idx;
+    }
     auto incoming = store_.begin(env);
     const std::string notice_id = incoming->id();
     incoming->append(text);

@@ -92,7 +92,8 @@ void Scheduler::add(const queue::Envelope& env, uint64_t size, bool recovered) {
     std::uniform_int_distribution<int64_t> jitter(0, kRestartJitterUs);
     due = std::max(due, now) + jitter(rng_);
   }
-  if (recovered) send_failure_notices(env.id);  // notices owed before the restart
+  if (!env.notice_for.empty())
+    covered_[env.notice_for].insert(env.notice_rcpts.begin(), env.notice_rcpts.end());
   if (todo.empty()) return maybe_remove(env.id);
   make_jobs(m, todo, due);
 }
@@ -249,7 +250,14 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
     }
   }
   const std::string relay_host = relay == "none" ? std::string() : relay;
-  for (const auto& c : changes) records += queue::encode_status(c.idx, c.state, now, relay_host, c.reply);
+  const bool attempted = attempt_started_us != kNoAttempt;
+  for (const auto& c : changes) {
+    // Without an attempt the recipient keeps its last attempt's time and host (DSN
+    // Last-Attempt-Date and Remote-MTA).
+    const auto& r = m.env.recipients[c.idx];
+    records += queue::encode_status(c.idx, c.state, attempted ? now : r.updated_us,
+                                    attempted ? relay_host : r.last_relay, c.reply);
+  }
   const std::string msg_id = job.msg_id;
   const uint64_t job_id = job.id;
   auto apply = [this, msg_id, job_id, changes, retry_now, relay, relay_host, attempt_started_us, now](Status st) {
@@ -262,9 +270,11 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
     for (const auto& c : changes) {
       auto& r = m.env.recipients[c.idx];
       r.state = c.state;
-      r.updated_us = now;
+      if (attempt_started_us != kNoAttempt) {
+        r.updated_us = now;
+        r.last_relay = relay_host;
+      }
       r.last_reply = c.reply;
-      r.last_relay = relay_host;
       if (c.state == queue::RcptState::Delivered && !c.dsn_passed) relayed.push_back(c.idx);
       if (c.state == queue::RcptState::Deferred) {
         ++r.attempts;
@@ -276,7 +286,7 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
                            : c.reply.starts_with("5.4.7") ? "expired" : "bounced";
       spdlog::info("delivery: id={} to=<{}> relay={} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})",
                    msg_id, r.address, relay, double(now - m.env.arrival_us) / 1e6,
-                   double(now - attempt_started_us) / 1e6, dsn_of(c.reply, c.result), status, c.reply);
+                   attempt_started_us == kNoAttempt ? 0.0 : double(now - attempt_started_us) / 1e6, dsn_of(c.reply, c.result), status, c.reply);
     }
     if (!deferred.empty()) make_jobs(m, deferred, now + backoff_us(attempts));
     if (!retry_now.empty()) make_jobs(m, retry_now, now);
@@ -300,7 +310,7 @@ void Scheduler::expire(JobRec& j, const std::string&) {
     outs.push_back({Result::Deferred, r.last_reply.empty() ? "no delivery attempt succeeded" : r.last_reply});
   }
   j.state = JobState::InFlight;  // report() finishes it like any other job
-  report(job, outs, "none", clock_.now_us());
+  report(job, outs, "none", kNoAttempt);
 }
 
 void Scheduler::closed(const std::string& dest_key, bool reached, const std::string& reason) {
@@ -313,11 +323,20 @@ void Scheduler::closed(const std::string& dest_key, bool reached, const std::str
     d.down_until_us = now + backoff_us(d.failures);
     spdlog::info("scheduler: destination {} unreachable ({}); its mail waits {:.0f}s", dest_key, reason,
                  double(d.down_until_us - now) / 1e6);
-    // Its other ready mail waits for the destination's retry instead of trying on its own.
+    // Its other ready mail is not tried on its own: it is deferred with the probe's reason
+    // (so backoff, expiry and delay warnings advance for it too) and waits for the
+    // destination's retry.
+    std::vector<Job> parked;
     while (!d.ready.empty()) {
-      const uint64_t id = d.ready.front();
+      JobRec& j = jobs_.at(d.ready.front());
       d.ready.pop_front();
-      wait(id, d.down_until_us);
+      j.state = JobState::InFlight;
+      parked.push_back(j.job);
+    }
+    for (const auto& job : parked) {
+      const std::vector<RcptOutcome> outs(job.rcpts.size(),
+                                          RcptOutcome{Result::Deferred, "4.4.1 Not tried: " + dest_key + " is down (" + reason + ")"});
+      report(job, outs, "none", kNoAttempt);
     }
   } else {
     d.failures = 0;
@@ -352,6 +371,12 @@ void Scheduler::maybe_remove(const std::string& msg_id) {
     else spdlog::info("queue: id={} removed (every recipient done)", msg_id);
     msgs_.erase(msg_id);
   });
+}
+
+void Scheduler::recovery_done() {
+  std::vector<std::string> ids;
+  for (const auto& [id, m] : msgs_) ids.push_back(id);
+  for (const auto& id : ids) send_failure_notices(id);
 }
 
 void Scheduler::stop() {

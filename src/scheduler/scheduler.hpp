@@ -77,9 +77,15 @@ class Scheduler {
 
   // A committed message (new or recovered at startup).
   void add(const queue::Envelope& env, uint64_t size, bool recovered);
+  // Every recovered message has been added: build the notices still owed (those not
+  // already in the queue from before a crash).
+  void recovery_done();
 
   // Worker side.
   std::optional<Job> take(const std::string& dest_key);
+  // `attempt_started_us` for outcomes decided without an attempt (expiry, a destination
+  // that is down): the recipients keep their last attempt's time and host.
+  static constexpr int64_t kNoAttempt = -1;
   // Outcomes in the job's recipient order; `relay` names the host for the log line.
   void report(const Job& job, const std::vector<RcptOutcome>& outcomes, const std::string& relay,
               int64_t attempt_started_us);
@@ -147,6 +153,7 @@ class Scheduler {
   std::string hostname_;
   std::string postmaster_;
   std::map<std::string, std::unique_ptr<queue::Incoming>> notices_;  // being committed
+  std::map<std::string, std::set<size_t>> covered_;  // original id → recipients a queued bounce reports
   Dispatcher* dispatcher_ = nullptr;
   std::mt19937_64 rng_;
   std::map<std::string, Msg> msgs_;

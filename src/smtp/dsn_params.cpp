@@ -89,10 +89,21 @@ Result<Notify> parse_notify(std::string_view v) {
   return n;
 }
 
+namespace {
+// RFC 3461 §4.2/§4.4: before xtext encoding the value is printable US-ASCII (the DSN
+// format cannot carry anything else); RFC 6533 allows UTF-8 for the utf-8 address type.
+bool printable(std::string_view s, bool allow_utf8) {
+  for (unsigned char c : s)
+    if (c < 0x20 || c == 0x7f || (c >= 0x80 && !allow_utf8)) return false;
+  return true;
+}
+}  // namespace
+
 Result<std::string> parse_envid(std::string_view v) {
   auto d = xtext_decode(v);
   if (!d) return d.error();
   if (d->empty() || d->size() > 100) return Error::perm("5.5.4 ENVID must be 1 to 100 characters");
+  if (!printable(*d, false)) return Error::perm("5.5.4 ENVID must be printable US-ASCII");
   return d;
 }
 
@@ -109,6 +120,7 @@ Result<Orcpt> parse_orcpt(std::string_view v) {
   auto addr = xtext_decode(v.substr(semi + 1));
   if (!addr) return addr.error();
   if (addr->empty()) return Error::perm("5.5.4 Empty ORCPT address");
+  if (!printable(*addr, iequals(o.addr_type, "utf-8"))) return Error::perm("5.5.4 ORCPT address must be printable");
   o.address = *addr;
   return o;
 }

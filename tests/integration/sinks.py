@@ -574,3 +574,344 @@ def body(subject, text="Hello.\r\n", msgid=None):
     mid = msgid or f"<{subject.replace(' ', '.')}.{time.monotonic_ns()}@client.example>"
     return (f"From: sender@client.example\r\nTo: someone@example\r\nSubject: {subject}\r\n"
             f"Message-ID: {mid}\r\nDate: Tue, 25 Nov 2025 10:00:00 +0000\r\n\r\n{text}").encode()
+
+
+# ---------------------------------------------------------------------------------------
+# DSN (RFC 3461/3464) for the bounce scenarios (50-59)
+#
+#   dsn = sinks.DsnSink("127.0.0.4", port, "dsn")   # announces DSN, takes RET/ENVID/NOTIFY/ORCPT
+#   dsn.mail_args() / dsn.rcpt_args()   # every MAIL FROM:/RCPT TO: argument exactly as sent
+#   DsnSink(..., dsn=False): records them the same way but announces no DSN (stock behaviour)
+#
+#   rep = sinks.parse_report(received.data)   # a multipart/report, checked and taken apart
+#   rep.per_message["reporting-mta"], rep.recipients[0]["status"], rep.returned_headers()["Subject"]
+#
+#   sinks.read_queue_file(path)   # queue-format.md version 1 incl. RELAY and delay-warned
+#   sinks.notice_lines(tern)      # "bounce: id=... <kind> queued as ..." log lines
+
+import email  # noqa: E402
+import email.policy  # noqa: E402
+import email.utils  # noqa: E402
+from email.parser import BytesHeaderParser  # noqa: E402
+
+from aiosmtpd.smtp import syntax as _syntax  # noqa: E402
+
+_DSN_MAIL_KEYS = ("RET", "ENVID")
+_DSN_RCPT_KEYS = ("NOTIFY", "ORCPT")
+
+
+def _split_dsn_params(arg, prefix, keys):
+    """'FROM:<a@b> SIZE=1 RET=HDRS' -> ('FROM:<a@b> SIZE=1', ['RET=HDRS']) for keys=(RET,...).
+    The path ends at the first '>' (the scenarios use no quoted local parts)."""
+    if arg is None or not arg[:len(prefix)].upper() == prefix:
+        return arg, []
+    rest = arg[len(prefix):].lstrip()
+    end = rest.find(">") + 1 if rest.startswith("<") else (rest.find(" ") if " " in rest else len(rest))
+    if end <= 0:
+        return arg, []
+    path, params = rest[:end], rest[end:].split()
+    taken = [p for p in params if p.split("=", 1)[0].upper() in keys]
+    kept = [p for p in params if p.split("=", 1)[0].upper() not in keys]
+    return prefix + path + ("" if not kept else " " + " ".join(kept)), taken
+
+
+class _ParamSMTP(_SMTP):
+    """aiosmtpd's server that notes every MAIL/RCPT argument as it came (aiosmtpd upper-cases
+    the parameters it hands on); with sink.dsn it also takes the RFC 3461 parameters, which
+    stock aiosmtpd refuses with 555."""
+
+    @_syntax('MAIL FROM: <address>', extended=' [SP <mail-parameters>]')
+    async def smtp_MAIL(self, arg):
+        sink = self._tern_sink
+        sink._note("mail_arg", arg)
+        if sink.dsn:
+            arg, taken = _split_dsn_params(arg, "FROM:", _DSN_MAIL_KEYS)
+            sink._note("mail_dsn", taken)
+        await super().smtp_MAIL(arg)
+
+    @_syntax('RCPT TO: <address>', extended=' [SP <mail-parameters>]')
+    async def smtp_RCPT(self, arg):
+        sink = self._tern_sink
+        sink._note("rcpt_arg", arg)
+        if sink.dsn:
+            arg, taken = _split_dsn_params(arg, "TO:", _DSN_RCPT_KEYS)
+            sink._note("rcpt_dsn", taken)
+        await super().smtp_RCPT(arg)
+
+
+class DsnSink(Sink):
+    """A Sink that announces DSN in its EHLO reply and accepts RET/ENVID on MAIL and
+    NOTIFY/ORCPT on RCPT (recorded raw, see mail_args()/rcpt_args()). With dsn=False it is a
+    plain Sink that still records the raw arguments."""
+
+    smtp_class = _ParamSMTP
+
+    def __init__(self, address, port, name=None, dsn=True, **kw):
+        super().__init__(address, port, name, **kw)
+        self.dsn = dsn
+
+    def mail_args(self):
+        """Every MAIL argument as sent, e.g. 'FROM:<a@b> SIZE=12 RET=HDRS ENVID=abc'."""
+        return [a for _, a in self.events("mail_arg")]
+
+    def rcpt_args(self):
+        return [a for _, a in self.events("rcpt_arg")]
+
+
+def bounces(sink):
+    """The acknowledged messages at `sink` that came from the null sender (notices)."""
+    return [m for m in sink.acked() if m.mail_from in ("<>", "")]
+
+
+def wait_bounces(sink, n, timeout, what=None):
+    """Bounded wait until `sink` has at least n acknowledged messages from <>."""
+    wait_until(lambda: len(bounces(sink)) >= n, timeout,
+               what or f"{sink.name} received {n} notice(s) from <>")
+    return bounces(sink)
+
+
+# -- reading a delivery status notification
+
+def _split_parts(body, boundary):
+    """The body parts of a multipart body (bytes), each as raw bytes (RFC 2046 §5.1.1)."""
+    delim = b"--" + boundary.encode()
+    parts = []
+    # The body starts with the preamble; every delimiter sits at the start of a line.
+    text = b"\r\n" + body
+    pieces = text.split(b"\r\n" + delim)
+    if len(pieces) < 2:
+        h.fail(f"multipart body without its boundary {boundary!r}")
+    closed = False
+    for piece in pieces[1:]:
+        if piece.startswith(b"--"):
+            closed = True
+            break
+        nl = piece.find(b"\r\n")
+        if nl < 0:
+            h.fail(f"boundary line without CRLF: {piece[:80]!r}")
+        if piece[:nl].strip(b" \t"):
+            h.fail(f"junk after the boundary: {piece[:nl]!r}")
+        parts.append(piece[nl + 2:])
+    if not closed:
+        h.fail(f"multipart body has no close delimiter --{boundary}--")
+    return parts
+
+
+def _head_body(part):
+    """(header bytes, body bytes) of one MIME part; the header may be empty."""
+    if part.startswith(b"\r\n"):
+        return b"", part[2:]
+    i = part.find(b"\r\n\r\n")
+    if i < 0:
+        return part, b""
+    return part[:i + 2], part[i + 4:]
+
+
+def parse_fields(text):
+    """DSN field blocks (RFC 3464 §2.1): blank-line separated groups of 'Name: value' lines
+    with folding. Returns [ {lower-case name: value}, ... ]; a repeated field fails."""
+    blocks, cur, last = [], None, None
+    for line in text.replace("\r\n", "\n").split("\n"):
+        if not line.strip():
+            if cur is not None:
+                blocks.append(cur)
+            cur, last = None, None
+            continue
+        if line[0] in " \t":
+            if last is None:
+                h.fail(f"continuation line without a field: {line!r}")
+            cur[last] += " " + line.strip()
+            continue
+        if ":" not in line:
+            h.fail(f"DSN line is not 'Name: value': {line!r}")
+        name, value = line.split(":", 1)
+        if cur is None:
+            cur = {}
+        key = name.strip().lower()
+        if key in cur:
+            h.fail(f"field {name!r} appears twice in one DSN block")
+        cur[key] = value.strip()
+        last = key
+    if cur is not None:
+        blocks.append(cur)
+    return blocks
+
+
+class Report:
+    """One notice, taken apart: the email package's view (msg, parts) and the raw MIME parts
+    (ctypes, heads, bodies); the delivery-status fields (per_message, recipients); the human
+    text; the returned message or headers."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.msg = email.message_from_bytes(raw, policy=email.policy.default)
+        self.content_type = self.msg.get_content_type()
+        self.report_type = self.msg.get_param("report-type")
+        if not self.msg.is_multipart():
+            h.fail(f"notice is not multipart: {self.content_type}")
+        self.parts = list(self.msg.iter_parts())
+        head, body = raw.split(b"\r\n\r\n", 1)
+        raw_parts = _split_parts(body, self.msg.get_boundary())
+        self.heads, self.bodies = [], []
+        for p in raw_parts:
+            hd, bd = _head_body(p)
+            self.heads.append(BytesHeaderParser(policy=email.policy.default).parsebytes(hd + b"\r\n"))
+            self.bodies.append(bd)
+        self.ctypes = [hd.get_content_type() for hd in self.heads]
+        if len(self.bodies) < 2:
+            h.fail(f"a report has at least two parts, this one {len(self.bodies)}")
+        self.human = self.bodies[0].decode("utf-8", "replace")
+        blocks = parse_fields(self.bodies[1].decode("utf-8", "replace"))
+        if not blocks:
+            h.fail("the delivery-status part is empty")
+        self.per_message = blocks[0]
+        self.recipients = blocks[1:]
+
+    def header(self, name):
+        v = self.msg.get(name)
+        return None if v is None else str(v)
+
+    def rcpt(self, address):
+        """The per-recipient block whose Final-Recipient is `address` (None if none)."""
+        for b in self.recipients:
+            fr = b.get("final-recipient", "")
+            if ";" in fr and fr.split(";", 1)[1].strip().lower() == address.lower():
+                return b
+        return None
+
+    def returned(self):
+        """(content type, body bytes) of the third part, or (None, None)."""
+        if len(self.bodies) < 3:
+            return None, None
+        return self.ctypes[2], self.bodies[2]
+
+    def returned_headers(self):
+        """The returned message's header (third part), parsed."""
+        _, b = self.returned()
+        if b is None:
+            return None
+        return BytesHeaderParser(policy=email.policy.default).parsebytes(b)
+
+    def returned_subject(self):
+        hd = self.returned_headers()
+        return None if hd is None else hd.get("Subject")
+
+    def __repr__(self):
+        return (f"<Report {self.content_type} report-type={self.report_type} parts={self.ctypes} "
+                f"rcpts={[b.get('final-recipient') for b in self.recipients]}>")
+
+
+def parse_report(raw):
+    return Report(raw)
+
+
+def rfc5322_date(value, what):
+    """Parses an RFC 5322 date (fails with `what` otherwise); returns a Unix time."""
+    try:
+        d = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        d = None
+    if d is None or d.tzinfo is None:
+        h.fail(f"{what}: not an RFC 5322 date with a zone: {value!r}")
+    return d.timestamp()
+
+
+# -- the queue file, version 1 as queue-format.md describes it now (RELAY, delay-warned)
+
+class QueueFile:
+    def __init__(self):
+        self.fields = {}
+        self.sender = None
+        self.mail_params = []
+        self.rcpts = []          # dicts: address, orig, params
+        self.data = b""
+        self.statuses = []       # (index, state, time, relay, reply)
+        self.delay_warned = []   # times
+
+    def states(self):
+        """{address: last state}"""
+        st = {r["address"]: "pending" for r in self.rcpts}
+        for idx, state, _, _, _ in self.statuses:
+            st[self.rcpts[idx]["address"]] = state
+        return st
+
+
+def read_queue_file(path):
+    """Parses msg/ID (None if it is gone). Only what the bounce scenarios need."""
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        return None
+    q = QueueFile()
+    pos = 0
+    size = None
+    for _ in range(100000):
+        nl = raw.find(b"\n", pos)
+        if nl < 0:
+            h.fail(f"{path}: header not terminated by 'data'")
+        line = raw[pos:nl].decode("utf-8", "surrogateescape")
+        pos = nl + 1
+        if line == "data":
+            break
+        key, _, val = line.partition(" ")
+        if key == "sender":
+            q.sender = h.unbracket(val)
+        elif key == "mail-param":
+            q.mail_params.append(h.unescape(val))
+        elif key == "rcpt":
+            f = val.split(" ")
+            r = {"address": h.unbracket(f[0]), "orig": None, "params": []}
+            for p in f[1:]:
+                if p.startswith("orig="):
+                    r["orig"] = h.unbracket(p[5:])
+                else:
+                    r["params"].append(h.unescape(p))
+            q.rcpts.append(r)
+        elif key == "data-size":
+            size = int(val)
+        else:
+            q.fields[key] = val
+    if size is None:
+        h.fail(f"{path}: no data-size")
+    q.data = raw[pos:pos + size]
+    for line in raw[pos + size:].split(b"\n")[:-1]:  # a torn last line has no \n: ignored
+        f = line.decode("utf-8", "surrogateescape").split(" ", 5)
+        if f[0] == "delay-warned" and len(f) == 2:
+            q.delay_warned.append(int(f[1]))
+            continue
+        if f[0] != "status" or len(f) < 5:
+            h.fail(f"{path}: unexpected record {line!r}")
+        q.statuses.append((int(f[1]), f[2], int(f[3]), "" if f[4] == "-" else h.unescape(f[4]),
+                           h.unescape(f[5]) if len(f) > 5 else ""))
+    return q
+
+
+def queue_files(tern):
+    """{id: QueueFile} for every file in msg/ (files removed meanwhile are skipped)."""
+    out = {}
+    for qid in tern.queue_ids():
+        q = read_queue_file(os.path.join(tern.msg_dir(), qid))
+        if q is not None:
+            out[qid] = q
+    return out
+
+
+# -- the log
+
+NOTICE_RE = re.compile(r"bounce: id=(?P<id>\S+) (?P<kind>bounce|delay warning|relayed notice) "
+                       r"queued as (?P<notice>\S+) to=<(?P<to>[^>]*)> nrcpt=(?P<n>\d+)")
+
+
+def notice_lines(tern, qid=None, kind=None):
+    """[(original id, kind, notice id, to, nrcpt)] from "bounce: ... queued as" log lines."""
+    out = []
+    for m in NOTICE_RE.finditer(tern.log()):
+        if (qid is None or m.group("id") == qid) and (kind is None or m.group("kind") == kind):
+            out.append((m.group("id"), m.group("kind"), m.group("notice"), m.group("to"),
+                        int(m.group("n"))))
+    return out
+
+
+def removed(tern, qid):
+    return f"queue: id={qid} removed" in tern.log()

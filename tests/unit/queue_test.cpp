@@ -55,6 +55,17 @@ TEST_CASE("codec: header round trip") {
   CHECK(file.find("sender <\"odd%20sender\"@example.net>\n") != std::string::npos);
 }
 
+TEST_CASE("codec: a bounce names the message and recipients it reports") {
+  Envelope e = sample();
+  e.notice_for = "1K130000000";
+  e.notice_rcpts = {0, 3};
+  auto p = parse_header(encode_header(e, 0));
+  REQUIRE(p.ok());
+  CHECK(p->envelope.notice_for == "1K130000000");
+  CHECK(p->envelope.notice_rcpts == std::vector<size_t>{0, 3});
+  CHECK_FALSE(parse_header("TERN-QUEUE 1\nid X\nsender <>\nrcpt <a@b>\nnotice-for X 1,,2\ndata-size 00000000000000000000\ndata\n").ok());
+}
+
 TEST_CASE("codec: null sender and data-size patching") {
   Envelope e = sample();
   e.sender.clear();
