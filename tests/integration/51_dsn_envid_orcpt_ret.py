@@ -25,29 +25,10 @@ SENDER = "alice@sender.example"
 REFUSE = "550 5.1.1 No such user here"
 
 
-def transaction(t, mail, rcpts, data):
-    """One raw transaction; returns the queue id."""
-    with t.session() as c:
-        c.expect(mail, 250, "2.1.0")
-        for r in rcpts:
-            c.expect(r, 250, "2.1.5")
-        c.expect("DATA", 354)
-        c.send(h.dot_stuff(data))
-        r = c.read_reply(timeout=15)
-        h.expect_reply(r, 250, "2.0.0", "end of data")
-        c.expect("QUIT", 221)
-    return r.queue_id()
 
 
 def scenario(ctx):
-    problems = []
-
-    def soft(cond, what, detail=""):
-        if cond:
-            h.check(True, what)
-        else:
-            problems.append(what + (f": {detail}" if detail else ""))
-            print(f"  FAIL {problems[-1]}", flush=True)
+    soft = sinks.SoftChecks()
 
     port = sinks.pick_port(["127.0.0.2", "127.0.0.3"])
     dns, dns_port = sinks.start_dns(ctx, [
@@ -65,18 +46,18 @@ def scenario(ctx):
     full = (b"From: alice@sender.example\r\nTo: bad1@relay.example\r\nSubject: return it all\r\n"
             b"Message-ID: <b51.full@sender.example>\r\nDate: Tue, 25 Nov 2025 10:00:00 +0000\r\n"
             b"\r\nFull body, first line.\r\n.dot line\r\nFull body, last line.\r\n")
-    q_full = transaction(t, f"MAIL FROM:<{SENDER}> RET=FULL ENVID=QQ+2Bid123",
+    q_full = sinks.raw_transaction(t, f"MAIL FROM:<{SENDER}> RET=FULL ENVID=QQ+2Bid123",
                          ["RCPT TO:<bad1@relay.example> ORCPT=rfc822;x+2By@example",
                           "RCPT TO:<bad2@relay.example>"], full)
     hdrs = (b"From: alice@sender.example\r\nTo: bad3@relay.example\r\nSubject: headers only\r\n"
             b"Message-ID: <b51.hdrs@sender.example>\r\nDate: Tue, 25 Nov 2025 10:00:00 +0000\r\n"
             b"\r\nSecret body text.\r\n")
-    q_hdrs = transaction(t, f"MAIL FROM:<{SENDER}> RET=HDRS", ["RCPT TO:<bad3@relay.example>"], hdrs)
+    q_hdrs = sinks.raw_transaction(t, f"MAIL FROM:<{SENDER}> RET=HDRS", ["RCPT TO:<bad3@relay.example>"], hdrs)
     eight = ("From: alice@sender.example\r\nTo: bad4@relay.example\r\nSubject: eight bit\r\n"
              "Message-ID: <b51.8bit@sender.example>\r\nDate: Tue, 25 Nov 2025 10:00:00 +0000\r\n"
              "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n"
              "Content-Transfer-Encoding: 8bit\r\n\r\nGrüße aus Köln.\r\n").encode()
-    q_8bit = transaction(t, f"MAIL FROM:<{SENDER}> BODY=8BITMIME RET=FULL",
+    q_8bit = sinks.raw_transaction(t, f"MAIL FROM:<{SENDER}> BODY=8BITMIME RET=FULL",
                          ["RCPT TO:<bad4@relay.example>"], eight)
     print(f"  ..   queued {q_full} (RET=FULL), {q_hdrs} (RET=HDRS), {q_8bit} (8BITMIME, RET=FULL)")
 
@@ -146,8 +127,7 @@ def scenario(ctx):
         h.check_eq([x[1] for x in sinks.notice_lines(t, q)], ["bounce"], f"{q}: one bounce queued")
     sinks.wait_queue_empty(t, 10, "originals and bounces have left the queue")
     t.stop()
-    if problems:
-        h.fail("; ".join(problems))
+    soft.finish()
 
 
 h.main(scenario)

@@ -21,17 +21,6 @@ import sinks  # noqa: E402
 SENDER = "alice@sender.example"
 
 
-def transaction(t, mail, rcpts, data):
-    with t.session() as c:
-        c.expect(mail, 250, "2.1.0")
-        for r in rcpts:
-            c.expect(r, 250, "2.1.5")
-        c.expect("DATA", 354)
-        c.send(h.dot_stuff(data))
-        r = c.read_reply(timeout=15)
-        h.expect_reply(r, 250, "2.0.0", "end of data")
-        c.expect("QUIT", 221)
-    return r.queue_id()
 
 
 def tokens(arg):
@@ -54,7 +43,7 @@ def scenario(ctx):
     t = ctx.tern(**sinks.delivery_overrides(port, dns_port, retry=("1s", "1s", 1))).start()
 
     h.step("to a next hop that offers DSN: the parameters go along, raw")
-    q1 = transaction(t, f"MAIL FROM:<{SENDER}> RET=HDRS ENVID=abc",
+    q1 = sinks.raw_transaction(t, f"MAIL FROM:<{SENDER}> RET=HDRS ENVID=abc",
                      ["RCPT TO:<bob@dsn.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Orig+2Bbob@client.example"],
                      sinks.body("to the dsn hop"))
     q2 = sinks.send(t, SENDER, ["carl@dsn.example"], sinks.body("no dsn parameters"))
@@ -90,7 +79,7 @@ def scenario(ctx):
                "both delivered to the DSN sink")
 
     h.step("to a next hop without DSN: delivered plainly, then a relayed notice")
-    q3 = transaction(t, f"MAIL FROM:<{SENDER}> RET=HDRS ENVID=abc",
+    q3 = sinks.raw_transaction(t, f"MAIL FROM:<{SENDER}> RET=HDRS ENVID=abc",
                      ["RCPT TO:<bob@relay.example> NOTIFY=SUCCESS,DELAY ORCPT=rfc822;Orig+2Bbob@client.example",
                       "RCPT TO:<dan@relay.example> NOTIFY=FAILURE",
                       "RCPT TO:<eve@relay.example>"],

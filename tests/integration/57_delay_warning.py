@@ -23,17 +23,6 @@ import sinks  # noqa: E402
 RCPT = "user@d1.example"
 
 
-def transaction(t, mail, rcpts, data):
-    with t.session() as c:
-        c.expect(mail, 250, "2.1.0")
-        for r in rcpts:
-            c.expect(r, 250, "2.1.5")
-        c.expect("DATA", 354)
-        c.send(h.dot_stuff(data))
-        r = c.read_reply(timeout=15)
-        h.expect_reply(r, 250, "2.0.0", "end of data")
-        c.expect("QUIT", 221)
-    return r.queue_id()
 
 
 def by_rcpt(home):
@@ -71,9 +60,9 @@ def scenario(ctx):
     sinks.wait_delivery(t5, q5[0], "user@d5.example", "deferred", timeout=5)
     q5 += [sinks.send(t5, f"{who}@sender.example", [f"{who}@d5.example"], sinks.body(f"d5 {who}"))
            for who in ("gina", "hank")]
-    q_delay = transaction(t, "MAIL FROM:<bob@sender.example>",
+    q_delay = sinks.raw_transaction(t, "MAIL FROM:<bob@sender.example>",
                           ["RCPT TO:<user@d2.example> NOTIFY=DELAY,FAILURE"], sinks.body("notify delay"))
-    q_fail = transaction(t, "MAIL FROM:<carl@sender.example>",
+    q_fail = sinks.raw_transaction(t, "MAIL FROM:<carl@sender.example>",
                          ["RCPT TO:<user@d3.example> NOTIFY=FAILURE"], sinks.body("notify failure"))
     q_off = sinks.send(t0, "dora@sender.example", ["user@d4.example"], sinks.body("warnings off"))
 

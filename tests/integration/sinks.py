@@ -915,3 +915,37 @@ def notice_lines(tern, qid=None, kind=None):
 
 def removed(tern, qid):
     return f"queue: id={qid} removed" in tern.log()
+
+
+def raw_transaction(t, mail, rcpts, data):
+    """One transaction over a raw session (MAIL and RCPT lines as given, with any ESMTP
+    parameters); asserts every step and returns the queue id."""
+    with t.session() as c:
+        c.expect(mail, 250, "2.1.0")
+        for r in rcpts:
+            c.expect(r, 250, "2.1.5")
+        c.expect("DATA", 354)
+        c.send(h.dot_stuff(data))
+        r = c.read_reply(timeout=15)
+        h.expect_reply(r, 250, "2.0.0", "end of data")
+        c.expect("QUIT", 221)
+    return r.queue_id()
+
+
+class SoftChecks:
+    """Checks that record a failure and go on, so one run reports every problem; finish()
+    fails the scenario if any check failed."""
+
+    def __init__(self):
+        self.problems = []
+
+    def __call__(self, cond, what, detail=""):
+        if cond:
+            h.check(True, what)
+        else:
+            self.problems.append(what + (f": {detail}" if detail else ""))
+            print(f"  FAIL {self.problems[-1]}", flush=True)
+
+    def finish(self):
+        if self.problems:
+            h.fail("; ".join(self.problems))
