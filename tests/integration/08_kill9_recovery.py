@@ -153,7 +153,7 @@ def scenario(ctx):
     ids = t.queue_ids()
     torn_id, cut_id = acked[0][0], acked[1][0]
     with open(os.path.join(t.msg_dir(), torn_id), "ab") as f:
-        f.write(b"status 0 deferred 1764066540000000 451 4.4.1 try again later\n"
+        f.write(b"status 0 deferred 1764066540000000 mx.example[192.0.2.1]:25 451 4.4.1 try again later\n"
                 b"status 0 deliv")  # crash in the middle of an append
     cut_path = os.path.join(t.msg_dir(), cut_id)
     with open(cut_path, "r+b") as f:

@@ -556,7 +556,8 @@ class QueueMessage:
         self.rcpts = []  # dicts: address, orig, params
         self.data_size = None
         self.data = b""
-        self.statuses = []  # (index, state, time, reply)
+        self.statuses = []  # (index, state, time, reply, relay)
+        self.delay_warned = 0
         self.torn_tail = b""
         self.header_length = 0
 
@@ -663,11 +664,18 @@ def parse_queue_file(path, require_crlf=True):
             break
         line = trailer[tp:nl].decode("utf-8", "replace")
         tp = nl + 1
-        f = line.split(" ", 4)
-        if len(f) < 4 or f[0] != "status" or not f[1].isdigit() or f[2] not in STATES \
+        if line.startswith("delay-warned "):
+            if not line[len("delay-warned "):].isdigit():
+                bad(f"malformed delay-warned record {line!r}")
+            m.delay_warned = int(line[len("delay-warned "):])
+            continue
+        # status INDEX STATE TIME_US RELAY REPLY (queue-format.md)
+        f = line.split(" ", 5)
+        if len(f) < 5 or f[0] != "status" or not f[1].isdigit() or f[2] not in STATES \
                 or not f[3].isdigit() or int(f[1]) >= len(m.rcpts):
             bad(f"malformed status record {line!r}")
-        m.statuses.append((int(f[1]), f[2], int(f[3]), unescape(f[4]) if len(f) > 4 else ""))
+        relay = "" if f[4] == "-" else unescape(f[4])
+        m.statuses.append((int(f[1]), f[2], int(f[3]), unescape(f[5]) if len(f) > 5 else "", relay))
     if require_crlf:
         assert_crlf_only(m.data, f"queue file {name} data")
     return m

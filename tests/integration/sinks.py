@@ -518,7 +518,7 @@ def status_of(tern, qid):
         return None
     st = {r["address"]: "pending" for r in m.rcpts}
     replies = {}
-    for idx, state, _, reply in m.statuses:
+    for idx, state, _, reply, *_ in m.statuses:
         st[m.rcpts[idx]["address"]] = state
         replies[m.rcpts[idx]["address"]] = reply
     return st
