@@ -304,7 +304,10 @@ void Worker::arm_timer() {
 void Worker::report_job(scheduler::Result result, const std::string& reply) {
   if (!job_) return;
   std::vector<scheduler::RcptOutcome> outs(job_->rcpts.size(), scheduler::RcptOutcome{result, reply});
-  const std::string relay = cands_.empty() ? "none" : cands_[current_].relay();
+  // Only a host that answered is a relay (the DSN's Remote-MTA); a refused or silent
+  // address shows in the reply text instead.
+  const bool answered = session_ && session_->state() != ClientSession::State::Greeting;
+  const std::string relay = answered ? cands_[current_].relay() : "none";
   agent_.sched_.report(*job_, outs, relay, attempt_started_us_ ? attempt_started_us_ : agent_.clock_.now_us());
   job_.reset();
 }
