@@ -1,0 +1,45 @@
+// Fuzz target: the whole inbound session machine fed arbitrary client bytes.
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include "server/session.hpp"
+
+namespace {
+struct Host : tern::server::SessionHost {
+  bool queue_has_room(uint64_t) override { return true; }
+  std::string begin_message(const tern::queue::Envelope&) override { return "00000000001"; }
+  void message_data(std::string_view) override {}
+  void commit_message() override {}
+  void abort_message() override {}
+  int64_t now_us() override { return 1764066538000000; }
+};
+}  // namespace
+
+extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
+  static const auto settings = [] {
+    tern::config::Config c;
+    c.hostname = "relay.example.net";
+    c.postmaster = "hostmaster@example.net";
+    c.relay.networks = {*tern::Cidr::parse("127.0.0.1/32")};
+    c.relay.domains = {{"partner.example", std::nullopt}};
+    c.limits.max_message_size = 4096;
+    c.limits.max_recipients = 5;
+    return std::make_shared<const tern::server::SessionSettings>(
+        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c)});
+  }();
+  if (size < 1) return 0;
+  Host host;
+  const bool relay = data[0] & 1;
+  tern::server::Session s(settings, {*tern::IpAddress::parse(relay ? "127.0.0.1" : "127.0.0.5"), 1, relay}, host);
+  s.start();
+  const size_t chunk = 1 + data[0] % 64;
+  std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
+  while (!in.empty() && !s.closed()) {
+    s.feed(in.substr(0, chunk));
+    in.remove_prefix(std::min(chunk, in.size()));
+    if (s.state() == tern::server::Session::State::WaitCommit) s.on_commit(tern::server::CommitOutcome::Committed);
+    (void)s.take_output();
+  }
+  return 0;
+}
