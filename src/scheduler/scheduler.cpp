@@ -366,6 +366,12 @@ void Scheduler::maybe_remove(const std::string& msg_id) {
     if (r.state == queue::RcptState::Failed && owes_failure_notice(m, r)) return;
   }
   m.removing = true;
+  if (m.env.sender.empty()) {
+    for (const auto& r : m.env.recipients)
+      if (r.state == queue::RcptState::Failed)
+        spdlog::warn("queue: id={} mail from <> to=<{}> could not be delivered; dropped (no bounce for a bounce): {}",
+                     msg_id, r.address, r.last_reply);
+  }
   store_.remove(msg_id, [this, msg_id](Status st) {
     if (!st.ok()) spdlog::error("queue: id={} {}", msg_id, st.error().message);
     else spdlog::info("queue: id={} removed (every recipient done)", msg_id);
