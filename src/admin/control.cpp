@@ -15,7 +15,23 @@ namespace tern::admin {
 
 namespace {
 constexpr size_t kMaxCommand = 1024;
+constexpr uint64_t kClientTimeoutMs = 10 * 1000;  // a silent client is not kept
 }
+
+// One connected ternctl: its stream, its idle timer, what it has sent so far.
+struct ControlServer::Client {
+  explicit Client(io::Loop& loop) : timer(loop) {}
+  std::unique_ptr<io::Stream> stream;
+  io::Timer timer;
+  std::string buf;
+};
+
+ControlServer::ControlServer(io::Loop& loop, scheduler::Scheduler& sched, const Clock& clock, gid_t gid)
+    : loop_(loop), sched_(sched), clock_(clock), gid_(gid) {}
+
+ControlServer::~ControlServer() = default;
+
+void ControlServer::drop(Client* c) { clients_.erase(c); }
 
 std::string handle_command(std::string_view line, scheduler::Scheduler& sched, int64_t now_us) {
   const std::string cmd = to_lower(trim(line));
@@ -39,7 +55,7 @@ Result<std::unique_ptr<ControlServer>> ControlServer::start(io::Loop& loop, cons
     if (!g) return Error::perm("control.group: no such group '" + cfg.group + "'");
     gid = g->gr_gid;
   }
-  std::unique_ptr<ControlServer> s(new ControlServer(sched, clock, gid));
+  std::unique_ptr<ControlServer> s(new ControlServer(loop, sched, clock, gid));
   ControlServer* raw = s.get();
   auto l = io::UnixListener::listen(loop, cfg.socket, gid == gid_t(-1) ? 0600 : 0660, gid,
                                     [raw](std::unique_ptr<io::Stream> st) { raw->accept(std::move(st)); });
@@ -73,31 +89,25 @@ void ControlServer::accept(std::unique_ptr<io::Stream> s) {
     s->close_after_flush();
     return;
   }
-  // The stream owns itself until the command is answered.
-  auto* raw = s.release();
-  auto buf = std::make_shared<std::string>();
-  raw->set_callbacks({
-      [this, raw, buf, alive = alive_](std::string_view b) {
-        if (!*alive) {
-          raw->close();
-          delete raw;
-          return;
-        }
-        buf->append(b);
-        const size_t nl = buf->find('\n');
-        if (nl == std::string::npos && buf->size() < kMaxCommand) return;
-        const std::string line = buf->substr(0, std::min(nl, buf->size()));
+  auto owned = std::make_unique<Client>(loop_);
+  Client* c = owned.get();
+  c->stream = std::move(s);
+  clients_.emplace(c, std::move(owned));
+  c->timer.start(kClientTimeoutMs, 0, [this, c] { drop(c); });
+  c->stream->set_callbacks({
+      [this, c](std::string_view b) {
+        c->buf.append(b);
+        const size_t nl = c->buf.find('\n');
+        if (nl == std::string::npos && c->buf.size() < kMaxCommand) return;
+        const std::string line = c->buf.substr(0, std::min(nl, c->buf.size()));
         spdlog::info("control: command '{}'", line.substr(0, 64));
-        raw->write(handle_command(line, sched_, clock_.now_us()));
-        raw->close_after_flush();
-        delete raw;
+        c->stream->write(handle_command(line, sched_, clock_.now_us()));
+        c->stream->close_after_flush();
+        drop(c);
       },
-      [raw](int) {
-        raw->close();
-        delete raw;
-      },
+      [this, c](int) { drop(c); },
   });
-  raw->start_read();
+  c->stream->start_read();
 }
 
 }  // namespace tern::admin

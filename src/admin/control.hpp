@@ -5,6 +5,7 @@
 
 #include <sys/types.h>
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -24,22 +25,21 @@ class ControlServer {
  public:
   static Result<std::unique_ptr<ControlServer>> start(io::Loop& loop, const config::Control& cfg,
                                                       scheduler::Scheduler& sched, const Clock& clock);
+  ~ControlServer();  // closes clients still connected
 
  private:
-  ControlServer(scheduler::Scheduler& sched, const Clock& clock, gid_t gid)
-      : sched_(sched), clock_(clock), gid_(gid) {}
+  struct Client;
+  ControlServer(io::Loop& loop, scheduler::Scheduler& sched, const Clock& clock, gid_t gid);
   void accept(std::unique_ptr<io::Stream> s);
+  void drop(Client* c);
   [[nodiscard]] bool allowed(uid_t uid, gid_t gid) const;
 
+  io::Loop& loop_;
   scheduler::Scheduler& sched_;
   const Clock& clock_;
   gid_t gid_;
   std::unique_ptr<io::UnixListener> listener_;
-  // Cleared by the destructor: a client still connected then must not reach a dead server.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
-
- public:
-  ~ControlServer() { *alive_ = false; }
+  std::map<Client*, std::unique_ptr<Client>> clients_;
 };
 
 }  // namespace tern::admin
