@@ -282,6 +282,18 @@ void Worker::drop_connection() {
 void Worker::arm_timer() {
   if (!session_) return;
   const auto& t = agent_.settings_.delivery.timeouts;
+  // While the message is still going out, each data_block period must show progress
+  // (RFC 5321 §4.5.3.2.5); the data_end wait starts once everything is sent.
+  if (session_->waiting_for() == ClientSession::Wait::DataEnd && stream_ && stream_->queued_bytes() > 0) {
+    unsent_ = stream_->queued_bytes();
+    timer_.start(uint64_t(t.data_block.count()) * 1000, 0, [this] {
+      const size_t now_unsent = stream_ ? stream_->queued_bytes() : 0;
+      if (now_unsent < unsent_) return arm_timer();
+      session_->on_closed("4.4.2 Timeout sending the data to " + cands_[current_].relay());
+      pump();
+    });
+    return;
+  }
   std::chrono::seconds s{0};
   const char* what = "";
   switch (session_->waiting_for()) {

@@ -63,6 +63,7 @@ class Worker {
   bool stopping_ = false;
   bool finished_ = false;
   bool loading_ = false;  // waiting for the queue file to be read
+  size_t unsent_ = 0;     // bytes of the message still queued at the last data_block check
   std::string last_error_;
   int64_t attempt_started_us_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
