@@ -85,7 +85,7 @@ void ControlServer::accept(std::unique_ptr<io::Stream> s) {
   gid_t gid = 0;
   if (!s->peer_credentials(uid, gid) || !allowed(uid, gid)) {
     spdlog::warn("control: refused uid={} gid={}", uid, gid);
-    s->write("ERR permission denied\n");
+    s->write(std::string_view("ERR permission denied\n"));
     s->close_after_flush();
     return;
   }

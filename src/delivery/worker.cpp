@@ -190,7 +190,7 @@ void Worker::on_connected(int status) {
 
 void Worker::pump() {
   if (!session_) return;
-  if (std::string out = session_->take_output(); !out.empty()) stream_->write(out);
+  if (std::string out = session_->take_output(); !out.empty()) stream_->write(std::move(out));
   if (const auto& f = session_->setup_failure()) {
     last_error_ = cands_[current_].relay() + ": " + *f;
     return connect_next();

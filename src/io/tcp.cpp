@@ -182,6 +182,25 @@ void Stream::write(std::string_view data) {
     delete w;
 }
 
+void Stream::write(std::string&& data) {
+  if (!h_ || data.empty()) return;
+  auto* stream = h_->stream();
+  size_t sent = 0;
+  if (stream->write_queue_size == 0) {
+    uv_buf_t b = uv_buf_init(data.data(), unsigned(data.size()));
+    int n = uv_try_write(stream, &b, 1);
+    if (n == int(data.size())) return;
+    if (n > 0) sent = size_t(n);
+    else if (n != UV_EAGAIN) return;  // the read side will report the broken connection
+  }
+  auto* w = new WriteReq;
+  w->data = std::move(data);
+  uv_buf_t b = uv_buf_init(w->data.data() + sent, unsigned(w->data.size() - sent));
+  w->req.data = w;
+  if (uv_write(&w->req, stream, &b, 1, [](uv_write_t* r, int) { delete static_cast<WriteReq*>(r->data); }) != 0)
+    delete w;
+}
+
 size_t Stream::queued_bytes() const noexcept { return h_ ? h_->stream()->write_queue_size : 0; }
 
 bool Stream::peer_credentials(uid_t& uid, gid_t& gid) const {

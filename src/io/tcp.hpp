@@ -34,6 +34,8 @@ class Stream {
   void start_read();
   void stop_read();
   void write(std::string_view data);
+  // Same, taking ownership: a large message body is queued without another copy.
+  void write(std::string&& data);
   // Sends what is queued, then closes. No callback fires after close() or close_after_flush().
   void close_after_flush();
   void close();
