@@ -1,6 +1,9 @@
 // Unit tests for queue records (codec) and ids.
 #include <doctest/doctest.h>
 
+#include <fstream>
+#include <iterator>
+
 #include "queue/codec.hpp"
 #include "queue/queue_id.hpp"
 
@@ -141,4 +144,47 @@ TEST_CASE("ids: fixed length, sortable, strictly increasing") {
   CHECK(encode_id(31) < encode_id(32));
   CHECK_FALSE(valid_id("0123456789I"));
   CHECK_FALSE(valid_id("short"));
+}
+
+// Golden: a queue file exactly as queue-format.md describes it (tests/golden/queue_file.ref).
+TEST_CASE("codec: golden queue file, written and read") {
+  Envelope e;
+  e.id = "1K130000000";
+  e.arrival_us = 1764066538123456;
+  e.client_address = "192.0.2.7";
+  e.client_port = 50312;
+  e.client_helo = "client.example";
+  e.protocol = "ESMTP";
+  e.sender = "alice@sender.example";
+  e.mail_params = {"BODY=8BITMIME", "ENVID=env+2B42"};
+  Recipient a;
+  a.address = "bob@partner.example";
+  a.params = {"NOTIFY=FAILURE,DELAY"};
+  Recipient b;
+  b.address = "hostmaster@example.net";
+  b.original = "postmaster";
+  e.recipients = {a, b};
+  const std::string data = "Subject: hi\r\n\r\nbody\r\n";
+  const std::string file =
+      encode_header(e, data.size()) + data +
+      encode_status(0, RcptState::Deferred, 1764066600000000, "mx1.partner.example[192.0.2.25]:25",
+                    "451 4.2.2 Mailbox full") +
+      encode_status(1, RcptState::Failed, 1764066601000000, "", "5.1.2 Domain example.net does not exist (NXDOMAIN)") +
+      encode_delay_warned(1764081000000000);
+  std::ifstream f(std::string(TERN_SOURCE_DIR) + "/tests/golden/queue_file.ref", std::ios::binary);
+  REQUIRE(f.good());
+  const std::string ref((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  CHECK(file == ref);
+
+  auto p = parse_header(ref);
+  REQUIRE(p.ok());
+  CHECK(ref.substr(p->header_length, p->data_size) == data);
+  Envelope got = p->envelope;
+  REQUIRE(apply_status_records(got, std::string_view(ref).substr(p->header_length + p->data_size)).ok());
+  CHECK(got.recipients[0].state == RcptState::Deferred);
+  CHECK(got.recipients[0].last_relay == "mx1.partner.example[192.0.2.25]:25");
+  CHECK(got.recipients[0].attempts == 1);
+  CHECK(got.recipients[1].state == RcptState::Failed);
+  CHECK(got.recipients[1].last_relay.empty());
+  CHECK(got.delay_warned_us == 1764081000000000);
 }
