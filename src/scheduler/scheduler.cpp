@@ -110,6 +110,7 @@ void Scheduler::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t du
   for (auto& [key, g] : groups) {
     Dest& dest = dests_[key];
     if (dest.info.key.empty()) dest.info = g.first;
+    ++dest.jobs;
     const uint64_t id = next_job_++;
     JobRec& j = jobs_[id];
     j.dest = key;
@@ -290,7 +291,7 @@ void Scheduler::report(const Job& job, const std::vector<RcptOutcome>& outcomes,
     }
     if (!deferred.empty()) make_jobs(m, deferred, now + backoff_us(attempts));
     if (!retry_now.empty()) make_jobs(m, retry_now, now);
-    jobs_.erase(job_id);
+    forget_job(job_id);
     // Notices: the recipients' states above are durable (or logged as not) before any is built.
     if (!relayed.empty()) send_relayed_notice(msg_id, relayed);
     if (!deferred.empty()) send_delay_warning(msg_id, deferred);
@@ -342,8 +343,22 @@ void Scheduler::closed(const std::string& dest_key, bool reached, const std::str
     d.failures = 0;
     d.down_until_us = 0;
   }
+  if (d.jobs == 0 && d.conns == 0 && d.down_until_us <= now) dests_.erase(dest_key);
   dispatch();
   arm_timer();
+}
+
+void Scheduler::forget_job(uint64_t job_id) {
+  auto it = jobs_.find(job_id);
+  if (it == jobs_.end()) return;
+  const std::string key = it->second.dest;
+  jobs_.erase(it);
+  auto d = dests_.find(key);
+  if (d == dests_.end() || --d->second.jobs > 0 || d->second.conns > 0) return;
+  // A destination that is down is remembered until its retry time, so new mail for it
+  // waits too; otherwise nothing about it is worth keeping.
+  if (d->second.down_until_us > clock_.now_us()) return;
+  dests_.erase(d);
 }
 
 void Scheduler::job_finished(const std::string& msg_id) {

@@ -117,6 +117,7 @@ class Scheduler {
   };
   struct Dest {
     Destination info;
+    size_t jobs = 0;  // jobs of this destination in any state (it is forgotten at 0)
     std::deque<uint64_t> ready;
     uint32_t conns = 0;
     uint32_t failures = 0;
@@ -131,6 +132,7 @@ class Scheduler {
   void dispatch();
   void expire(JobRec& j, const std::string& why);
   void job_finished(const std::string& msg_id);
+  void forget_job(uint64_t job_id);  // erases it; drops its destination when nothing is left
   void maybe_remove(const std::string& msg_id);
   [[nodiscard]] int64_t backoff_us(unsigned attempts);
 
