@@ -3,7 +3,6 @@
 #include "delivery/client_session.hpp"
 
 #include "common/strings.hpp"
-#include "smtp/data_encoder.hpp"
 
 namespace tern::delivery {
 
@@ -142,7 +141,7 @@ void ClientSession::start(Transaction t) {
   decided_any_ = false;
   sent_ = answered_ = 0;
   cmds_.clear();
-  const uint64_t size = txn_.message ? txn_.message->size() : 0;
+  const uint64_t size = txn_.size;
   // Decide early what the next hop told us it cannot take (RFC 1870 §6, RFC 6531 §3.4).
   if (caps_.size && caps_.max_size && size > caps_.max_size) {
     decide_all(Verdict::Failed,
@@ -165,7 +164,7 @@ void ClientSession::start(Transaction t) {
 
 void ClientSession::begin_mail() {
   std::string mail = "MAIL FROM:<" + txn_.sender + ">";
-  if (caps_.size && txn_.message) mail += " SIZE=" + std::to_string(txn_.message->size());
+  if (caps_.size) mail += " SIZE=" + std::to_string(txn_.size);
   // 8-bit data to a server without 8BITMIME is sent as is (what Postfix does by default).
   if (txn_.eight_bit && caps_.eightbitmime) mail += " BODY=8BITMIME";
   if (txn_.smtputf8) mail += " SMTPUTF8";
@@ -235,7 +234,7 @@ void ClientSession::on_txn_reply(const smtp::Reply& r) {
           state_ = State::Closed;
           return;
         }
-        out_ += smtp::encode_data(*txn_.message);
+        out_ += *txn_.encoded;
         state_ = State::DataEnd;
         return;
       }

@@ -27,7 +27,10 @@ Capabilities parse_ehlo(const smtp::Reply& r);
 struct Transaction {
   std::string sender;               // without <>
   std::vector<std::string> rcpts;   // without <>
-  std::shared_ptr<const std::string> message;  // stored message bytes (CRLF lines)
+  // The message as it goes out after the 354: dot-stuffed, CRLF, ending in ".\r\n"
+  // (smtp::encode_data, done off the event loop by the caller), and its size for SIZE=.
+  std::shared_ptr<const std::string> encoded;
+  uint64_t size = 0;
   bool eight_bit = false;           // BODY=8BITMIME was given on arrival
   bool smtputf8 = false;            // SMTPUTF8 was given on arrival
   // RFC 3461 parameters as received, passed on when the next hop offers DSN.

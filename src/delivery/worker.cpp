@@ -6,6 +6,7 @@
 
 #include "delivery/agent.hpp"
 #include "delivery/outcome.hpp"
+#include "smtp/data_encoder.hpp"
 #include "common/strings.hpp"
 
 namespace tern::delivery {
@@ -217,11 +218,28 @@ void Worker::begin_job() {
   auto alive = alive_;
   agent_.store_.read_message(job_->msg_id, [this, alive](Result<std::shared_ptr<const std::string>> data) {
     if (!*alive) return;
-    loading_ = false;
     if (!data) {
+      loading_ = false;
       report_job(scheduler::Result::Deferred, "4.3.0 Cannot read the queue file: " + data.error().message);
       return next_job();
     }
+    // Dot-stuffing a message of up to limits.max_message_size is CPU work: thread pool.
+    auto raw = *data;
+    const uint64_t size = raw->size();
+    auto encoded = std::make_shared<std::string>();
+    agent_.loop_.queue_work([raw = std::move(raw), encoded]() mutable {
+                              *encoded = smtp::encode_data(*raw);
+                              raw.reset();  // only the encoded form is kept from here on
+                            },
+                            [this, alive, size, encoded] {
+                              if (*alive) start_transaction(size, encoded);
+                            });
+  });
+}
+
+void Worker::start_transaction(uint64_t size, std::shared_ptr<const std::string> encoded) {
+  loading_ = false;
+  {
     if (!session_ || !session_->ready()) {
       next_cand_ = current_;  // the connection went away meanwhile: reconnect
       return connect_next();
@@ -229,7 +247,8 @@ void Worker::begin_job() {
     Transaction t;
     t.sender = job_->sender;
     t.rcpts = job_->rcpts;
-    t.message = *data;
+    t.encoded = std::move(encoded);
+    t.size = size;
     for (const auto& p : job_->mail_params) {
       if (istarts_with(p, "BODY=8BITMIME")) t.eight_bit = true;
       if (iequals(p, "SMTPUTF8")) t.smtputf8 = true;
@@ -242,7 +261,7 @@ void Worker::begin_job() {
     }
     session_->start(std::move(t));
     pump();
-  });
+  }
 }
 
 void Worker::finish_job(const TxnResult& r) {

@@ -41,6 +41,7 @@ class Worker {
   void on_connected(int status);
   void pump();
   void begin_job();
+  void start_transaction(uint64_t size, std::shared_ptr<const std::string> encoded);
   void finish_job(const TxnResult& r);
   void next_job();
   void drop_connection();

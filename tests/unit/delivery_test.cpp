@@ -128,7 +128,8 @@ Transaction txn(std::vector<std::string> rcpts, std::string msg = "Subject: x\r\
   Transaction t;
   t.sender = "a@example.net";
   t.rcpts = std::move(rcpts);
-  t.message = std::make_shared<const std::string>(std::move(msg));
+  t.size = msg.size();
+  t.encoded = std::make_shared<const std::string>(smtp::encode_data(msg));
   return t;
 }
 ClientSession ready_session(const char* ehlo) {
