@@ -1,6 +1,8 @@
 // DSN message construction.
 #include "bounce/dsn.hpp"
 
+#include <cctype>
+
 #include "common/date.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply_parser.hpp"
@@ -70,6 +72,17 @@ std::string human_text(const Report& r) {
   return t;
 }
 
+// RFC 3464 §2.3.6: "smtp; <reply>" only for a remote SMTP reply (tern's MAIL:/DATA:
+// labels removed); tern's own reasons (DNS, expiry, connections) use a private type.
+std::string diagnostic_code(std::string_view d) {
+  std::string_view reply = d;
+  for (std::string_view label : {"MAIL: ", "DATA: "})
+    if (reply.starts_with(label)) reply.remove_prefix(label.size());
+  const bool smtp = reply.size() >= 4 && reply[0] >= '2' && reply[0] <= '5' && std::isdigit(static_cast<unsigned char>(reply[1])) &&
+                    std::isdigit(static_cast<unsigned char>(reply[2])) && (reply[3] == ' ' || reply[3] == '-');
+  return smtp ? "smtp; " + one_line(reply) : "X-tern; " + one_line(d);
+}
+
 std::string status_fields(const Report& r) {
   std::string s;
   s += "Reporting-MTA: dns; " + r.reporting_mta + "\r\n";
@@ -84,7 +97,7 @@ std::string status_fields(const Report& r) {
     s += std::string("Action: ") + action_word(x.action) + "\r\n";
     s += "Status: " + x.status + "\r\n";
     if (!x.remote_mta.empty()) s += "Remote-MTA: dns; " + x.remote_mta + "\r\n";
-    if (!x.diagnostic.empty()) s += "Diagnostic-Code: smtp; " + one_line(x.diagnostic) + "\r\n";
+    if (!x.diagnostic.empty()) s += "Diagnostic-Code: " + diagnostic_code(x.diagnostic) + "\r\n";
     if (x.last_attempt_us) s += "Last-Attempt-Date: " + rfc5322_date(x.last_attempt_us) + "\r\n";
     if (x.action == Action::Delayed && x.will_retry_until_us)
       s += "Will-Retry-Until: " + rfc5322_date(x.will_retry_until_us) + "\r\n";

@@ -167,7 +167,9 @@ void Scheduler::queue_notice(const std::string& msg_id, NoticeKind kind, const s
     rep.arrival_us = m.env.arrival_us;
     rep.now_us = now;
     rep.utf8 = has_param(m.env.mail_params, "SMTPUTF8");
-    rep.return_full = kind == NoticeKind::Failure && mdsn.ret == smtp::Ret::Full;
+    // The whole message only goes back to senders tern can vouch for: mail from outsiders
+    // may carry a forged sender, and a full bounce would deliver their content to it.
+    rep.return_full = kind == NoticeKind::Failure && mdsn.ret == smtp::Ret::Full && m.env.client_relay;
     rep.original = **data;
     for (size_t i : idx) {
       const auto& r = m.env.recipients[i];

@@ -127,6 +127,14 @@ TEST_CASE("dsn: RET=FULL, delays, relays and SMTPUTF8 types") {
   CHECK(has(g, "Final-Recipient: utf-8; b\xC3\xB6" "b@dest.example\r\n"));
 }
 
+TEST_CASE("dsn: Diagnostic-Code types") {
+  auto r = sample(bounce::Action::Failed);
+  r.rcpts[0].diagnostic = "MAIL: 550 5.7.1 Sender refused";
+  CHECK(has(bounce::build(r), "Diagnostic-Code: smtp; 550 5.7.1 Sender refused\r\n"));
+  r.rcpts[0].diagnostic = "5.1.10 Domain does not accept mail (null MX, RFC 7505)";
+  CHECK(has(bounce::build(r), "Diagnostic-Code: X-tern; 5.1.10 Domain does not accept mail"));
+}
+
 TEST_CASE("dsn: status codes from replies") {
   CHECK(bounce::status_of("550 5.1.1 no", "5.0.0") == "5.1.1");
   CHECK(bounce::status_of("MAIL: 550 5.7.1 no", "5.0.0") == "5.7.1");
