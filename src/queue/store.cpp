@@ -371,7 +371,14 @@ void Store::run_batch() {
             ::unlinkat(tmp_fd, name, 0);
           }
         }
-        if (::fsync(msg_fd) != 0) *dir_err = errno;
+        if (::fsync(msg_fd) != 0) {
+          *dir_err = errno;
+          // Not durable, so not acknowledged (451): take the names back out, so that the
+          // client's retry is the only copy instead of a second one found at restart.
+          for (size_t i = 0; i < batch->size(); ++i)
+            if (!(*rename_errs)[i]) ::unlinkat(msg_fd, (*batch)[i]->id.c_str(), 0);
+          ::fsync(msg_fd);
+        }
       },
       [this, batch, rename_errs, dir_err] {
         batch_running_ = false;

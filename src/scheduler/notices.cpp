@@ -1,6 +1,7 @@
 // Delivery status notifications owed to senders (RFC 3461/3464): bounces for failed
-// recipients, one delay warning per message, "relayed" notices for NOTIFY=SUCCESS. Each
-// goes through the queue like any other message, from the null sender.
+// recipients, one delay warning per message (at most once: recorded before it is queued),
+// "relayed" notices for NOTIFY=SUCCESS. Each goes through the queue like any other
+// message, from the null sender.
 //
 // Crash safety of bounces: a recipient is durably "failed" before its notice is built; the
 // notice is committed (fsync'd) before the recipient is marked "failed-notified"; the
@@ -107,22 +108,20 @@ void Scheduler::send_delay_warning(const std::string& msg_id, const std::vector<
   for (size_t i : deferred)
     if (smtp::rcpt_dsn(m.env.recipients[i].params).notify.wants_delay()) idx.push_back(i);
   if (idx.empty()) return;
-  m.env.delay_warned_us = now;  // at most one, even while this one is being queued
-  queue_notice(msg_id, NoticeKind::Delay, idx, [this, msg_id, now](bool ok) {
+  // Recorded first, queued second: a crash in between loses this warning rather than ever
+  // sending it twice (a restart never repeats one).
+  m.env.delay_warned_us = now;
+  m.notices_pending++;
+  store_.append_status(msg_id, queue::encode_delay_warned(now), [this, msg_id, idx](Status st) {
     auto it = msgs_.find(msg_id);
     if (it == msgs_.end()) return;
-    if (!ok) {
-      it->second.env.delay_warned_us = 0;
-      return;
+    it->second.notices_pending--;
+    if (!st.ok()) {
+      spdlog::error("bounce: id={} delay warning not recorded, not sent: {}", msg_id, st.error().message);
+      it->second.env.delay_warned_us = 0;  // try again at the next deferral
+      return maybe_remove(msg_id);
     }
-    it->second.notices_pending++;
-    store_.append_status(msg_id, queue::encode_delay_warned(now), [this, msg_id](Status st) {
-      auto it = msgs_.find(msg_id);
-      if (it == msgs_.end()) return;
-      if (!st.ok()) spdlog::error("bounce: id={} delay warning not recorded: {}", msg_id, st.error().message);
-      it->second.notices_pending--;
-      maybe_remove(msg_id);
-    });
+    queue_notice(msg_id, NoticeKind::Delay, idx, [](bool) {});
   });
 }
 
