@@ -71,23 +71,23 @@ Result<MxRecord> parse_mx_rdata(std::span<const uint8_t> rdata) {
   return mx;
 }
 
-Result<IpAddress> parse_a_rdata(std::span<const uint8_t> rdata) {
-  if (rdata.size() != 4)
-    return Error::perm("A rdata is " + std::to_string(rdata.size()) + " octets, not 4");
+namespace {
+// A and AAAA rdata are the address in network order, nothing else (RFC 1035 §3.4.1,
+// RFC 3596 §2.2).
+Result<IpAddress> parse_address_rdata(std::span<const uint8_t> rdata, bool v6) {
+  const size_t want = v6 ? 16 : 4;
+  if (rdata.size() != want)
+    return Error::perm(std::string(v6 ? "AAAA" : "A") + " rdata is " + std::to_string(rdata.size()) +
+                       " octets, not " + std::to_string(want));
   IpAddress a;
-  a.v6 = false;
-  for (size_t i = 0; i < 4; ++i) a.bytes[i] = rdata[i];
+  a.v6 = v6;
+  for (size_t i = 0; i < want; ++i) a.bytes[i] = rdata[i];
   return a;
 }
+}  // namespace
 
-Result<IpAddress> parse_aaaa_rdata(std::span<const uint8_t> rdata) {
-  if (rdata.size() != 16)
-    return Error::perm("AAAA rdata is " + std::to_string(rdata.size()) + " octets, not 16");
-  IpAddress a;
-  a.v6 = true;
-  for (size_t i = 0; i < 16; ++i) a.bytes[i] = rdata[i];
-  return a;
-}
+Result<IpAddress> parse_a_rdata(std::span<const uint8_t> rdata) { return parse_address_rdata(rdata, false); }
+Result<IpAddress> parse_aaaa_rdata(std::span<const uint8_t> rdata) { return parse_address_rdata(rdata, true); }
 
 std::string rcode_name(int rcode) {
   switch (rcode) {

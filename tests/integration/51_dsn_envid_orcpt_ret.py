@@ -25,18 +25,10 @@ SENDER = "alice@sender.example"
 REFUSE = "550 5.1.1 No such user here"
 
 
-
-
 def scenario(ctx):
     soft = sinks.SoftChecks()
 
-    port = sinks.pick_port(["127.0.0.2", "127.0.0.3"])
-    dns, dns_port = sinks.start_dns(ctx, [
-        ("relay.example", "MX", (10, "mx1.relay.example")),
-        ("mx1.relay.example", "A", "127.0.0.2"),
-        ("sender.example", "MX", (10, "mx.sender.example")),
-        ("mx.sender.example", "A", "127.0.0.3"),
-    ])
+    port, dns, dns_port = sinks.start_bounce_world(ctx)
     sinks.add_sink(ctx, sinks.Sink("127.0.0.2", port, "mx1", rcpt_replies={
         f"bad{i}@relay.example": REFUSE for i in range(1, 5)}))
     home = sinks.add_sink(ctx, sinks.Sink("127.0.0.3", port, "sender-mx"))

@@ -70,13 +70,7 @@ def notices_on_disk(t, qid):
 
 
 def scenario(ctx):
-    port = sinks.pick_port(["127.0.0.2", "127.0.0.3"])
-    dns, dns_port = sinks.start_dns(ctx, [
-        ("relay.example", "MX", (10, "mx1.relay.example")),
-        ("mx1.relay.example", "A", "127.0.0.2"),
-        ("sender.example", "MX", (10, "mx.sender.example")),
-        ("mx.sender.example", "A", "127.0.0.3"),
-    ])
+    port, dns, dns_port = sinks.start_bounce_world(ctx)
     sinks.add_sink(ctx, sinks.Sink("127.0.0.2", port, "mx1", rcpt_replies={RCPT: "550 5.1.1 Gone"}))
     home = sinks.add_sink(ctx, sinks.Sink("127.0.0.3", port, "sender-mx"), start=False)
     t = ctx.tern(**sinks.delivery_overrides(port, dns_port, retry=("1s", "1s", 1))).start()

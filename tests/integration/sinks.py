@@ -949,3 +949,21 @@ class SoftChecks:
     def finish(self):
         if self.problems:
             h.fail("; ".join(self.problems))
+
+
+# The zone most bounce scenarios share: recipients at relay.example (MX mx1, 127.0.0.2) and
+# senders at sender.example (MX 127.0.0.3, where their notices arrive).
+BOUNCE_ZONE = [
+    ("relay.example", "MX", (10, "mx1.relay.example")),
+    ("mx1.relay.example", "A", "127.0.0.2"),
+    ("sender.example", "MX", (10, "mx.sender.example")),
+    ("mx.sender.example", "A", "127.0.0.3"),
+]
+
+
+def start_bounce_world(ctx, extra_records=()):
+    """One port free on 127.0.0.2 and 127.0.0.3, and a DNS server with BOUNCE_ZONE (plus
+    `extra_records`). Returns (port, dns, dns_port)."""
+    port = pick_port(["127.0.0.2", "127.0.0.3"])
+    dns, dns_port = start_dns(ctx, BOUNCE_ZONE + list(extra_records))
+    return port, dns, dns_port

@@ -145,24 +145,10 @@ TEST_CASE("dsn: status codes from replies") {
 // Golden: the whole failure notice, byte for byte (tests/golden/dsn_failure.ref, reviewed
 // against RFC 3464 §2 and RFC 6522 §3). A deliberate format change updates the file.
 TEST_CASE("dsn: golden failure notice") {
-  bounce::Report r;
-  r.reporting_mta = "relay.example.net";
-  r.to = "alice@sender.example";
-  r.queue_id = "1K130000000";
+  bounce::Report r = sample(bounce::Action::Failed);
   r.notice_id = "1K130000000.1764066600000000";
-  r.envid = "env-42";
-  r.arrival_us = 1764066538000000;
-  r.now_us = 1764066600000000;
   r.original = "Subject: hello\r\nFrom: alice@sender.example\r\nTo: bob@dest.example\r\n\r\nbody line\r\n";
-  bounce::RcptReport x;
-  x.final_recipient = "bob@dest.example";
-  x.orcpt = smtp::Orcpt{"rfc822", "Bob@Dest.Example"};
-  x.action = bounce::Action::Failed;
-  x.status = "5.1.1";
-  x.remote_mta = "mx1.dest.example";
-  x.diagnostic = "550 5.1.1 <bob@dest.example>: Recipient address rejected";
-  x.last_attempt_us = 1764066590000000;
-  r.rcpts.push_back(x);
+  r.rcpts[0].diagnostic = "550 5.1.1 <bob@dest.example>: Recipient address rejected";
   std::ifstream f(std::string(TERN_SOURCE_DIR) + "/tests/golden/dsn_failure.ref", std::ios::binary);
   REQUIRE(f.good());
   const std::string ref((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
