@@ -26,14 +26,14 @@ struct ControlServer::Client {
   std::string buf;
 };
 
-ControlServer::ControlServer(io::Loop& loop, scheduler::Scheduler& sched, const Clock& clock, gid_t gid)
+ControlServer::ControlServer(io::Loop& loop, qmgr::Manager& sched, const Clock& clock, gid_t gid)
     : loop_(loop), sched_(sched), clock_(clock), gid_(gid) {}
 
 ControlServer::~ControlServer() = default;
 
 void ControlServer::drop(Client* c) { clients_.erase(c); }
 
-std::string handle_command(std::string_view line, scheduler::Scheduler& sched, int64_t now_us) {
+std::string handle_command(std::string_view line, qmgr::Manager& sched, int64_t now_us) {
   const std::string cmd = to_lower(trim(line));
   if (cmd == "queue") {
     std::string out = "OK\n";
@@ -48,7 +48,7 @@ std::string handle_command(std::string_view line, scheduler::Scheduler& sched, i
 }
 
 Result<std::unique_ptr<ControlServer>> ControlServer::start(io::Loop& loop, const config::Control& cfg,
-                                                            scheduler::Scheduler& sched, const Clock& clock) {
+                                                            qmgr::Manager& sched, const Clock& clock) {
   gid_t gid = gid_t(-1);
   if (!cfg.group.empty()) {
     struct group* g = ::getgrnam(cfg.group.c_str());

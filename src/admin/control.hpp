@@ -13,29 +13,29 @@
 #include "common/result.hpp"
 #include "config/config.hpp"
 #include "io/tcp.hpp"
-#include "scheduler/scheduler.hpp"
+#include "qmgr/manager.hpp"
 
 namespace tern::admin {
 
 // Protocol (version 1): the client sends one line, "queue" or "flush". The server answers
 // "OK" or "ERR reason" on the first line, then the body, then closes the connection.
-std::string handle_command(std::string_view line, scheduler::Scheduler& sched, int64_t now_us);
+std::string handle_command(std::string_view line, qmgr::Manager& sched, int64_t now_us);
 
 class ControlServer {
  public:
   static Result<std::unique_ptr<ControlServer>> start(io::Loop& loop, const config::Control& cfg,
-                                                      scheduler::Scheduler& sched, const Clock& clock);
+                                                      qmgr::Manager& sched, const Clock& clock);
   ~ControlServer();  // closes clients still connected
 
  private:
   struct Client;
-  ControlServer(io::Loop& loop, scheduler::Scheduler& sched, const Clock& clock, gid_t gid);
+  ControlServer(io::Loop& loop, qmgr::Manager& sched, const Clock& clock, gid_t gid);
   void accept(std::unique_ptr<io::Stream> s);
   void drop(Client* c);
   [[nodiscard]] bool allowed(uid_t uid, gid_t gid) const;
 
   io::Loop& loop_;
-  scheduler::Scheduler& sched_;
+  qmgr::Manager& sched_;
   const Clock& clock_;
   gid_t gid_;
   std::unique_ptr<io::UnixListener> listener_;

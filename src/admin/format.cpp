@@ -14,7 +14,7 @@ std::string short_duration(int64_t s) {
   return std::to_string(sec) + "s";
 }
 
-std::string format_queue_line(const scheduler::QueueEntry& e, int64_t now_us) {
+std::string format_queue_line(const qmgr::QueueEntry& e, int64_t now_us) {
   std::string line = e.env.id;
   line += " age=" + short_duration((now_us - e.env.arrival_us) / 1000000);
   line += " size=" + std::to_string(e.size);
@@ -24,7 +24,9 @@ std::string format_queue_line(const scheduler::QueueEntry& e, int64_t now_us) {
   for (const auto& r : e.env.recipients) {
     line += " to=<" + r.address + ">:" + queue::to_string(r.state);
     if (!r.last_reply.empty()) {
-      std::string reply = r.last_reply;
+      // tern's own reasons carry their status code in a field: shown in front, as a
+      // remote reply shows its own.
+      std::string reply = (!r.last_remote && !r.last_status.empty() ? r.last_status + " " : "") + r.last_reply;
       for (char& c : reply)
         if (c == '"' || static_cast<unsigned char>(c) < 0x20) c = '\'';
       line += " \"" + reply + "\"";

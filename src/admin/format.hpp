@@ -5,7 +5,7 @@
 #include <string>
 #include <vector>
 
-#include "scheduler/scheduler.hpp"
+#include "qmgr/manager.hpp"
 
 namespace tern::admin {
 
@@ -13,6 +13,6 @@ namespace tern::admin {
 std::string short_duration(int64_t seconds);
 
 // ID age=4m10s size=407 from=<a@b.example> next=in 1m2s to=<x@y.example>:deferred "451 4.2.2 full" ...
-std::string format_queue_line(const scheduler::QueueEntry& e, int64_t now_us);
+std::string format_queue_line(const qmgr::QueueEntry& e, int64_t now_us);
 
 }  // namespace tern::admin

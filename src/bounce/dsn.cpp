@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "common/date.hpp"
+#include "smtp/header_section.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply_parser.hpp"
 
@@ -74,10 +75,11 @@ std::string human_text(const Report& r) {
 
 // RFC 3464 §2.3.6: "smtp; <reply>" only for a remote SMTP reply (tern's MAIL:/DATA:
 // labels removed); tern's own reasons (DNS, expiry, connections) use a private type.
-std::string diagnostic_code(std::string_view d) {
+std::string diagnostic_code(std::string_view d, std::optional<bool> remote) {
   std::string_view reply = d;
-  for (std::string_view label : {"MAIL: ", "DATA: "})
+  for (std::string_view label : {"MAIL: ", "DATA: ", "RSET: "})
     if (reply.starts_with(label)) reply.remove_prefix(label.size());
+  if (remote) return *remote ? "smtp; " + one_line(reply) : "X-tern; " + one_line(d);
   const bool smtp = reply.size() >= 4 && reply[0] >= '2' && reply[0] <= '5' && std::isdigit(static_cast<unsigned char>(reply[1])) &&
                     std::isdigit(static_cast<unsigned char>(reply[2])) && (reply[3] == ' ' || reply[3] == '-');
   return smtp ? "smtp; " + one_line(reply) : "X-tern; " + one_line(d);
@@ -97,7 +99,7 @@ std::string status_fields(const Report& r) {
     s += std::string("Action: ") + action_word(x.action) + "\r\n";
     s += "Status: " + x.status + "\r\n";
     if (!x.remote_mta.empty()) s += "Remote-MTA: dns; " + x.remote_mta + "\r\n";
-    if (!x.diagnostic.empty()) s += "Diagnostic-Code: " + diagnostic_code(x.diagnostic) + "\r\n";
+    if (!x.diagnostic.empty()) s += "Diagnostic-Code: " + diagnostic_code(x.diagnostic, x.remote_reply) + "\r\n";
     if (x.last_attempt_us) s += "Last-Attempt-Date: " + rfc5322_date(x.last_attempt_us) + "\r\n";
     if (x.action == Action::Delayed && x.will_retry_until_us)
       s += "Will-Retry-Until: " + rfc5322_date(x.will_retry_until_us) + "\r\n";
@@ -115,8 +117,11 @@ std::string status_of(std::string_view reply, std::string_view fallback) {
 std::string build(const Report& r) {
   const std::string text = human_text(r);
   const std::string fields = status_fields(r);
-  const size_t hl = smtp::header_block_length(r.original);
-  const std::string_view headers = r.original.substr(0, hl == std::string_view::npos ? r.original.size() : hl);
+  // Headers only: up to the blank line, or the leading header fields when there is none
+  // (a message without a blank line must not come back whole).
+  bool complete = false;
+  const size_t hl = smtp::header_section_length(r.original, complete);
+  const std::string_view headers = r.original.substr(0, hl);
   const bool full = r.return_full && r.original.size() <= kMaxReturnedMessage;
   const std::string_view returned = full ? r.original : headers;
   // RFC 2045 §6.1: a part without Content-Transfer-Encoding is 7bit; label 8-bit ones.

@@ -21,6 +21,9 @@ struct RcptReport {
   std::string status;                 // "5.1.1"
   std::string remote_mta;             // host the reply came from; empty if none
   std::string diagnostic;             // the remote reply, or tern's reason
+  // Whether `diagnostic` is a remote SMTP reply ("smtp;") or tern's own reason; unknown
+  // (queue files from before it was recorded): told from the text's shape.
+  std::optional<bool> remote_reply;
   int64_t last_attempt_us = 0;
   int64_t will_retry_until_us = 0;    // for Action::Delayed
 };

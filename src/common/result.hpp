@@ -13,10 +13,14 @@ enum class ErrorKind { Temp, Perm, Bug };
 struct Error {
   ErrorKind kind = ErrorKind::Temp;
   std::string message;
+  std::string status;  // RFC 3463 enhanced status code, where the failure concerns a message
 
-  static Error temp(std::string m) { return {ErrorKind::Temp, std::move(m)}; }
-  static Error perm(std::string m) { return {ErrorKind::Perm, std::move(m)}; }
-  static Error bug(std::string m) { return {ErrorKind::Bug, std::move(m)}; }
+  static Error temp(std::string m) { return {ErrorKind::Temp, std::move(m), {}}; }
+  static Error perm(std::string m) { return {ErrorKind::Perm, std::move(m), {}}; }
+  static Error bug(std::string m) { return {ErrorKind::Bug, std::move(m), {}}; }
+  // With the status code for delivery failures (kept apart from the text).
+  static Error temp(std::string status, std::string m) { return {ErrorKind::Temp, std::move(m), std::move(status)}; }
+  static Error perm(std::string status, std::string m) { return {ErrorKind::Perm, std::move(m), std::move(status)}; }
 };
 
 // A small std::expected stand-in (g++ 12 has no <expected>).

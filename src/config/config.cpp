@@ -516,7 +516,7 @@ void read_delivery(const Value* v, Delivery& out) {
   if (!v) return;
   const Fields f(*v, {"port", "retry", "max_queue_time", "max_in_flight", "max_per_destination",
                       "max_mx_hosts", "max_addresses", "address_family", "prefer_ipv6",
-                      "external_addresses", "timeouts", "delay_warning", "double_bounce"});
+                      "external_addresses", "source_address", "timeouts", "delay_warning", "double_bounce"});
   if (auto* x = f.get("delay_warning")) {
     // "0" (no unit) is accepted here: it reads as "off", not as an ambiguous amount.
     out.delay_warning = x->node().IsScalar() && x->node().Scalar() == "0" ? Seconds(0) : read_duration(*x, Seconds(0));
@@ -544,6 +544,19 @@ void read_delivery(const Value* v, Delivery& out) {
       auto a = IpAddress::parse(text);
       if (!a) item.fail("expected an IP address, got " + quote(text));
       out.external_addresses.push_back(*a);
+    }
+  }
+  if (auto* x = f.get("source_address")) {
+    // One IPv4 and/or one IPv6 address outbound connections are made from (a string, or a
+    // list of at most one of each family).
+    std::vector<Value> items = x->node().IsSequence() ? items_of(*x) : std::vector<Value>{*x};
+    for (const Value& item : items) {
+      const std::string text = scalar_of(item, "an IP address");
+      auto a = IpAddress::parse(text);
+      if (!a) item.fail("expected an IP address, got " + quote(text));
+      for (const auto& b : out.source_addresses)
+        if (b.v6 == a->v6) item.fail("at most one IPv4 and one IPv6 source address");
+      out.source_addresses.push_back(*a);
     }
   }
   if (auto* x = f.get("timeouts")) read_client_timeouts(*x, out.timeouts);

@@ -85,6 +85,7 @@ struct Delivery {
   AddressFamily address_family = AddressFamily::Any;
   bool prefer_ipv6 = false;              // with Any: which family is tried first
   std::vector<IpAddress> external_addresses;  // also "me" for the MX self rule (NAT, LB)
+  std::vector<IpAddress> source_addresses;    // outbound connections from (≤ 1 per family)
   ClientTimeouts timeouts;
   Seconds delay_warning{4 * 3600};       // warn the sender once after this; 0 = never
   bool double_bounce_to_postmaster = false;  // an undeliverable bounce goes to postmaster

@@ -1,15 +1,15 @@
 // The delivery agent: worker ownership and shutdown.
 #include "delivery/agent.hpp"
 
-#include "delivery/worker.hpp"
+#include "delivery/connection.hpp"
 
 namespace tern::delivery {
 
-Agent::Agent(io::Loop& loop, const Clock& clock, queue::Store& store, scheduler::Scheduler& sched,
+Agent::Agent(io::Loop& loop, const Clock& clock, qmgr::Jobs& jobs, scheduler::Scheduler& sched,
              dns::Resolver& resolver, AgentSettings settings, uint64_t seed)
     : loop_(loop),
       clock_(clock),
-      store_(store),
+      jobs_(jobs),
       sched_(sched),
       resolver_(resolver),
       settings_(std::move(settings)),
@@ -19,10 +19,10 @@ Agent::Agent(io::Loop& loop, const Clock& clock, queue::Store& store, scheduler:
 
 Agent::~Agent() = default;
 
-void Agent::open(const scheduler::Destination& d, scheduler::Job first) {
+void Agent::open(const scheduler::Destination& d, scheduler::JobId first) {
   const uint64_t id = next_id_++;
-  auto w = std::make_unique<Worker>(*this, id, d, std::move(first));
-  Worker* raw = w.get();
+  auto w = std::make_unique<Connection>(*this, id, d, first);
+  Connection* raw = w.get();
   workers_.emplace(id, std::move(w));
   if (stopping_) raw->stop();
   raw->start();
@@ -46,16 +46,16 @@ void Agent::shutdown(std::chrono::seconds deadline, std::function<void()> done) 
   stopping_ = true;
   on_stopped_ = std::move(done);
   auto each = [this](auto f) {
-    std::vector<Worker*> live;  // a worker may release itself, which edits workers_
+    std::vector<Connection*> live;  // a worker may release itself, which edits workers_
     for (auto& [id, w] : workers_) live.push_back(w.get());
-    for (Worker* w : live) f(w);
+    for (Connection* w : live) f(w);
   };
-  each([](Worker* w) { w->stop(); });
+  each([](Connection* w) { w->stop(); });
   if (workers_.empty() && dead_.empty()) {
     std::exchange(on_stopped_, nullptr)();
     return;
   }
-  deadline_.start(uint64_t(deadline.count()) * 1000, 0, [this, each] { each([](Worker* w) { w->abort(); }); });
+  deadline_.start(uint64_t(deadline.count()) * 1000, 0, [this, each] { each([](Connection* w) { w->abort(); }); });
 }
 
 }  // namespace tern::delivery

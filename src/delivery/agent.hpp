@@ -1,6 +1,6 @@
-// The delivery agent: starts one worker per outbound connection the scheduler asks for,
-// and owns them. A worker resolves the destination, connects, and runs transactions on its
-// connection for as long as the scheduler has mail for that destination.
+// The delivery agent: starts one Connection per outbound connection the scheduler asks
+// for, and owns them. A connection resolves the destination, connects, and runs
+// transactions for as long as the scheduler has mail for that destination.
 #pragma once
 
 #include <cstdint>
@@ -16,12 +16,12 @@
 #include "dns/mx.hpp"
 #include "dns/resolver.hpp"
 #include "io/loop.hpp"
-#include "queue/store.hpp"
+#include "qmgr/jobs.hpp"
 #include "scheduler/scheduler.hpp"
 
 namespace tern::delivery {
 
-class Worker;
+class Connection;
 
 struct AgentSettings {
   std::string hostname;  // our EHLO name
@@ -31,11 +31,11 @@ struct AgentSettings {
 
 class Agent final : public scheduler::Dispatcher {
  public:
-  Agent(io::Loop& loop, const Clock& clock, queue::Store& store, scheduler::Scheduler& sched,
+  Agent(io::Loop& loop, const Clock& clock, qmgr::Jobs& jobs, scheduler::Scheduler& sched,
         dns::Resolver& resolver, AgentSettings settings, uint64_t seed);
   ~Agent() override;
 
-  void open(const scheduler::Destination& d, scheduler::Job first) override;
+  void open(const scheduler::Destination& d, scheduler::JobId first) override;
   void apply(AgentSettings s) { settings_ = std::move(s); }
   // Workers finish their current transaction and quit; `done` runs when none is left, or
   // after `deadline`, when the rest are cut off (their mail stays queued as it was).
@@ -43,18 +43,18 @@ class Agent final : public scheduler::Dispatcher {
   [[nodiscard]] size_t workers() const noexcept { return workers_.size(); }
 
  private:
-  friend class Worker;
+  friend class Connection;
   void release(uint64_t id);
 
   io::Loop& loop_;
   const Clock& clock_;
-  queue::Store& store_;
+  qmgr::Jobs& jobs_;
   scheduler::Scheduler& sched_;
   dns::Resolver& resolver_;
   AgentSettings settings_;
   std::mt19937_64 rng_;
-  std::map<uint64_t, std::unique_ptr<Worker>> workers_;
-  std::vector<std::unique_ptr<Worker>> dead_;
+  std::map<uint64_t, std::unique_ptr<Connection>> workers_;
+  std::vector<std::unique_ptr<Connection>> dead_;
   io::Timer reaper_;
   io::Timer deadline_;
   uint64_t next_id_ = 1;

@@ -3,6 +3,7 @@
 #include "delivery/client_session.hpp"
 
 #include "common/strings.hpp"
+#include "delivery/outcome.hpp"
 
 namespace tern::delivery {
 
@@ -66,7 +67,7 @@ void ClientSession::feed(std::string_view bytes) {
     if (state_ == State::Closed) return;
     on_reply(r);
   }
-  if (!st.ok()) on_closed("protocol error: " + st.error().message);
+  if (!st.ok()) on_closed("4.5.0", "protocol error: " + st.error().message);
 }
 
 void ClientSession::fail_setup(std::string why) {
@@ -106,7 +107,7 @@ void ClientSession::on_reply(const smtp::Reply& r) {
       return;
     case State::Rset:
       if (r.positive()) return begin_mail();
-      decide_all(Verdict::Deferred, "RSET: " + r.str(), true);
+      decide_all(from_reply(r, "RSET: ", Fate::Deferred), true);
       result_->next_host = true;
       send("QUIT");
       state_ = State::Closed;
@@ -115,17 +116,21 @@ void ClientSession::on_reply(const smtp::Reply& r) {
       return on_txn_reply(r);
     case State::DataEnd: {
       if (r.code == 421) server_closing_ = true;  // RFC 5321 §3.8: the server is closing
-      const Verdict v = r.positive() ? Verdict::Delivered
-                        : r.temporary() ? Verdict::Deferred : Verdict::Failed;
+      const Outcome o = from_reply(r, "");
       for (size_t i = 0; i < rcpt_.size(); ++i)
-        if (accepted_[i]) rcpt_[i] = RcptResult{v, r.str()};
+        if (accepted_[i]) rcpt_[i] = o;
       return finish_txn();
     }
     case State::Quit:
       state_ = State::Closed;
       return;
-    case State::Ready:
     case State::Body:
+      // A reply while the body is still going out (a server giving up early, e.g. 552 or
+      // 421): whatever it says, the transaction cannot complete as sent.
+      decide_all(from_reply(r, "during data: ", r.permanent() ? Fate::Failed : Fate::Deferred), true);
+      state_ = State::Closed;
+      return;
+    case State::Ready:
     case State::Closed:
       // An unsolicited reply (typically 421 before an idle close): the connection is over.
       state_ = State::Closed;
@@ -144,14 +149,15 @@ void ClientSession::start(Transaction t) {
   const uint64_t size = txn_.size;
   // Decide early what the next hop told us it cannot take (RFC 1870 §6, RFC 6531 §3.4).
   if (caps_.size && caps_.max_size && size > caps_.max_size) {
-    decide_all(Verdict::Failed,
-               "552 5.3.4 Message too big for the next hop (its limit is " +
-                   std::to_string(caps_.max_size) + " bytes)", false);
+    decide_all(Outcome::make(Fate::Failed, "5.3.4",
+                             "Message too big for the next hop (its limit is " + std::to_string(caps_.max_size) +
+                                 " bytes)"),
+               false);
     result_->next_host = false;
     return;
   }
   if (txn_.smtputf8 && !caps_.smtputf8) {
-    decide_all(Verdict::Failed, "553 5.6.7 The next hop does not support SMTPUTF8 (RFC 6531)", false);
+    decide_all(Outcome::make(Fate::Failed, "5.6.7", "The next hop does not support SMTPUTF8 (RFC 6531)"), false);
     return;
   }
   if (used_) {
@@ -203,12 +209,8 @@ void ClientSession::on_txn_reply(const smtp::Reply& r) {
   if (r.code == 421) server_closing_ = true;
   switch (cmd) {
     case Cmd::Mail:
-      if (r.positive()) {
-        mail_ok_ = true;
-      } else {
-        mail_reply_ = r.str();
-        mail_temp_ = !r.permanent();
-      }
+      if (r.positive()) mail_ok_ = true;
+      else mail_refusal_ = from_reply(r, "MAIL: ");
       break;
     case Cmd::Rcpt:
       if (!mail_ok_) break;  // decided by the MAIL reply
@@ -216,10 +218,9 @@ void ClientSession::on_txn_reply(const smtp::Reply& r) {
         accepted_[index] = true;
       } else {
         const bool too_many = r.code == 452 || r.enhanced == "4.5.3";
-        rcpt_[index] = RcptResult{r.permanent() ? Verdict::Failed
-                                  : too_many && !server_closing_ ? Verdict::RetryNow
-                                                                 : Verdict::Deferred,
-                                  r.str()};
+        Outcome o = from_reply(r, "");
+        if (too_many && !server_closing_ && o.fate == Fate::Deferred) o.fate = Fate::RetryNow;
+        rcpt_[index] = std::move(o);
         decided_any_ = true;
       }
       break;
@@ -230,18 +231,17 @@ void ClientSession::on_txn_reply(const smtp::Reply& r) {
         if (!mail_ok_ || !any) {
           // A server that says 354 with no recipient accepted: sending data could deliver an
           // empty message; drop the connection instead.
-          decide_all(Verdict::Deferred, "354 to DATA without accepted recipients", true);
+          decide_all(from_reply(r, "354 to DATA without accepted recipients: ", Fate::Deferred), true);
           state_ = State::Closed;
           return;
         }
-        out_ += *txn_.encoded;
-        state_ = State::DataEnd;
+        state_ = State::Body;  // the driver streams the body, then calls body_sent()
         return;
       }
       if (mail_ok_) {
-        const Verdict v = r.temporary() ? Verdict::Deferred : Verdict::Failed;
+        const Outcome o = from_reply(r, "DATA: ", r.temporary() ? Fate::Deferred : Fate::Failed);
         for (size_t i = 0; i < rcpt_.size(); ++i)
-          if (accepted_[i]) rcpt_[i] = RcptResult{v, "DATA: " + r.str()};
+          if (accepted_[i]) rcpt_[i] = o;
       }
       return finish_txn();
     }
@@ -259,16 +259,20 @@ void ClientSession::on_txn_reply(const smtp::Reply& r) {
   }
 }
 
-void ClientSession::decide_all(Verdict v, const std::string& reply, bool only_open) {
+void ClientSession::body_sent() {
+  if (state_ == State::Body) state_ = State::DataEnd;
+}
+
+void ClientSession::decide_all(const Outcome& o, bool only_open) {
   TxnResult res;
   bool any_accepted = false;
   for (bool a : accepted_) any_accepted |= a;
   for (size_t i = 0; i < txn_.rcpts.size(); ++i) {
     if (only_open && i < rcpt_.size() && rcpt_[i]) res.rcpts.push_back(*rcpt_[i]);
-    else res.rcpts.push_back(RcptResult{v, reply});
+    else res.rcpts.push_back(o);
     // "Too many recipients" means "send the rest in another transaction" only if this one
     // took some; a 452 to the very first recipient is a plain temporary failure.
-    if (res.rcpts.back().verdict == Verdict::RetryNow && !any_accepted) res.rcpts.back().verdict = Verdict::Deferred;
+    if (res.rcpts.back().fate == Fate::RetryNow && !any_accepted) res.rcpts.back().fate = Fate::Deferred;
   }
   res.dsn_passed = caps_.dsn;
   result_ = std::move(res);
@@ -276,14 +280,14 @@ void ClientSession::decide_all(Verdict v, const std::string& reply, bool only_op
 
 void ClientSession::finish_txn() {
   used_ = true;
-  if (!mail_ok_ && !mail_reply_.empty()) {
+  if (!mail_ok_ && mail_refusal_) {
     // 4xx at MAIL: this host cannot take mail now, try the next one; 5xx: refused for good.
-    decide_all(mail_temp_ ? Verdict::Deferred : Verdict::Failed, "MAIL: " + mail_reply_, false);
-    result_->next_host = mail_temp_;
+    decide_all(*mail_refusal_, false);
+    result_->next_host = mail_refusal_->fate == Fate::Deferred;
   } else {
-    decide_all(Verdict::Deferred, "no reply", true);
+    decide_all(Outcome::make(Fate::Deferred, "4.4.2", "no reply"), true);
   }
-  mail_reply_.clear();
+  mail_refusal_.reset();
   if (server_closing_) {
     state_ = State::Closed;
   } else {
@@ -291,7 +295,7 @@ void ClientSession::finish_txn() {
   }
 }
 
-void ClientSession::on_closed(std::string why) {
+void ClientSession::on_closed(std::string status, std::string why) {
   switch (state_) {
     case State::Greeting:
     case State::Ehlo:
@@ -300,14 +304,16 @@ void ClientSession::on_closed(std::string why) {
       break;
     case State::Rset:
     case State::Txn:
-      decide_all(Verdict::Deferred, why, true);
+      decide_all(Outcome::make(Fate::Deferred, std::move(status), std::move(why)), true);
       result_->next_host = !decided_any_;
       break;
     case State::Body:
+      decide_all(Outcome::make(Fate::Deferred, std::move(status), why + " (while sending the data)"), true);
+      break;
     case State::DataEnd:
       // The data went out but no answer came: the message may or may not have been taken.
       // Deferring risks one duplicate, never a loss (RFC 5321 §6.1).
-      decide_all(Verdict::Deferred, why + " (after the data was sent)", true);
+      decide_all(Outcome::make(Fate::Deferred, std::move(status), why + " (after the data was sent)"), true);
       break;
     default:
       break;

@@ -1,6 +1,8 @@
 // The outbound SMTP client state machine (RFC 5321 client side, RFC 2920 pipelining).
-// Pure: server bytes and events in; command bytes, a per-recipient verdict and "try the
-// next host" out. The connection glue (connection.cpp) owns the socket and the timers.
+// Pure: server bytes and events in; command bytes, a per-recipient outcome and "try the
+// next host" out. The body itself is streamed by the driver (delivery/connection.cpp),
+// which owns the transport and the timers: after the 354 the session waits in Body until
+// body_sent().
 #pragma once
 
 #include <memory>
@@ -8,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/outcome.hpp"
 #include "smtp/reply_parser.hpp"
 
 namespace tern::delivery {
@@ -27,10 +30,7 @@ Capabilities parse_ehlo(const smtp::Reply& r);
 struct Transaction {
   std::string sender;               // without <>
   std::vector<std::string> rcpts;   // without <>
-  // The message as it goes out after the 354: dot-stuffed, CRLF, ending in ".\r\n"
-  // (smtp::encode_data, done off the event loop by the caller), and its size for SIZE=.
-  std::shared_ptr<const std::string> encoded;
-  uint64_t size = 0;
+  uint64_t size = 0;                // of the message data, for SIZE=
   bool eight_bit = false;           // BODY=8BITMIME was given on arrival
   bool smtputf8 = false;            // SMTPUTF8 was given on arrival
   // RFC 3461 parameters as received, passed on when the next hop offers DSN.
@@ -38,26 +38,13 @@ struct Transaction {
   std::vector<std::vector<std::string>> rcpt_dsn;  // NOTIFY=..., ORCPT=... per recipient
 };
 
-// The verdict for one recipient, decided where the reply arrives (STYLE habit 5).
-enum class Verdict {
-  Delivered,   // 2xx after the data
-  Deferred,    // 4xx, or the connection failed before an answer
-  Failed,      // 5xx
-  RetryNow,    // 452 at RCPT: too many recipients; send it in a new transaction at once
-};
-
-struct RcptResult {
-  Verdict verdict = Verdict::Deferred;
-  std::string reply;  // the remote reply (or tern's reason), for logs, the queue and DSNs
-};
-
 struct TxnResult {
   bool dsn_passed = false;  // the next hop offered DSN and got the parameters
   // True when this host could not take the transaction at all (4xx at MAIL, 421, lost
   // connection before any recipient was decided): the caller tries the next address; the
-  // recipients below are then all Deferred with `reply` as the reason.
+  // recipients below are then all Deferred with its reason.
   bool next_host = false;
-  std::vector<RcptResult> rcpts;
+  std::vector<Outcome> rcpts;  // decided where the reply arrives (STYLE habit 5)
 };
 
 class ClientSession {
@@ -67,14 +54,17 @@ class ClientSession {
   explicit ClientSession(std::string helo_name) : helo_(std::move(helo_name)) {}
 
   void feed(std::string_view bytes);  // server bytes
-  void on_closed(std::string why);    // connection lost or timed out
+  // Connection lost or timed out: `status` is the enhanced code for the recipients.
+  void on_closed(std::string status, std::string why);
   void start(Transaction t);          // only in Ready
+  void body_sent();                   // only in Body: the whole dot-stuffed body is out
   void quit();
 
   [[nodiscard]] std::string take_output() { return std::exchange(out_, {}); }
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool ready() const noexcept { return state_ == State::Ready; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
+  [[nodiscard]] bool wants_body() const noexcept { return state_ == State::Body; }
   // Set when the session could not get to Ready (greeting or EHLO/HELO refused, or lost).
   [[nodiscard]] const std::optional<std::string>& setup_failure() const noexcept { return setup_failure_; }
   [[nodiscard]] std::optional<TxnResult> take_result() { return std::exchange(result_, std::nullopt); }
@@ -92,7 +82,7 @@ class ClientSession {
   void finish_txn();
   void begin_mail();
   void fail_setup(std::string why);
-  void decide_all(Verdict v, const std::string& reply, bool only_open);
+  void decide_all(const Outcome& o, bool only_open);
 
   std::string helo_;
   State state_ = State::Greeting;
@@ -107,12 +97,11 @@ class ClientSession {
   Transaction txn_;
   std::vector<Cmd> cmds_;       // MAIL, RCPT × n, DATA
   size_t sent_ = 0, answered_ = 0;
-  std::vector<std::optional<RcptResult>> rcpt_;  // decided verdicts
+  std::vector<std::optional<Outcome>> rcpt_;     // decided outcomes
   std::vector<bool> accepted_;                   // RCPT got 2xx
   std::vector<std::string> lines_;  // command lines of cmds_
   bool mail_ok_ = false;
-  bool mail_temp_ = false;
-  std::string mail_reply_;      // MAIL's refusal, applied once every reply is in
+  std::optional<Outcome> mail_refusal_;  // applied once every reply is in
   bool decided_any_ = false;
   bool server_closing_ = false; // a 421 came: the server is closing the connection
 };

@@ -5,37 +5,47 @@
 
 namespace tern::delivery {
 
-scheduler::Result to_result(Verdict v) noexcept {
-  switch (v) {
-    case Verdict::Delivered: return scheduler::Result::Delivered;
-    case Verdict::Deferred: return scheduler::Result::Deferred;
-    case Verdict::Failed: return scheduler::Result::Failed;
-    case Verdict::RetryNow: return scheduler::Result::RetryNow;
-  }
-  return scheduler::Result::Deferred;
+Outcome from_reply(const smtp::Reply& r, std::string_view label, std::optional<Fate> fate) {
+  Outcome o;
+  o.fate = fate ? *fate : r.positive() ? Fate::Delivered : r.temporary() ? Fate::Deferred : Fate::Failed;
+  const char cls = o.fate == Fate::Delivered ? '2' : o.fate == Fate::Failed ? '5' : '4';
+  // A server's own code is kept only when its class agrees with what we decided.
+  o.status = !r.enhanced.empty() && r.enhanced[0] == cls ? r.enhanced : std::string(1, cls) + ".0.0";
+  o.text = std::string(label) + r.str();
+  o.remote = true;
+  return o;
 }
 
-Status classify_mx_answer(const std::string& domain, const dns::MxAnswer& a) {
+std::optional<Outcome> classify_mx_answer(const std::string& domain, const dns::MxAnswer& a) {
   switch (a.rcode) {
     case dns::Rcode::Ok:
     case dns::Rcode::NoData:
-      return ok_status();
+      return std::nullopt;
     case dns::Rcode::NxDomain:
-      return Error::perm("5.1.2 Domain " + domain + " does not exist (NXDOMAIN)");
+      return Outcome::make(Fate::Failed, "5.1.2", "Domain " + domain + " does not exist (NXDOMAIN)");
     case dns::Rcode::TempFail:
     case dns::Rcode::Malformed:
       break;
   }
-  return Error::temp("4.4.3 MX lookup for " + domain + " failed: " + (a.detail.empty() ? "temporary DNS failure" : a.detail));
+  return Outcome::make(Fate::Deferred, "4.4.3",
+                       "MX lookup for " + domain + " failed: " + (a.detail.empty() ? "temporary DNS failure" : a.detail));
 }
 
-Error no_address(const std::string& what, bool any_tempfail) {
-  if (any_tempfail) return Error::temp("4.4.3 Address lookup failed for " + what);
-  return Error::perm("5.1.2 No address (A/AAAA) found for " + what);
+Outcome no_address(const std::string& what, bool any_tempfail) {
+  if (any_tempfail) return Outcome::make(Fate::Deferred, "4.4.3", "Address lookup failed for " + what);
+  return Outcome::make(Fate::Failed, "5.1.2", "No address (A/AAAA) found for " + what);
 }
 
-std::string connect_error(const std::string& relay, int err) {
-  return "4.4.1 Connection to " + relay + " failed: " + std::strerror(-err);
+std::string connect_error(int err) { return std::string("connect failed: ") + std::strerror(-err); }
+
+Outcome unreachable(const std::vector<std::string>& tried) {
+  std::string text = "No host could be reached";
+  for (size_t i = 0; i < tried.size(); ++i) text += (i ? "; " : ": ") + tried[i];
+  return Outcome::make(Fate::Deferred, "4.4.1", std::move(text));
+}
+
+Outcome timed_out(std::string_view what, const std::string& relay) {
+  return Outcome::make(Fate::Deferred, "4.4.2", "Timeout waiting for the " + std::string(what) + " from " + relay);
 }
 
 }  // namespace tern::delivery

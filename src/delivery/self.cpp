@@ -53,6 +53,7 @@ dns::Self make_self(const config::Config& cfg) {
     }
   }
   for (const auto& a : cfg.delivery.external_addresses) self.addresses.push_back(a);
+  for (const auto& a : cfg.delivery.source_addresses) self.addresses.push_back(a);
   return self;
 }
 

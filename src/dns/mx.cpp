@@ -13,7 +13,7 @@ Result<std::vector<MxHost>> order_mx(const std::vector<MxRecord>& records, std::
   for (const auto& r : records) {
     // RFC 7505 §3: "." as the exchange means the domain accepts no mail at all.
     if (r.host.empty() || r.host == ".")
-      return Error::perm("5.1.10 Domain does not accept mail (null MX, RFC 7505)");
+      return Error::perm("5.1.10", "Domain does not accept mail (null MX, RFC 7505)");
     hosts.push_back({r.preference, canonical_domain(r.host), {}});
   }
   // Shuffle first, then a stable sort by preference: equal preferences keep random order.
@@ -53,7 +53,7 @@ Result<std::vector<MxHost>> apply_self_rule(std::vector<MxHost> ordered, const S
     for (auto& h : ordered)
       if (h.preference < mine) better.push_back(std::move(h));
     if (better.empty())
-      return Error::perm("5.4.6 Mail for this domain loops back to myself (" + ordered[i].name +
+      return Error::perm("5.4.6", "Mail for this domain loops back to myself (" + ordered[i].name +
                          " is me and its most preferred MX)");
     return better;
   }

@@ -82,3 +82,25 @@ class Poll {
 };
 
 }  // namespace tern::io
+
+#include "common/alarm.hpp"
+#include "common/clock.hpp"
+
+namespace tern::io {
+
+// An Alarm on the loop's timer, reading absolute times from `clock`.
+class ClockAlarm final : public Alarm {
+ public:
+  ClockAlarm(Loop& loop, const Clock& clock) : timer_(loop), clock_(clock) {}
+  void set(int64_t at_us, std::function<void()> cb) override {
+    const int64_t delay_us = at_us - clock_.now_us();
+    timer_.start(delay_us <= 0 ? 0 : uint64_t((delay_us + 999) / 1000), 0, std::move(cb));
+  }
+  void cancel() override { timer_.stop(); }
+
+ private:
+  Timer timer_;
+  const Clock& clock_;
+};
+
+}  // namespace tern::io

@@ -66,8 +66,10 @@ struct Stream::Handle {
     uv_tcp_t tcp;
     uv_pipe_t pipe;
   };
-  Stream::Callbacks cb;
+  Transport::Events cb;
+  std::unique_ptr<Filter> filter;  // stacked mid-stream (TLS): sees every later byte
   std::function<void(int)> on_connect;
+  bool want_drain = false;         // a write() returned false: fire on_drain when empty
   bool closing = false;
   bool later_pending = false;  // an immediate connect error is still to be reported
   bool closed = false;         // libuv has released the handle
@@ -85,6 +87,7 @@ struct Stream::Handle {
     closing = true;
     cb = {};
     on_connect = nullptr;
+    filter.reset();
     if (deadline) {
       uv_timer_stop(deadline);
       uv_close(reinterpret_cast<uv_handle_t*>(deadline), [](uv_handle_t* t) { delete reinterpret_cast<uv_timer_t*>(t); });
@@ -97,7 +100,8 @@ struct Stream::Handle {
 
 Stream::~Stream() { close(); }
 
-std::unique_ptr<Stream> Stream::connect(Loop& loop, const Endpoint& to, std::function<void(int)> done) {
+std::unique_ptr<Stream> Stream::connect(Loop& loop, const Endpoint& to, const IpAddress* source,
+                                       std::function<void(int)> done) {
   auto* h = new Handle;
   uv_tcp_init(loop.raw(), &h->tcp);
   h->tcp.data = h;
@@ -106,7 +110,13 @@ std::unique_ptr<Stream> Stream::connect(Loop& loop, const Endpoint& to, std::fun
   auto* req = new uv_connect_t;
   req->data = h;
   sockaddr_storage ss = sockaddr_of(to);
-  int rc = uv_tcp_connect(req, &h->tcp, reinterpret_cast<sockaddr*>(&ss), [](uv_connect_t* r, int status) {
+  int rc = 0;
+  if (source) {
+    // delivery.source_address: the kernel picks the port, we pick the address.
+    sockaddr_storage from = sockaddr_of(Endpoint{*source, 0});
+    rc = uv_tcp_bind(&h->tcp, reinterpret_cast<sockaddr*>(&from), 0);
+  }
+  if (rc == 0) rc = uv_tcp_connect(req, &h->tcp, reinterpret_cast<sockaddr*>(&ss), [](uv_connect_t* r, int status) {
     auto* h = static_cast<Handle*>(r->data);
     delete r;
     if (h->closing) return;
@@ -138,9 +148,17 @@ std::unique_ptr<Stream> Stream::connect(Loop& loop, const Endpoint& to, std::fun
   return s;
 }
 
-void Stream::set_callbacks(Callbacks cb) {
-  if (h_) h_->cb = std::move(cb);
+void Stream::set_events(Events ev) {
+  if (h_) h_->cb = std::move(ev);
 }
+
+namespace {
+
+// Writes raw bytes to the socket: try_write first, the rest queued. True when nothing is
+// left queued afterwards.
+bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data);
+
+}  // namespace
 
 void Stream::start_read() {
   if (!h_) return;
@@ -152,7 +170,20 @@ void Stream::start_read() {
         if (h->closing) return;
         // Copies: the owner may close (and clear the callbacks) from inside the call.
         if (n > 0) {
-          if (auto f = h->cb.on_data) f(std::string_view(buf->base, size_t(n)));
+          std::string_view in(buf->base, size_t(n));
+          if (!h->filter) {
+            if (auto f = h->cb.on_data) f(in);
+            return;
+          }
+          std::string plain, wire;
+          const bool ok = h->filter->from_wire(in, plain, wire);
+          if (!wire.empty()) raw_write(h, s, std::move(wire));
+          if (!plain.empty())
+            if (auto f = h->cb.on_data) f(plain);
+          if (!ok && !h->closing) {
+            uv_read_stop(s);
+            if (auto f = h->cb.on_end) f(-EPROTO);
+          }
         } else if (n < 0) {
           uv_read_stop(s);
           if (auto f = h->cb.on_end) f(n == UV_EOF ? 0 : int(n));
@@ -164,41 +195,52 @@ void Stream::stop_read() {
   if (h_) uv_read_stop(h_->stream());
 }
 
-void Stream::write(std::string_view data) {
-  if (!h_ || data.empty()) return;
-  auto* stream = h_->stream();
-  if (stream->write_queue_size == 0) {
-    uv_buf_t b = uv_buf_init(const_cast<char*>(data.data()), unsigned(data.size()));
-    int n = uv_try_write(stream, &b, 1);
-    if (n == int(data.size())) return;
-    if (n > 0) data.remove_prefix(size_t(n));
-    else if (n != UV_EAGAIN) return;  // the read side will report the broken connection
-  }
-  auto* w = new WriteReq;
-  w->data.assign(data);
-  uv_buf_t b = uv_buf_init(w->data.data(), unsigned(w->data.size()));
-  w->req.data = w;
-  if (uv_write(&w->req, stream, &b, 1, [](uv_write_t* r, int) { delete static_cast<WriteReq*>(r->data); }) != 0)
-    delete w;
-}
+namespace {
 
-void Stream::write(std::string&& data) {
-  if (!h_ || data.empty()) return;
-  auto* stream = h_->stream();
+bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data) {
+  if (data.empty()) return stream->write_queue_size == 0;
   size_t sent = 0;
   if (stream->write_queue_size == 0) {
     uv_buf_t b = uv_buf_init(data.data(), unsigned(data.size()));
     int n = uv_try_write(stream, &b, 1);
-    if (n == int(data.size())) return;
+    if (n == int(data.size())) return true;
     if (n > 0) sent = size_t(n);
-    else if (n != UV_EAGAIN) return;  // the read side will report the broken connection
+    else if (n != UV_EAGAIN) return false;  // the read side will report the broken connection
   }
   auto* w = new WriteReq;
   w->data = std::move(data);
   uv_buf_t b = uv_buf_init(w->data.data() + sent, unsigned(w->data.size() - sent));
   w->req.data = w;
-  if (uv_write(&w->req, stream, &b, 1, [](uv_write_t* r, int) { delete static_cast<WriteReq*>(r->data); }) != 0)
+  const int rc = uv_write(&w->req, stream, &b, 1, [](uv_write_t* r, int) {
+    uv_stream_t* s = r->handle;
+    delete static_cast<WriteReq*>(r->data);
+    auto* h = static_cast<Stream::Handle*>(s->data);
+    if (h->closing || !h->want_drain || s->write_queue_size != 0) return;
+    h->want_drain = false;
+    if (auto f = h->cb.on_drain) f();
+  });
+  if (rc != 0) {
     delete w;
+    return false;  // broken: no drain will come, the read side reports the end
+  }
+  h->want_drain = true;
+  return false;
+}
+
+}  // namespace
+
+bool Stream::write(std::string&& data) {
+  if (!h_) return true;
+  if (h_->filter) {
+    std::string wire;
+    if (!h_->filter->to_wire(data, wire)) return false;
+    return raw_write(h_, h_->stream(), std::move(wire));
+  }
+  return raw_write(h_, h_->stream(), std::move(data));
+}
+
+void Stream::insert_filter(std::unique_ptr<Filter> f) {
+  if (h_) h_->filter = std::move(f);
 }
 
 size_t Stream::queued_bytes() const noexcept { return h_ ? h_->stream()->write_queue_size : 0; }

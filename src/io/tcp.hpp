@@ -12,35 +12,38 @@
 #include "common/net.hpp"
 #include "common/result.hpp"
 #include "io/loop.hpp"
+#include "io/transport.hpp"
 
 namespace tern::io {
 
-class Stream {
+class Stream final : public Transport {
  public:
-  struct Callbacks {
-    std::function<void(std::string_view)> on_data;
-    std::function<void(int err)> on_end;  // EOF (0) or a read error (negative errno)
-  };
+  using Callbacks = Events;
 
-  ~Stream();  // closes the socket if still open
+  ~Stream() override;  // closes the socket if still open
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
 
-  // Starts an outbound TCP connection. `done` gets 0 or a negative errno, on the loop
-  // thread, unless the Stream was closed or destroyed first (that cancels it).
-  static std::unique_ptr<Stream> connect(Loop& loop, const Endpoint& to, std::function<void(int)> done);
+  // Starts an outbound TCP connection, from `source` when given (bound before connecting;
+  // port chosen by the kernel). `done` gets 0 or a negative errno, on the loop thread,
+  // unless the Stream was closed or destroyed first (that cancels it).
+  static std::unique_ptr<Stream> connect(Loop& loop, const Endpoint& to, const IpAddress* source,
+                                         std::function<void(int)> done);
+  static std::unique_ptr<Stream> connect(Loop& loop, const Endpoint& to, std::function<void(int)> done) {
+    return connect(loop, to, nullptr, std::move(done));
+  }
 
-  void set_callbacks(Callbacks cb);
-  void start_read();
-  void stop_read();
-  void write(std::string_view data);
-  // Same, taking ownership: a large message body is queued without another copy.
-  void write(std::string&& data);
-  // Sends what is queued, then closes. No callback fires after close() or close_after_flush().
-  void close_after_flush();
-  void close();
-  [[nodiscard]] const Endpoint& peer() const noexcept { return peer_; }
-  [[nodiscard]] size_t queued_bytes() const noexcept;
+  void set_events(Events ev) override;
+  void set_callbacks(Callbacks cb) { set_events(std::move(cb)); }
+  void start_read() override;
+  void stop_read() override;
+  using Transport::write;
+  bool write(std::string&& data) override;
+  void insert_filter(std::unique_ptr<Filter> f) override;
+  void close_after_flush() override;
+  void close() override;
+  [[nodiscard]] const Endpoint& peer() const noexcept override { return peer_; }
+  [[nodiscard]] size_t queued_bytes() const noexcept override;
   // Unix sockets only: the peer's credentials (SO_PEERCRED).
   [[nodiscard]] bool peer_credentials(uid_t& uid, gid_t& gid) const;
 

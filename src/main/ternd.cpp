@@ -14,12 +14,15 @@
 #include <string>
 
 #include "admin/control.hpp"
+#include "bounce/notifier.hpp"
 #include "common/clock.hpp"
 #include "config/config.hpp"
 #include "delivery/agent.hpp"
 #include "delivery/self.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "io/loop.hpp"
+#include "qmgr/manager.hpp"
+#include "queue/injector.hpp"
 #include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
 #include "server/server.hpp"
@@ -118,19 +121,35 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::random_device seed_source;
-  auto scheduler = std::make_unique<tern::scheduler::Scheduler>(loop, clock, **store, *cfg, seed_source());
+  auto limits = [](const tern::config::Config& c) {
+    return tern::scheduler::Limits{c.delivery.max_in_flight, c.delivery.max_per_destination, c.delivery.retry};
+  };
+  auto qmgr_settings = [](const tern::config::Config& c) {
+    return tern::qmgr::Settings{c.delivery, c.routes, c.postmaster};
+  };
+  auto notifier_settings = [](const tern::config::Config& c) {
+    return tern::bounce::NotifierSettings{c.hostname, c.postmaster,
+                                          int64_t(c.delivery.max_queue_time.count()) * 1000000, c.queue_dir};
+  };
   auto agent_settings = [](const tern::config::Config& c) {
     return tern::delivery::AgentSettings{c.hostname, c.delivery, tern::delivery::make_self(c)};
   };
-  auto agent = std::make_unique<tern::delivery::Agent>(loop, clock, **store, *scheduler, **resolver,
+  tern::io::ClockAlarm sched_alarm(loop, clock), notice_alarm(loop, clock);
+  tern::queue::Injector injector(**store);
+  tern::qmgr::StoreFiles files(**store);
+  tern::bounce::Notifier notifier(loop, clock, injector, notifier_settings(*cfg));
+  auto scheduler = std::make_unique<tern::scheduler::Scheduler>(sched_alarm, clock, limits(*cfg), seed_source());
+  auto manager = std::make_unique<tern::qmgr::Manager>(clock, files, *scheduler, notifier, notice_alarm,
+                                                       qmgr_settings(*cfg), seed_source());
+  auto agent = std::make_unique<tern::delivery::Agent>(loop, clock, *manager, *scheduler, **resolver,
                                                        agent_settings(*cfg), seed_source());
   scheduler->set_dispatcher(agent.get());
-  (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) { scheduler->add(env, size, false); });
+  (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) { manager->add(env, size, false); });
   for (size_t i = 0; i < recovered->messages.size(); ++i)
-    scheduler->add(recovered->messages[i], recovered->sizes[i], true);
-  scheduler->recovery_done();
+    manager->add(std::move(recovered->messages[i]), recovered->sizes[i], true);
+  manager->recovery_done();
 
-  auto control = tern::admin::ControlServer::start(loop, cfg->control, *scheduler, clock);
+  auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock);
   if (!control) {
     spdlog::critical("ternd: {}", control.error().message);
     return 1;
@@ -156,6 +175,7 @@ int main(int argc, char** argv) {
     // Inbound first (no new mail), then outbound (transactions in flight finish).
     server->shutdown([&] {
       scheduler->stop();
+      manager->stop();
       agent->shutdown(running.timeouts.shutdown, [&] {
         (*store)->close();
         control_server.reset();
@@ -185,7 +205,9 @@ int main(int argc, char** argv) {
     if (next->dns.forwarders != running.dns.forwarders || next->control.socket != running.control.socket)
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     server->apply(*next);
-    scheduler->apply(*next);
+    scheduler->apply(limits(*next));
+    manager->apply(qmgr_settings(*next));
+    notifier.apply(notifier_settings(*next));
     agent->apply(agent_settings(*next));
     (*store)->set_min_free(next->queue_min_free);
     spdlog::set_level(spdlog::level::from_str(next->log_level));
@@ -197,6 +219,7 @@ int main(int argc, char** argv) {
   loop.run();
   server.reset();
   agent.reset();
+  manager.reset();
   scheduler.reset();
   return 0;
 }

@@ -23,6 +23,8 @@ struct Recipient {
   int64_t updated_us = 0;           // time of the last state change
   std::string last_reply;           // remote reply (or tern's reason) behind the state
   std::string last_relay;           // host that gave it ("" when no host answered)
+  std::string last_status;          // its RFC 3463 enhanced status code
+  bool last_remote = false;         // last_reply is a remote SMTP reply (DSN "smtp;")
   unsigned attempts = 0;            // delivery attempts that ended deferred (status records)
 };
 

@@ -5,7 +5,9 @@
 #include <map>
 #include <set>
 
+#include "delivery/candidates.hpp"
 #include "delivery/client_session.hpp"
+#include "delivery/outcome.hpp"
 #include "dns/mx.hpp"
 #include "scheduler/backoff.hpp"
 #include "smtp/data_encoder.hpp"
@@ -38,7 +40,7 @@ TEST_CASE("mx: null MX, duplicates and the host limit") {
   auto n = dns::order_mx({{0, ""}}, rng, 10);
   REQUIRE_FALSE(n.ok());
   CHECK(n.error().kind == ErrorKind::Perm);
-  CHECK(n.error().message.starts_with("5.1.10"));
+  CHECK(n.error().status == "5.1.10");
   auto d = dns::order_mx({{10, "a.example"}, {20, "a.example"}, {30, "b.example"}}, rng, 10);
   REQUIRE(d.ok());
   CHECK(d->size() == 2);
@@ -68,7 +70,7 @@ TEST_CASE("mx: the self rule drops me and every host not better than me") {
   auto rf = dns::apply_self_rule(first, me);
   REQUIRE_FALSE(rf.ok());
   CHECK(rf.error().kind == ErrorKind::Perm);
-  CHECK(rf.error().message.starts_with("5.4.6"));
+  CHECK(rf.error().status == "5.4.6");
 
   // Not me: unchanged.
   std::vector<dns::MxHost> none{{10, "x.example", {*IpAddress::parse("192.0.2.2")}}};
@@ -129,7 +131,6 @@ Transaction txn(std::vector<std::string> rcpts, std::string msg = "Subject: x\r\
   t.sender = "a@example.net";
   t.rcpts = std::move(rcpts);
   t.size = msg.size();
-  t.encoded = std::make_shared<const std::string>(smtp::encode_data(msg));
   return t;
 }
 ClientSession ready_session(const char* ehlo) {
@@ -151,18 +152,26 @@ TEST_CASE("client: pipelined transaction with mixed recipient verdicts") {
         "MAIL FROM:<a@example.net> SIZE=18 BODY=8BITMIME\r\nRCPT TO:<ok@x.example>\r\n"
         "RCPT TO:<full@x.example>\r\nRCPT TO:<gone@x.example>\r\nRCPT TO:<many@x.example>\r\nDATA\r\n");
   s.feed("250 ok\r\n250 ok\r\n451 4.2.2 full\r\n550 5.1.1 gone\r\n452 4.5.3 too many\r\n354 go\r\n");
-  CHECK(s.take_output() == "Subject: x\r\n\r\nhi\r\n.\r\n");
+  // The body is the driver's to stream: the session only waits for it.
+  CHECK(s.wants_body());
+  CHECK(s.take_output().empty());
   CHECK_FALSE(s.take_result().has_value());
+  s.body_sent();
+  CHECK_FALSE(s.wants_body());
   s.feed("250 2.0.0 queued\r\n");
   auto r = s.take_result();
   REQUIRE(r.has_value());
   CHECK_FALSE(r->next_host);
-  CHECK(r->rcpts[0].verdict == Verdict::Delivered);
-  CHECK(r->rcpts[0].reply == "250 2.0.0 queued");
-  CHECK(r->rcpts[1].verdict == Verdict::Deferred);
-  CHECK(r->rcpts[2].verdict == Verdict::Failed);
-  CHECK(r->rcpts[2].reply == "550 5.1.1 gone");
-  CHECK(r->rcpts[3].verdict == Verdict::RetryNow);
+  CHECK(r->rcpts[0].fate == Fate::Delivered);
+  CHECK(r->rcpts[0].text == "250 2.0.0 queued");
+  CHECK(r->rcpts[0].status == "2.0.0");
+  CHECK(r->rcpts[0].remote);
+  CHECK(r->rcpts[1].status == "4.2.2");
+  CHECK(r->rcpts[1].fate == Fate::Deferred);
+  CHECK(r->rcpts[2].fate == Fate::Failed);
+  CHECK(r->rcpts[2].text == "550 5.1.1 gone");
+  CHECK(r->rcpts[2].status == "5.1.1");
+  CHECK(r->rcpts[3].fate == Fate::RetryNow);
   CHECK(s.ready());
   // The connection is reused: RSET first.
   s.start(txn({"b@x.example"}));
@@ -183,8 +192,8 @@ TEST_CASE("client: without pipelining, one command per reply and no DATA if nobo
   CHECK(s.take_output().empty());
   auto r = s.take_result();
   REQUIRE(r.has_value());
-  CHECK(r->rcpts[0].verdict == Verdict::Failed);
-  CHECK(r->rcpts[1].verdict == Verdict::Failed);
+  CHECK(r->rcpts[0].fate == Fate::Failed);
+  CHECK(r->rcpts[1].fate == Fate::Failed);
 }
 
 TEST_CASE("client: 4xx at MAIL means next host, 5xx fails everyone") {
@@ -195,14 +204,15 @@ TEST_CASE("client: 4xx at MAIL means next host, 5xx fails everyone") {
   auto r = s.take_result();
   REQUIRE(r.has_value());
   CHECK(r->next_host);
-  CHECK(r->rcpts[0].verdict == Verdict::Deferred);
+  CHECK(r->rcpts[0].fate == Fate::Deferred);
   auto p = ready_session("250-mx\r\n250 PIPELINING\r\n");
   p.start(txn({"a@x.example"}));
   p.feed("550 5.7.1 sender refused\r\n503 x\r\n503 y\r\n");
   auto pr = p.take_result();
   CHECK_FALSE(pr->next_host);
-  CHECK(pr->rcpts[0].verdict == Verdict::Failed);
-  CHECK(pr->rcpts[0].reply == "MAIL: 550 5.7.1 sender refused");
+  CHECK(pr->rcpts[0].fate == Fate::Failed);
+  CHECK(pr->rcpts[0].text == "MAIL: 550 5.7.1 sender refused");
+  CHECK(pr->rcpts[0].status == "5.7.1");
 }
 
 TEST_CASE("client: greeting and EHLO failures; HELO fallback") {
@@ -228,34 +238,37 @@ TEST_CASE("client: early failures for size and SMTPUTF8") {
   s.start(txn({"a@x.example"}));
   auto r = s.take_result();
   REQUIRE(r.has_value());
-  CHECK(r->rcpts[0].verdict == Verdict::Failed);
-  CHECK(r->rcpts[0].reply.find("5.3.4") != std::string::npos);
+  CHECK(r->rcpts[0].fate == Fate::Failed);
+  CHECK(r->rcpts[0].status == "5.3.4");
+  CHECK_FALSE(r->rcpts[0].remote);
   CHECK(s.take_output().empty());
   auto u = ready_session("250 mx\r\n");
   auto t = txn({"a@x.example"});
   t.smtputf8 = true;
   u.start(t);
   auto ur = u.take_result();
-  CHECK(ur->rcpts[0].reply.find("5.6.7") != std::string::npos);
+  CHECK(ur->rcpts[0].status == "5.6.7");
 }
 
 TEST_CASE("client: a lost connection defers, and says whether to try the next host") {
   auto s = ready_session("250-mx\r\n250 PIPELINING\r\n");
   s.start(txn({"a@x.example", "b@x.example"}));
   s.feed("250 ok\r\n550 no\r\n");
-  s.on_closed("connection reset");
+  s.on_closed("4.4.2", "connection reset");
   auto r = s.take_result();
   REQUIRE(r.has_value());
   CHECK_FALSE(r->next_host);  // one recipient was already decided
-  CHECK(r->rcpts[0].verdict == Verdict::Failed);
-  CHECK(r->rcpts[1].verdict == Verdict::Deferred);
+  CHECK(r->rcpts[0].fate == Fate::Failed);
+  CHECK(r->rcpts[1].fate == Fate::Deferred);
   auto d = ready_session("250-mx\r\n250 PIPELINING\r\n");
   d.start(txn({"a@x.example"}));
   d.feed("250 ok\r\n250 ok\r\n354 go\r\n");
-  d.on_closed("timeout");
+  d.body_sent();
+  d.on_closed("4.4.2", "timeout");
   auto dr = d.take_result();
-  CHECK(dr->rcpts[0].verdict == Verdict::Deferred);
-  CHECK(dr->rcpts[0].reply.find("after the data was sent") != std::string::npos);
+  CHECK(dr->rcpts[0].fate == Fate::Deferred);
+  CHECK(dr->rcpts[0].status == "4.4.2");
+  CHECK(dr->rcpts[0].text.find("after the data was sent") != std::string::npos);
 }
 
 TEST_CASE("mx: a route's next hop is me only at my exact endpoint") {
@@ -271,8 +284,8 @@ TEST_CASE("client: a 452 to the first recipient is deferred, not retried at once
   s.feed("250 ok\r\n452 4.5.3 too many\r\n452 4.5.3 too many\r\n554 no valid recipients\r\n");
   auto r = s.take_result();
   REQUIRE(r.has_value());
-  CHECK(r->rcpts[0].verdict == Verdict::Deferred);
-  CHECK(r->rcpts[1].verdict == Verdict::Deferred);
+  CHECK(r->rcpts[0].fate == Fate::Deferred);
+  CHECK(r->rcpts[1].fate == Fate::Deferred);
 }
 
 TEST_CASE("reply: enhanced codes are found behind prefixes") {
@@ -281,4 +294,86 @@ TEST_CASE("reply: enhanced codes are found behind prefixes") {
   CHECK(smtp::find_enhanced("5.4.7 Delivery time expired; last attempt: 451 4.4.1 x") == "5.4.7");
   CHECK(smtp::find_enhanced("250 ok 1.2.3.4").empty());
   CHECK(smtp::find_enhanced("version 5.1.").empty());
+}
+
+TEST_CASE("data encoder: streamed in pieces, the output is the same as in one go") {
+  std::mt19937_64 rng(42);
+  const std::string alphabet = ".\r\nab";
+  for (int round = 0; round < 2000; ++round) {
+    std::string msg;
+    const size_t len = rng() % 60;
+    for (size_t i = 0; i < len; ++i) msg += alphabet[rng() % alphabet.size()];
+    smtp::DotEncoder e;
+    std::string out;
+    size_t pos = 0;
+    while (pos < msg.size()) {
+      const size_t n = 1 + rng() % 7;
+      e.encode(std::string_view(msg).substr(pos, n), out);
+      pos += n;
+    }
+    e.finish(out);
+    REQUIRE(out == smtp::encode_data(msg));
+  }
+  smtp::DotEncoder split;  // a CRLF split across pieces is one line end, not two
+  std::string out;
+  split.encode("a\r", out);
+  split.encode("\n.b", out);
+  split.finish(out);
+  CHECK(out == "a\r\n..b\r\n.\r\n");
+}
+
+TEST_CASE("candidates: self rule, family order, limits, and a route back to myself") {
+  dns::Self me{"me.example.net", {*IpAddress::parse("192.0.2.10")}, {*Endpoint::parse("127.0.0.1:25")}};
+  std::vector<dns::MxHost> hosts{
+      {10, "a.example", {*IpAddress::parse("2001:db8::1"), *IpAddress::parse("192.0.2.1")}},
+      {20, "me.example.net", {*IpAddress::parse("192.0.2.10")}},
+      {30, "c.example", {*IpAddress::parse("192.0.2.3")}},
+      {40, "none.example", {}}};
+  auto c = candidates(hosts, me, CandidateRules{false, 25, false, 20, "x.example"});
+  auto* list = std::get_if<std::vector<Candidate>>(&c);
+  REQUIRE(list);
+  REQUIRE(list->size() == 2);  // me and everything after me dropped
+  CHECK((*list)[0].address.str() == "192.0.2.1");  // IPv4 first unless prefer_ipv6
+  CHECK((*list)[1].address.str() == "2001:db8::1");
+  CHECK((*list)[0].relay() == "a.example[192.0.2.1]:25");
+  auto v6 = candidates(hosts, me, CandidateRules{false, 25, true, 1, "x.example"});
+  REQUIRE(std::get_if<std::vector<Candidate>>(&v6));
+  CHECK(std::get<std::vector<Candidate>>(v6).size() == 1);
+  CHECK(std::get<std::vector<Candidate>>(v6)[0].address.str() == "2001:db8::1");
+  // Me as the best MX: a loop, failed 5.4.6.
+  std::vector<dns::MxHost> first{{5, "me.example.net", {*IpAddress::parse("192.0.2.10")}}, hosts[0]};
+  auto loop = candidates(first, me, CandidateRules{false, 25, false, 20, "x.example"});
+  REQUIRE(std::get_if<Outcome>(&loop));
+  CHECK(std::get<Outcome>(loop).status == "5.4.6");
+  CHECK(std::get<Outcome>(loop).fate == Fate::Failed);
+  // A route to my exact endpoint.
+  std::vector<dns::MxHost> route{{0, "127.0.0.1", {*IpAddress::parse("127.0.0.1")}}};
+  auto r = candidates(route, me, CandidateRules{true, 25, false, 20, "x.example"});
+  CHECK(std::get_if<Outcome>(&r));
+  auto other_port = candidates(route, me, CandidateRules{true, 10026, false, 20, "x.example"});
+  CHECK(std::get_if<std::vector<Candidate>>(&other_port));
+}
+
+TEST_CASE("outcome: replies classified once, with their status codes") {
+  smtp::Reply r;
+  r.code = 550;
+  r.enhanced = "5.7.1";
+  r.lines = {"no"};
+  auto o = from_reply(r, "MAIL: ");
+  CHECK(o.fate == Fate::Failed);
+  CHECK(o.status == "5.7.1");
+  CHECK(o.remote);
+  r.code = 451;
+  r.enhanced = "";
+  auto t = from_reply(r, "");
+  CHECK(t.fate == Fate::Deferred);
+  CHECK(t.status == "4.0.0");
+  r.enhanced = "5.1.1";  // a class that contradicts the reply code is not kept
+  CHECK(from_reply(r, "").status == "4.0.0");
+  auto u = unreachable({"a[192.0.2.1]:25: connect failed: Connection refused", "b[192.0.2.2]:25: connect timed out"});
+  CHECK(u.fate == Fate::Deferred);
+  CHECK(u.status == "4.4.1");
+  CHECK(u.text.find("a[192.0.2.1]:25") != std::string::npos);
+  CHECK(u.text.find("b[192.0.2.2]:25") != std::string::npos);
+  CHECK_FALSE(u.remote);
 }

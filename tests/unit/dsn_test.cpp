@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "bounce/dsn.hpp"
+#include "smtp/header_section.hpp"
 #include "smtp/dsn_params.hpp"
 
 using namespace tern;
@@ -153,4 +154,30 @@ TEST_CASE("dsn: golden failure notice") {
   REQUIRE(f.good());
   const std::string ref((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   CHECK(bounce::build(r) == ref);
+}
+
+TEST_CASE("dsn: the recorded kind of reply decides the Diagnostic-Code type") {
+  auto r = sample(bounce::Action::Failed);
+  r.rcpts[0].diagnostic = "DATA: 554 transaction failed";
+  r.rcpts[0].remote_reply = true;
+  CHECK(has(bounce::build(r), "Diagnostic-Code: smtp; 554 transaction failed\r\n"));
+  r.rcpts[0].diagnostic = "No host could be reached: a[192.0.2.1]:25: connect failed";
+  r.rcpts[0].remote_reply = false;
+  CHECK(has(bounce::build(r), "Diagnostic-Code: X-tern; No host could be reached"));
+}
+
+TEST_CASE("dsn: a headers-only notice of a message without a blank line returns only its header fields") {
+  auto r = sample(bounce::Action::Failed);
+  r.original = "Subject: hello\r\nFrom: alice@sender.example\r\nthis is body text, not a header\r\nsecret line\r\n";
+  const std::string m = bounce::build(r);
+  CHECK(has(m, "Subject: hello\r\n"));
+  CHECK_FALSE(has(m, "this is body text"));
+  CHECK_FALSE(has(m, "secret line"));
+  bool complete = false;
+  CHECK(smtp::header_section_length("Subject: a\r\n folded\r\n\r\nbody", complete) == 23);
+  CHECK(complete);
+  CHECK(smtp::header_section_length("Subject: a\r\nnot a header\r\n", complete) == 12);
+  CHECK(complete);
+  CHECK(smtp::header_section_length("Subject: a\r\nX-Partial", complete) == 12);
+  CHECK_FALSE(complete);
 }

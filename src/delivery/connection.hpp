@@ -1,0 +1,101 @@
+// One outbound connection's life, as one state machine: resolve → connect (next address
+// on failure) → SMTP session (delivery/client_session, pure) → one transaction per job,
+// the body streamed from the queue file chunk by chunk on the transport's drain events,
+// reusing the connection while the destination has mail. Every state has its deadline,
+// set when the state is entered (a peer that drips bytes does not extend it); while the
+// body goes out, each data_block period must show progress.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "common/outcome.hpp"
+#include "delivery/candidates.hpp"
+#include "delivery/client_session.hpp"
+#include "io/loop.hpp"
+#include "io/transport.hpp"
+#include "qmgr/jobs.hpp"
+#include "queue/body_reader.hpp"
+#include "scheduler/destination.hpp"
+#include "smtp/data_encoder.hpp"
+
+namespace tern::delivery {
+
+class Agent;
+
+class Connection {
+ public:
+  enum class State {
+    Starting,    // getting the first job's request
+    Resolving,   // MX, then A/AAAA
+    Connecting,  // TCP to the current candidate
+    Greeting, Ehlo, Ready, Loading, Mail, Rcpt, Data, Body, DataEnd, Rset, Quit,
+    Done,
+  };
+
+  Connection(Agent& agent, uint64_t id, scheduler::Destination dest, qmgr::JobId first);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  void start();
+  void stop();   // finish the current transaction, then quit
+  void abort();  // shutdown deadline: drop everything now (the job stays queued as it was)
+  [[nodiscard]] State state() const noexcept;
+
+ private:
+  void next_request();
+  void resolve();
+  void resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit);
+  void hosts_ready(std::vector<dns::MxHost> hosts);
+  void fail_all_jobs(const Outcome& o);
+  void connect_next();
+  void on_connected(int status);
+  void pump();
+  void load_transaction();
+  void start_transaction(bool smtputf8);
+  void send_body();
+  void finish_job(TxnResult r);
+  void next_job();
+  void address_failed(std::string why);
+  void drop_connection();
+  void on_state_change();
+  void on_deadline();
+  void report(std::vector<Outcome> outs);
+  void done();
+  [[nodiscard]] std::string relay() const;
+
+  Agent& agent_;
+  uint64_t id_;
+  scheduler::Destination dest_;
+  qmgr::JobId job_id_ = 0;
+  std::optional<qmgr::DeliveryRequest> req_;
+  bool phase_resolving_ = false;
+  std::vector<Candidate> cands_;
+  size_t next_cand_ = 0;
+  size_t current_ = 0;               // index of the candidate connected to
+  std::vector<std::string> tried_;   // "relay: why" for each address that failed
+  std::unique_ptr<io::Transport> transport_;
+  bool connecting_ = false;
+  std::unique_ptr<ClientSession> session_;
+  bool session_started_ = false;     // the current session has had its first job started
+  bool loading_ = false;             // waiting for the queue file (before MAIL)
+  std::shared_ptr<queue::BodyReader> reader_;
+  smtp::DotEncoder encoder_;
+  bool chunk_pending_ = false;       // a read or a drain is awaited
+  bool body_done_ = false;
+  io::Timer timer_;
+  State armed_ = State::Done;        // the state whose deadline the timer holds
+  bool reached_ = false;             // some session got ready: the destination is not down
+  bool stopping_ = false;
+  bool finished_ = false;
+  int64_t attempt_started_us_ = 0;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+const char* to_string(Connection::State s) noexcept;
+
+}  // namespace tern::delivery

@@ -1,0 +1,413 @@
+// The queue manager: jobs, outcomes into durable records, retries, expiry, notices.
+//
+// Crash safety of bounces: a recipient is durably "failed" before its notice is built; the
+// notice is committed (fsync'd) before the recipient is marked "failed-notified"; the
+// original is removed only after that. A crash in between is repaired at startup: the
+// queued bounce names the original (`notice-for`), so it is recorded, not sent again.
+#include "qmgr/manager.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <cassert>
+
+#include "queue/codec.hpp"
+#include "scheduler/backoff.hpp"
+
+namespace tern::qmgr {
+
+namespace {
+
+constexpr int64_t kSecond = 1000000;
+// Recovered mail is spread over this window so a restart does not retry all of it at once.
+constexpr int64_t kRestartJitterUs = 2 * kSecond;
+// A notice that could not be queued (disk full, say) is tried again after this.
+constexpr int64_t kNoticeRetryUs = 60 * kSecond;
+
+bool is_final(queue::RcptState s) {
+  return s == queue::RcptState::Delivered || s == queue::RcptState::Failed ||
+         s == queue::RcptState::FailedNotified;
+}
+
+queue::RcptState state_of(Fate f) {
+  switch (f) {
+    case Fate::Delivered: return queue::RcptState::Delivered;
+    case Fate::Failed: return queue::RcptState::Failed;
+    case Fate::Deferred:
+    case Fate::RetryNow: break;
+  }
+  return queue::RcptState::Deferred;
+}
+
+const char* log_status(const Outcome& o, bool expiry) {
+  switch (o.fate) {
+    case Fate::Delivered: return "sent";
+    case Fate::Failed: return expiry ? "expired" : "bounced";
+    case Fate::Deferred:
+    case Fate::RetryNow: break;
+  }
+  return "deferred";
+}
+
+}  // namespace
+
+Manager::Manager(const Clock& clock, QueueFiles& files, scheduler::Scheduler& sched, bounce::Notices& notices,
+                 Alarm& retry_alarm, Settings settings, uint64_t seed)
+    : clock_(clock),
+      files_(files),
+      sched_(sched),
+      notices_(notices),
+      retry_alarm_(retry_alarm),
+      settings_(std::move(settings)),
+      rng_(seed) {
+  sched_.set_owner(this);
+}
+
+void Manager::stop() {
+  stopped_ = true;
+  retry_alarm_.cancel();
+}
+
+int64_t Manager::backoff_us(unsigned attempts) {
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  return int64_t(scheduler::retry_delay(settings_.delivery.retry, attempts, unit(rng_)).count()) * kSecond;
+}
+
+bounce::Policy Manager::policy() const {
+  return bounce::Policy{settings_.delivery.double_bounce_to_postmaster, settings_.postmaster,
+                        int64_t(settings_.delivery.delay_warning.count()) * kSecond};
+}
+
+bool Manager::expired(const Msg& m, int64_t now_us) const {
+  return now_us - m.env.arrival_us >= int64_t(settings_.delivery.max_queue_time.count()) * kSecond;
+}
+
+void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
+  const std::string id = env.id;
+  if (!env.notice_for.empty() && recovering_) {
+    // A bounce queued before a crash: its original's recipients must not get another.
+    auto orig = msgs_.find(env.notice_for);
+    auto& cov = orig != msgs_.end() ? orig->second.covered : pending_covered_[env.notice_for];
+    cov.insert(env.notice_rcpts.begin(), env.notice_rcpts.end());
+  }
+  Msg& m = msgs_[id];
+  m.env = std::move(env);
+  m.size = size;
+  if (auto p = pending_covered_.find(id); p != pending_covered_.end()) {
+    m.covered = std::move(p->second);
+    pending_covered_.erase(p);
+  }
+  const int64_t now = clock_.now_us();
+  std::vector<size_t> todo;
+  int64_t due = now;
+  for (size_t i = 0; i < m.env.recipients.size(); ++i) {
+    const auto& r = m.env.recipients[i];
+    if (is_final(r.state)) continue;
+    todo.push_back(i);
+    if (recovered && r.state == queue::RcptState::Deferred)
+      due = std::max(due, r.updated_us + backoff_us(r.attempts));
+  }
+  if (recovered) {
+    std::uniform_int_distribution<int64_t> jitter(0, kRestartJitterUs);
+    due = std::max(due, now) + jitter(rng_);
+  }
+  if (todo.empty()) return maybe_remove(id);
+  make_jobs(m, todo, due);
+}
+
+void Manager::recovery_done() {
+  recovering_ = false;
+  pending_covered_.clear();  // bounces whose originals are already gone
+  std::vector<std::string> ids;
+  for (const auto& [id, m] : msgs_) ids.push_back(id);
+  for (const auto& id : ids) {
+    send_failure_notices(id);
+    maybe_remove(id);
+  }
+}
+
+// Groups recipients by destination: one job (one transaction) per destination.
+void Manager::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t due_us) {
+  std::map<std::string, std::pair<scheduler::Destination, std::vector<size_t>>> groups;
+  for (size_t i : indices) {
+    auto d = scheduler::destination_for(scheduler::domain_of(m.env.recipients[i].address), settings_.routes,
+                                        settings_.delivery.port);
+    auto& g = groups[d.key];
+    g.first = std::move(d);
+    g.second.push_back(i);
+  }
+  for (auto& [key, g] : groups) {
+    const JobId id = next_job_++;
+    jobs_[id] = Job{m.env.id, std::move(g.second)};
+    m.jobs.insert(id);
+    sched_.add(id, g.first, due_us);
+  }
+}
+
+std::optional<DeliveryRequest> Manager::begin(JobId id) {
+  auto jit = jobs_.find(id);
+  if (jit == jobs_.end()) return std::nullopt;
+  Msg& m = msgs_.at(jit->second.msg_id);
+  if (expired(m, clock_.now_us())) {
+    // Past delivery.max_queue_time: no attempt; report() turns "deferred" into 5.4.7.
+    std::vector<Outcome> outs;
+    for (size_t idx : jit->second.rcpts) {
+      const auto& r = m.env.recipients[idx];
+      outs.push_back(Outcome::make(Fate::Deferred, r.last_status.empty() ? "4.0.0" : r.last_status,
+                                   r.last_reply.empty() ? "no delivery attempt succeeded" : r.last_reply));
+    }
+    record(id, std::move(outs), kNoAttempt);
+    return std::nullopt;
+  }
+  DeliveryRequest q;
+  q.job = id;
+  q.msg_id = m.env.id;
+  q.sender = m.env.sender;
+  q.mail_params = m.env.mail_params;
+  for (size_t idx : jit->second.rcpts) {
+    q.rcpts.push_back(m.env.recipients[idx].address);
+    q.rcpt_params.push_back(m.env.recipients[idx].params);
+  }
+  q.size = m.size;
+  q.path = files_.path_of(m.env.id);
+  return q;
+}
+
+void Manager::report(JobId id, std::vector<Outcome> outcomes, int64_t attempt_started_us) {
+  record(id, std::move(outcomes), attempt_started_us);
+}
+
+void Manager::parked(JobId id, const std::string& reason) {
+  auto jit = jobs_.find(id);
+  if (jit == jobs_.end()) return;
+  std::vector<Outcome> outs(jit->second.rcpts.size(), Outcome::make(Fate::Deferred, "4.4.1", reason));
+  record(id, std::move(outs), kNoAttempt);
+}
+
+// The one place where outcomes become state: records appended and fdatasync'd first, then
+// the in-memory state, the log line, retries and notices.
+void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_started_us) {
+  auto jit = jobs_.find(id);
+  if (jit == jobs_.end()) return;
+  const Job job = jit->second;
+  if (outcomes.size() != job.rcpts.size()) {
+    // A bug in the delivery side: every recipient must get exactly one outcome, or some
+    // would be neither final nor scheduled.
+    spdlog::critical("qmgr: BUG: id={} job={} got {} outcome(s) for {} recipient(s)", job.msg_id, id,
+                     outcomes.size(), job.rcpts.size());
+    assert(false && "outcome count does not match the job's recipients");
+    outcomes.resize(job.rcpts.size(), Outcome::make(Fate::Deferred, "4.3.0", "internal error: no outcome"));
+  }
+  Msg& m = msgs_.at(job.msg_id);
+  const int64_t now = clock_.now_us();
+  const bool too_old = expired(m, now);
+  const bool attempted = attempt_started_us != kNoAttempt;
+  std::vector<bool> expiry(outcomes.size(), false);
+  std::string records;
+  for (size_t k = 0; k < outcomes.size(); ++k) {
+    Outcome& o = outcomes[k];
+    if (o.fate == Fate::Deferred && too_old) {
+      o = Outcome::make(Fate::Failed, "5.4.7", "Delivery time expired; last attempt: " + o.text);
+      expiry[k] = true;
+    }
+    if (o.fate == Fate::RetryNow) continue;
+    // Without an attempt the recipient keeps its last attempt's time and host (DSN
+    // Last-Attempt-Date and Remote-MTA).
+    const auto& r = m.env.recipients[job.rcpts[k]];
+    records += queue::encode_status(job.rcpts[k], state_of(o.fate), attempted ? now : r.updated_us,
+                                    attempted ? o.relay : r.last_relay, o.text);
+  }
+  auto apply = [this, id, job, outcomes = std::move(outcomes), expiry, attempted, attempt_started_us, now](Status st) {
+    if (!st.ok()) spdlog::error("qmgr: id={} state not recorded: {}", job.msg_id, st.error().message);
+    jobs_.erase(id);
+    sched_.finished(id);
+    auto mit = msgs_.find(job.msg_id);
+    if (mit == msgs_.end()) return;
+    Msg& m = mit->second;
+    m.jobs.erase(id);
+    std::vector<size_t> deferred, retry_now, delivered;
+    unsigned attempts = 0;
+    for (size_t k = 0; k < outcomes.size(); ++k) {
+      const Outcome& o = outcomes[k];
+      const size_t idx = job.rcpts[k];
+      auto& r = m.env.recipients[idx];
+      if (o.fate == Fate::RetryNow) {
+        retry_now.push_back(idx);
+        continue;
+      }
+      r.state = state_of(o.fate);
+      if (attempted) {
+        r.updated_us = now;
+        r.last_relay = o.relay;
+      }
+      r.last_reply = o.text;
+      r.last_status = o.status;
+      r.last_remote = o.remote;
+      if (o.fate == Fate::Delivered && !o.dsn_passed) delivered.push_back(idx);
+      if (o.fate == Fate::Deferred) {
+        ++r.attempts;
+        attempts = std::max(attempts, r.attempts);
+        deferred.push_back(idx);
+      }
+      spdlog::info("delivery: id={} to=<{}> relay={} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", job.msg_id,
+                   r.address, o.relay.empty() ? "none" : o.relay, double(now - m.env.arrival_us) / 1e6,
+                   attempted ? double(now - attempt_started_us) / 1e6 : 0.0, o.status, log_status(o, expiry[k]),
+                   o.text);
+    }
+    if (!deferred.empty()) make_jobs(m, deferred, now + backoff_us(attempts));
+    if (!retry_now.empty()) make_jobs(m, retry_now, now);
+    // Notices: the recipients' states above are durable (or logged as not) before any is built.
+    if (!recovering_) {
+      if (auto idx = bounce::relayed_notice_due(m.env, delivered); !idx.empty())
+        send_notice(job.msg_id, bounce::NoticeKind::Relayed, std::move(idx));
+      if (!deferred.empty()) send_delay_warning(job.msg_id, deferred);
+      send_failure_notices(job.msg_id);
+    }
+    maybe_remove(job.msg_id);
+  };
+  if (records.empty()) return apply(ok_status());
+  files_.append_status(job.msg_id, std::move(records), std::move(apply));
+}
+
+void Manager::send_failure_notices(const std::string& msg_id) {
+  auto it = msgs_.find(msg_id);
+  if (it == msgs_.end() || recovering_ || stopped_) return;
+  Msg& m = it->second;
+  if (m.failure_notice_busy || m.removing) return;  // the running one re-checks when done
+  const auto pol = policy();
+  std::vector<size_t> covered, fresh;
+  for (size_t i = 0; i < m.env.recipients.size(); ++i) {
+    const auto& r = m.env.recipients[i];
+    if (r.state != queue::RcptState::Failed || !bounce::owes_failure_notice(pol, m.env, r)) continue;
+    // A bounce already queued before a restart covers it: only record it now.
+    (m.covered.count(i) ? covered : fresh).push_back(i);
+  }
+  if (covered.empty() && fresh.empty()) return;
+  m.failure_notice_busy = true;
+  auto mark_notified = [this, msg_id](std::vector<size_t> done_idx) {
+    std::string records;
+    const int64_t now = clock_.now_us();
+    const auto& env = msgs_.at(msg_id).env;
+    for (size_t i : done_idx)
+      records += queue::encode_status(i, queue::RcptState::FailedNotified, now, env.recipients[i].last_relay,
+                                      env.recipients[i].last_reply);
+    files_.append_status(msg_id, std::move(records), [this, msg_id, done_idx](Status st) {
+      auto it = msgs_.find(msg_id);
+      if (it == msgs_.end()) return;
+      Msg& m = it->second;
+      m.failure_notice_busy = false;
+      if (!st.ok()) spdlog::error("bounce: id={} notice queued but not recorded: {}", msg_id, st.error().message);
+      for (size_t i : done_idx) {
+        m.env.recipients[i].state = queue::RcptState::FailedNotified;
+        m.covered.erase(i);
+      }
+      send_failure_notices(msg_id);  // failures that arrived meanwhile
+      maybe_remove(msg_id);
+    });
+  };
+  if (fresh.empty()) {
+    spdlog::info("bounce: id={} notice already queued before a restart; recording it", msg_id);
+    return mark_notified(covered);
+  }
+  m.notices_pending++;
+  notices_.send(m.env, bounce::NoticeKind::Failure, fresh, [this, msg_id, fresh, covered, mark_notified](bool ok) {
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    it->second.notices_pending--;
+    if (!ok) {
+      it->second.failure_notice_busy = false;
+      return retry_notices_later();  // nothing else may ever happen to this message
+    }
+    std::vector<size_t> all = fresh;
+    all.insert(all.end(), covered.begin(), covered.end());
+    mark_notified(all);
+  });
+}
+
+void Manager::retry_notices_later() {
+  if (stopped_) return;
+  retry_alarm_.set(clock_.now_us() + kNoticeRetryUs, [this] {
+    std::vector<std::string> ids;
+    for (const auto& [id, m] : msgs_) ids.push_back(id);
+    for (const auto& id : ids) send_failure_notices(id);
+  });
+}
+
+void Manager::send_delay_warning(const std::string& msg_id, const std::vector<size_t>& deferred) {
+  Msg& m = msgs_.at(msg_id);
+  const int64_t now = clock_.now_us();
+  std::vector<size_t> idx = bounce::delay_warning_due(policy(), m.env, deferred, now);
+  if (idx.empty()) return;
+  // Recorded first, queued second: a crash in between loses this warning rather than ever
+  // sending it twice (a restart never repeats one).
+  m.env.delay_warned_us = now;
+  m.notices_pending++;
+  files_.append_status(msg_id, queue::encode_delay_warned(now), [this, msg_id, idx](Status st) {
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    it->second.notices_pending--;
+    if (!st.ok()) {
+      spdlog::error("bounce: id={} delay warning not recorded, not sent: {}", msg_id, st.error().message);
+      it->second.env.delay_warned_us = 0;  // try again at the next deferral
+      return maybe_remove(msg_id);
+    }
+    send_notice(msg_id, bounce::NoticeKind::Delay, idx);
+  });
+}
+
+// Delay warnings and relayed notices: at most once, nothing recorded after them.
+void Manager::send_notice(const std::string& msg_id, bounce::NoticeKind kind, std::vector<size_t> idx) {
+  Msg& m = msgs_.at(msg_id);
+  m.notices_pending++;
+  notices_.send(m.env, kind, idx, [this, msg_id](bool) {
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    it->second.notices_pending--;
+    maybe_remove(msg_id);
+  });
+}
+
+// A message leaves the queue when every recipient is final and no notice is owed or being
+// built.
+void Manager::maybe_remove(const std::string& msg_id) {
+  auto it = msgs_.find(msg_id);
+  if (it == msgs_.end()) return;
+  Msg& m = it->second;
+  if (!m.jobs.empty() || m.removing || m.notices_pending > 0 || m.failure_notice_busy) return;
+  const auto pol = policy();
+  for (const auto& r : m.env.recipients) {
+    if (!is_final(r.state)) return;
+    if (r.state == queue::RcptState::Failed && bounce::owes_failure_notice(pol, m.env, r)) return;
+  }
+  m.removing = true;
+  if (m.env.sender.empty()) {
+    for (const auto& r : m.env.recipients)
+      if (r.state == queue::RcptState::Failed)
+        spdlog::warn("queue: id={} mail from <> to=<{}> could not be delivered; dropped (no bounce for a bounce): {}",
+                     msg_id, r.address, r.last_reply);
+  }
+  files_.remove(msg_id, [this, msg_id](Status st) {
+    if (!st.ok()) spdlog::error("queue: id={} {}", msg_id, st.error().message);
+    else spdlog::info("queue: id={} removed (every recipient done)", msg_id);
+    msgs_.erase(msg_id);
+  });
+}
+
+size_t Manager::covered_entries() const noexcept {
+  size_t n = 0;
+  for (const auto& [id, c] : pending_covered_) n += c.size();
+  for (const auto& [id, m] : msgs_) n += m.covered.size();
+  return n;
+}
+
+std::vector<QueueEntry> Manager::list() const {
+  std::vector<QueueEntry> out;
+  for (const auto& [id, m] : msgs_) {
+    int64_t next = 0;
+    for (JobId j : m.jobs)
+      if (auto due = sched_.due(j)) next = next ? std::min(next, *due) : *due;
+    out.push_back(QueueEntry{m.env, m.size, next});
+  }
+  return out;
+}
+
+}  // namespace tern::qmgr

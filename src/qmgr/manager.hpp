@@ -1,0 +1,112 @@
+// The queue manager: owns the table of queued messages and is the only writer of their
+// state records (delivered, deferred, failed, failed-notified, delay-warned). It turns a
+// message into jobs (one per destination) for the scheduler, turns each job's outcomes
+// into records, retries and expiry, and asks bounce/ for the notices owed.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "bounce/notices.hpp"
+#include "common/alarm.hpp"
+#include "common/clock.hpp"
+#include "config/config.hpp"
+#include "qmgr/files.hpp"
+#include "qmgr/jobs.hpp"
+#include "queue/envelope.hpp"
+#include "scheduler/scheduler.hpp"
+
+namespace tern::qmgr {
+
+struct Settings {
+  config::Delivery delivery;
+  std::map<std::string, config::Route> routes;
+  std::string postmaster;
+};
+
+struct QueueEntry {  // one line of `ternctl queue`
+  queue::Envelope env;
+  uint64_t size = 0;
+  int64_t next_attempt_us = 0;  // 0: none scheduled (in flight, or nothing left to do)
+};
+
+class Manager final : public Jobs, public scheduler::JobOwner {
+ public:
+  // `retry_alarm` paces retries of notices that could not be queued.
+  Manager(const Clock& clock, QueueFiles& files, scheduler::Scheduler& sched, bounce::Notices& notices,
+          Alarm& retry_alarm, Settings settings, uint64_t seed);
+  void apply(Settings s) { settings_ = std::move(s); }
+  void stop();
+
+  // A committed message: new, or read back at startup (`recovered`). Until
+  // recovery_done(), recovered mail is scheduled but no notice is sent (every notice-for
+  // record must be known first, or a bounce could go out twice).
+  void add(queue::Envelope env, uint64_t size, bool recovered);
+  void recovery_done();
+
+  // Jobs (delivery side).
+  std::optional<DeliveryRequest> begin(JobId id) override;
+  void report(JobId id, std::vector<Outcome> outcomes, int64_t attempt_started_us) override;
+  // JobOwner (scheduler side): the job's destination is down.
+  void parked(JobId id, const std::string& reason) override;
+
+  // Admin side.
+  void flush() { sched_.flush(); }
+  [[nodiscard]] std::vector<QueueEntry> list() const;
+  [[nodiscard]] size_t messages() const noexcept { return msgs_.size(); }
+  [[nodiscard]] bool recovering() const noexcept { return recovering_; }
+  // Recipients remembered as covered by a bounce queued before a restart (only recovery
+  // fills this; it empties as they are recorded).
+  [[nodiscard]] size_t covered_entries() const noexcept;
+
+  static constexpr int64_t kNoAttempt = -1;
+
+ private:
+  struct Msg {
+    queue::Envelope env;
+    uint64_t size = 0;
+    std::set<JobId> jobs;              // open jobs (waiting, ready or in flight)
+    std::set<size_t> covered;          // recipients a bounce queued before a restart reports
+    bool removing = false;
+    bool failure_notice_busy = false;  // a bounce is being queued
+    int notices_pending = 0;           // notices of any kind being built (the file must stay)
+  };
+  struct Job {
+    std::string msg_id;
+    std::vector<size_t> rcpts;  // indices into the message's recipients
+  };
+
+  void make_jobs(Msg& m, const std::vector<size_t>& idx, int64_t due_us);
+  void record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_started_us);
+  [[nodiscard]] bool expired(const Msg& m, int64_t now_us) const;
+  void send_failure_notices(const std::string& msg_id);
+  void send_notice(const std::string& msg_id, bounce::NoticeKind kind, std::vector<size_t> idx);
+  void send_delay_warning(const std::string& msg_id, const std::vector<size_t>& deferred);
+  void retry_notices_later();
+  void maybe_remove(const std::string& msg_id);
+  [[nodiscard]] int64_t backoff_us(unsigned attempts);
+  [[nodiscard]] bounce::Policy policy() const;
+
+  const Clock& clock_;
+  QueueFiles& files_;
+  scheduler::Scheduler& sched_;
+  bounce::Notices& notices_;
+  Alarm& retry_alarm_;
+  Settings settings_;
+  std::mt19937_64 rng_;
+  std::map<std::string, Msg> msgs_;
+  std::map<JobId, Job> jobs_;
+  JobId next_job_ = 1;
+  bool recovering_ = true;
+  bool stopped_ = false;
+  // notice-for records seen while recovering, for originals not read yet (dropped at
+  // recovery_done(): only recovery needs them).
+  std::map<std::string, std::set<size_t>> pending_covered_;
+};
+
+}  // namespace tern::qmgr

@@ -1,0 +1,30 @@
+// The single path by which new messages enter the queue: SMTP (DATA and BDAT), notices,
+// and local submission all start here with an envelope and the headers tern prepends,
+// append the body in pieces, and commit. Committed messages reach the queue manager
+// through Store::on_committed.
+#pragma once
+
+#include <memory>
+#include <string_view>
+
+#include "queue/store.hpp"
+
+namespace tern::queue {
+
+class Injector {
+ public:
+  explicit Injector(Store& store) : store_(store) {}
+  // The message's id is assigned here (Incoming::id()); `prelude` (Received:, and for
+  // relay clients Message-ID:/Date: when missing) is written before any body piece.
+  [[nodiscard]] std::unique_ptr<Incoming> begin(Envelope env, std::string_view prelude = {}) {
+    auto in = store_.begin(std::move(env));
+    if (!prelude.empty()) in->append(prelude);
+    return in;
+  }
+  [[nodiscard]] bool has_room(uint64_t need) const noexcept { return store_.has_room(need); }
+
+ private:
+  Store& store_;
+};
+
+}  // namespace tern::queue

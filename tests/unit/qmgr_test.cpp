@@ -1,0 +1,291 @@
+// The queue manager and the scheduler on a manual clock: retry timing and backoff, expiry,
+// delay warnings, destination probing, recovery decisions. Milliseconds, not hours.
+#include <doctest/doctest.h>
+
+#include "fakes.hpp"
+#include "qmgr/manager.hpp"
+#include "queue/codec.hpp"
+#include "scheduler/scheduler.hpp"
+
+using namespace tern;
+
+namespace {
+
+constexpr int64_t kS = 1000000;
+constexpr int64_t kT0 = 1'800'000'000 * kS;
+
+struct Opened {
+  scheduler::Destination dest;
+  scheduler::JobId job;
+};
+
+class Dispatcher final : public scheduler::Dispatcher {
+ public:
+  void open(const scheduler::Destination& d, scheduler::JobId first) override { opened.push_back({d, first}); }
+  std::vector<Opened> opened;
+};
+
+struct World {
+  ManualClock clock{kT0};
+  fake::ManualAlarm sched_alarm{clock}, notice_alarm{clock};
+  fake::Files files;
+  fake::Notices notices;
+  Dispatcher dispatcher;
+  config::Delivery delivery;
+  std::unique_ptr<scheduler::Scheduler> sched;
+  std::unique_ptr<qmgr::Manager> mgr;
+
+  explicit World(config::Delivery d = {}) : delivery(d) {
+    sched = std::make_unique<scheduler::Scheduler>(
+        sched_alarm, clock, scheduler::Limits{d.max_in_flight, d.max_per_destination, d.retry}, 7);
+    sched->set_dispatcher(&dispatcher);
+    mgr = std::make_unique<qmgr::Manager>(clock, files, *sched, notices, notice_alarm,
+                                          qmgr::Settings{d, {}, "postmaster@example.net"}, 7);
+  }
+  void advance_to(int64_t t) {
+    clock.advance_us(t - clock.now_us());
+    sched_alarm.poll();
+  }
+  // Runs the alarm if it is due now, and returns the jobs dispatched by it.
+  std::vector<Opened> due() {
+    dispatcher.opened.clear();
+    sched_alarm.poll();
+    return dispatcher.opened;
+  }
+  // Attempts `job` and ends it with one outcome for every recipient; the connection closes.
+  void attempt(const Opened& o, Outcome out, bool reached = true) {
+    auto req = mgr->begin(o.job);
+    REQUIRE(req.has_value());
+    mgr->report(o.job, std::vector<Outcome>(req->rcpts.size(), out), clock.now_us());
+    sched->closed(o.dest.key, reached, out.text);
+  }
+};
+
+queue::Envelope message(std::string id, std::vector<std::string> rcpts, std::string sender = "a@example.org") {
+  queue::Envelope e;
+  e.id = std::move(id);
+  e.arrival_us = kT0;
+  e.sender = std::move(sender);
+  for (auto& r : rcpts) {
+    queue::Recipient x;
+    x.address = std::move(r);
+    e.recipients.push_back(std::move(x));
+  }
+  return e;
+}
+
+Outcome deferred() { return Outcome::make(Fate::Deferred, "4.4.1", "451 4.4.1 try later", true); }
+Outcome failed() { return Outcome::make(Fate::Failed, "5.1.1", "550 5.1.1 no such user", true); }
+Outcome delivered() { return Outcome::make(Fate::Delivered, "2.0.0", "250 ok", true); }
+
+}  // namespace
+
+TEST_CASE("qmgr: a new message is dispatched at once, one job per destination") {
+  World w;
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example", "y@a.example", "z@b.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 2);
+  auto r1 = w.mgr->begin(o[0].job);
+  auto r2 = w.mgr->begin(o[1].job);
+  REQUIRE(r1);
+  REQUIRE(r2);
+  CHECK(r1->rcpts.size() + r2->rcpts.size() == 3);
+  CHECK(r1->path == "/queue/msg/M1");
+  w.mgr->report(o[0].job, std::vector<Outcome>(r1->rcpts.size(), delivered()), w.clock.now_us());
+  w.mgr->report(o[1].job, std::vector<Outcome>(r2->rcpts.size(), delivered()), w.clock.now_us());
+  CHECK(w.files.appended["M1"].find("delivered") != std::string::npos);
+  REQUIRE(w.files.removed.size() == 1);
+  CHECK(w.files.removed[0] == "M1");
+  CHECK(w.mgr->messages() == 0);
+  CHECK(w.sched->jobs() == 0);
+}
+
+TEST_CASE("qmgr: deferrals back off exponentially (with jitter) and are recorded first") {
+  config::Delivery d;
+  d.retry = {config::Seconds(300), config::Seconds(3600), 2.0};
+  World w(d);
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  int64_t expect = 300;
+  for (int attempt = 1; attempt <= 6; ++attempt) {
+    auto o = w.due();
+    REQUIRE(o.size() == 1);
+    const size_t before = w.files.appends;
+    w.attempt(o[0], deferred());
+    CHECK(w.files.appends == before + 1);  // the deferral is durable before the retry exists
+    REQUIRE(w.sched_alarm.armed());
+    const int64_t wait_s = (w.sched_alarm.at() - w.clock.now_us()) / kS;
+    CHECK(wait_s >= expect * 9 / 10);
+    CHECK(wait_s <= expect * 11 / 10 + 1);
+    expect = std::min<int64_t>(expect * 2, 3600);
+    // Nothing is due a second early.
+    w.clock.advance_us(w.sched_alarm.at() - w.clock.now_us() - kS);
+    CHECK(w.due().empty());
+    w.clock.advance_us(kS);
+  }
+  CHECK(w.files.appended["M1"].find("status 0 deferred") != std::string::npos);
+}
+
+TEST_CASE("qmgr: past max_queue_time a deferred recipient fails with 5.4.7 and bounces once") {
+  config::Delivery d;
+  d.max_queue_time = config::Seconds(3600);
+  d.retry = {config::Seconds(1000), config::Seconds(1000), 1.0};
+  World w(d);
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  for (int i = 0; i < 10 && w.mgr->messages() > 0; ++i) {
+    auto o = w.due();
+    if (o.empty()) {
+      w.advance_to(w.sched_alarm.at());
+      continue;
+    }
+    auto req = w.mgr->begin(o[0].job);
+    if (!req) {  // expired before the attempt: no connection is made
+      w.sched->closed(o[0].dest.key, true, "");
+      continue;
+    }
+    w.mgr->report(o[0].job, {deferred()}, w.clock.now_us());
+    w.sched->closed(o[0].dest.key, true, "");
+    w.clock.advance_us(w.sched_alarm.at() - w.clock.now_us());
+  }
+  CHECK(w.mgr->messages() == 0);
+  const std::string& rec = w.files.appended["M1"];
+  CHECK(rec.find(" failed ") != std::string::npos);
+  CHECK(rec.find("Delivery time expired") != std::string::npos);
+  CHECK(rec.find("failed-notified") != std::string::npos);
+  CHECK(w.notices.count(bounce::NoticeKind::Failure) == 1);
+}
+
+TEST_CASE("qmgr: one delay warning after delivery.delay_warning, never repeated") {
+  config::Delivery d;
+  d.delay_warning = config::Seconds(3600);
+  d.retry = {config::Seconds(1200), config::Seconds(1200), 1.0};
+  World w(d);
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  for (int i = 0; i < 8; ++i) {
+    auto o = w.due();
+    REQUIRE(o.size() == 1);
+    w.attempt(o[0], deferred());
+    if (w.clock.now_us() - kT0 < 3600 * kS) CHECK(w.notices.count(bounce::NoticeKind::Delay) == 0);
+    w.clock.advance_us(w.sched_alarm.at() - w.clock.now_us());
+  }
+  CHECK(w.notices.count(bounce::NoticeKind::Delay) == 1);
+  const std::string& rec = w.files.appended["M1"];
+  CHECK(rec.find("delay-warned") != std::string::npos);
+}
+
+TEST_CASE("scheduler: parallel failures to one destination count as one round (backoff stays short)") {
+  config::Delivery d;
+  d.retry = {config::Seconds(300), config::Seconds(3600), 2.0};
+  d.max_per_destination = 10;
+  World w(d);
+  w.mgr->recovery_done();
+  for (int i = 0; i < 12; ++i) w.mgr->add(message("M" + std::to_string(i), {"x@down.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 10);  // max_per_destination
+  // Every connection fails to reach the destination; each reports its own job first.
+  for (const auto& x : o) w.attempt(x, Outcome::make(Fate::Deferred, "4.4.1", "connect failed"), false);
+  CHECK(w.sched->destination_down("mx:down.example"));
+  // The two jobs that were ready were parked (deferred without an attempt).
+  CHECK(w.files.appended["M10"].find("is down") != std::string::npos);
+  CHECK(w.files.appended["M11"].find("is down") != std::string::npos);
+  // One round of failures: the destination waits about the first backoff step, not the
+  // tenth (which would be the 3600 s cap).
+  REQUIRE(w.sched_alarm.armed());
+  const int64_t wait_s = (w.sched_alarm.at() - w.clock.now_us()) / kS;
+  CHECK(wait_s <= 330 * 2 + 1);
+  // When it is due, one probe connection goes out, not ten.
+  w.dispatcher.opened.clear();
+  for (int i = 0; i < 20 && w.sched_alarm.armed(); ++i) {
+    MESSAGE("t=" << (w.sched_alarm.at() - kT0) / kS << " opened=" << w.dispatcher.opened.size());
+    w.advance_to(w.sched_alarm.at());
+  }
+  CHECK(w.dispatcher.opened.size() == 1);
+}
+
+TEST_CASE("qmgr: recovery: no notice before every file is read; a bounce already queued is recorded, not resent") {
+  World w;
+  auto orig = message("M1", {"x@a.example", "y@a.example"});
+  orig.recipients[0].state = queue::RcptState::Failed;
+  orig.recipients[0].last_reply = "550 5.1.1 gone";
+  orig.recipients[1].state = queue::RcptState::Failed;
+  w.mgr->add(orig, 100, true);
+  CHECK(w.notices.sent.empty());  // still recovering
+  auto bounce = message("B1", {"a@example.org"}, "");
+  bounce.notice_for = "M1";
+  bounce.notice_rcpts = {0};
+  w.mgr->add(bounce, 100, true);
+  CHECK(w.notices.sent.empty());
+  w.mgr->recovery_done();
+  // Recipient 0's bounce was queued before the crash: only recorded. Recipient 1 gets one.
+  REQUIRE(w.notices.sent.size() == 1);
+  CHECK(w.notices.sent[0].idx == std::vector<size_t>{1});
+  const std::string& rec = w.files.appended["M1"];
+  CHECK(rec.find("status 0 failed-notified") != std::string::npos);
+  CHECK(rec.find("status 1 failed-notified") != std::string::npos);
+  CHECK(std::find(w.files.removed.begin(), w.files.removed.end(), "M1") != w.files.removed.end());
+}
+
+TEST_CASE("qmgr: notices committed at runtime leave nothing behind") {
+  World w;
+  w.mgr->recovery_done();
+  auto bounce = message("B1", {"a@example.org"}, "");
+  bounce.notice_for = "M0";
+  bounce.notice_rcpts = {0};
+  w.mgr->add(bounce, 100, false);
+  CHECK(w.mgr->covered_entries() == 0);
+}
+
+TEST_CASE("qmgr: a failed notice is tried again later, and the original stays until then") {
+  World w;
+  w.mgr->recovery_done();
+  w.notices.ok = false;
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 1);
+  w.attempt(o[0], failed());
+  CHECK(w.notices.count(bounce::NoticeKind::Failure) == 1);
+  CHECK(w.files.removed.empty());
+  REQUIRE(w.notice_alarm.armed());
+  w.notices.ok = true;
+  w.clock.advance_us(w.notice_alarm.at() - w.clock.now_us());
+  w.notice_alarm.poll();
+  CHECK(w.notices.count(bounce::NoticeKind::Failure) == 2);
+  CHECK(w.files.removed == std::vector<std::string>{"M1"});
+}
+
+TEST_CASE("qmgr: 452 too many recipients goes into a new transaction at once") {
+  World w;
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example", "y@a.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 1);
+  auto req = w.mgr->begin(o[0].job);
+  REQUIRE(req);
+  w.mgr->report(o[0].job, {delivered(), Outcome::make(Fate::RetryNow, "4.5.3", "452 4.5.3 too many", true)},
+                w.clock.now_us());
+  w.sched->closed(o[0].dest.key, true, "");
+  auto again = w.due();
+  REQUIRE(again.size() == 1);
+  auto r2 = w.mgr->begin(again[0].job);
+  REQUIRE(r2);
+  CHECK(r2->rcpts == std::vector<std::string>{"y@a.example"});
+}
+
+#ifdef NDEBUG
+TEST_CASE("qmgr: a report with the wrong number of outcomes loses no recipient") {
+  World w;
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example", "y@a.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 1);
+  REQUIRE(w.mgr->begin(o[0].job));
+  w.mgr->report(o[0].job, {delivered()}, w.clock.now_us());  // one outcome for two
+  w.sched->closed(o[0].dest.key, true, "");
+  // The second recipient is still scheduled, not forgotten.
+  CHECK(w.mgr->messages() == 1);
+  CHECK(w.sched->jobs() == 1);
+}
+#endif
