@@ -24,6 +24,9 @@ RawSink: the other kinds of peer, on a plain socket thread:
     RawSink(addr, port, greeting="421 4.3.2 busy")   says that, then 503s until QUIT/close
     RawSink(addr, port, greeting=None)                tarpit: accepts, never says anything
 
+ScriptedSink(addr, port, read_rate=B)  reads the data slowly, keeps only its SHA-256
+ScriptedSink(addr, port, drip=S)       drips its greeting one byte every S seconds
+
 Nothing listening on an address (a sink not started) means "connection refused".
 """
 
@@ -388,6 +391,181 @@ class RawSink(_Base):
                 c.close()
             except OSError:
                 pass
+
+    def stop(self):
+        self.stopping.set()
+        if self.thread:
+            self.thread.join(timeout=5)
+            self.thread = None
+        if self.sock:
+            self.sock.close()
+            self.sock = None
+        with self.lock:
+            for c in self.clients:
+                try:
+                    c.close()
+                except OSError:
+                    pass
+            self.clients = []
+
+    @property
+    def running(self):
+        return self.sock is not None
+
+
+class ScriptedSink(_Base):
+    """A minimal SMTP server on a plain socket thread, for what aiosmtpd cannot do:
+    read_rate=B        read the message data at about B bytes/s (a slow but live next hop);
+                       keeps only a SHA-256 and the length of what it got (no 30 MB copies)
+    drip=S             send the greeting one byte every S seconds (a hostile next hop)
+    Each finished message is (mail_from, rcpt_tos, length, sha256 of the un-stuffed data,
+    first 4 KiB); peers are recorded like the other sinks'."""
+
+    def __init__(self, address, port, name=None, read_rate=None, drip=None):
+        super().__init__(address, port, name)
+        self.read_rate = read_rate
+        self.drip = drip
+        self.sock = None
+        self.thread = None
+        self.stopping = threading.Event()
+        self.done = []
+        self.clients = []
+
+    def start(self):
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            s.bind((self.address, self.port))
+        except OSError as e:
+            s.close()
+            h.fail(f"{self.name}: cannot bind {self.address}:{self.port}: {e}")
+        s.listen(64)
+        s.settimeout(0.1)
+        self.sock = s
+        self.stopping.clear()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+        print(f"  ..   {self.name} (scripted: read_rate={self.read_rate} drip={self.drip}) "
+              f"listening on {self.address}:{self.port}", flush=True)
+        return self
+
+    def _run(self):
+        for _ in range(1_000_000):  # each turn waits at most 0.1 s; stop ends it
+            if self.stopping.is_set():
+                return
+            try:
+                c, peer = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            self._connected(peer)
+            with self.lock:
+                self.clients.append(c)
+            threading.Thread(target=self._talk, args=(c,), daemon=True).start()
+
+    def _talk(self, c):
+        import hashlib
+        buf = b""
+
+        def line():
+            nonlocal buf
+            for _ in range(10000):
+                if b"\r\n" in buf:
+                    ln, buf = buf.split(b"\r\n", 1)
+                    return ln
+                if self.stopping.is_set():
+                    return None
+                try:
+                    chunk = c.recv(65536)
+                except socket.timeout:
+                    continue
+                if not chunk:
+                    return None
+                buf += chunk
+            return None
+
+        try:
+            c.settimeout(0.2)
+            greeting = b"220 scripted ESMTP\r\n"
+            if self.drip:
+                for i in range(len(greeting)):
+                    if self.stopping.is_set():
+                        return
+                    c.sendall(greeting[i:i + 1])
+                    time.sleep(self.drip)
+            else:
+                c.sendall(greeting)
+            mail, rcpts = None, []
+            for _ in range(10000):
+                ln = line()
+                if ln is None:
+                    return
+                verb = ln[:4].upper()
+                if verb in (b"EHLO", b"HELO"):
+                    c.sendall(b"250-scripted\r\n250 8BITMIME\r\n" if verb == b"EHLO" else b"250 scripted\r\n")
+                elif verb == b"MAIL":
+                    mail, rcpts = ln.split(b":", 1)[1].split(b">")[0].lstrip(b" <").decode(), []
+                    c.sendall(b"250 2.1.0 ok\r\n")
+                elif verb == b"RCPT":
+                    rcpts.append(ln.split(b":", 1)[1].split(b">")[0].lstrip(b" <").decode())
+                    c.sendall(b"250 2.1.5 ok\r\n")
+                elif verb == b"DATA":
+                    c.sendall(b"354 go ahead\r\n")
+                    digest, length, head = hashlib.sha256(), 0, b""
+                    at_line_start = True
+                    t0 = time.monotonic()
+                    for _ in range(10_000_000):
+                        # Un-stuff line by line: whole lines only from the buffer.
+                        while b"\r\n" in buf:
+                            ln2, buf = buf.split(b"\r\n", 1)
+                            if ln2 == b".":
+                                break
+                            if ln2.startswith(b"."):
+                                ln2 = ln2[1:]
+                            piece = ln2 + b"\r\n"
+                            digest.update(piece)
+                            length += len(piece)
+                            if len(head) < 4096:
+                                head += piece
+                        else:
+                            if self.stopping.is_set():
+                                return
+                            try:
+                                chunk = c.recv(65536)
+                            except socket.timeout:
+                                continue
+                            if not chunk:
+                                return
+                            buf += chunk
+                            if self.read_rate:
+                                # Pace the reading: ahead of schedule, sleep it off.
+                                ahead = (length + len(buf)) / self.read_rate - (time.monotonic() - t0)
+                                if ahead > 0:
+                                    time.sleep(min(ahead, 0.5))
+                            continue
+                        break
+                    with self.lock:
+                        self.done.append((mail, rcpts, length, digest.hexdigest(), head))
+                    c.sendall(b"250 2.0.0 ok scripted\r\n")
+                elif verb == b"RSET":
+                    c.sendall(b"250 2.0.0 ok\r\n")
+                elif verb == b"QUIT":
+                    c.sendall(b"221 2.0.0 bye\r\n")
+                    return
+                else:
+                    c.sendall(b"502 5.5.2 what\r\n")
+        except OSError:
+            pass
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
+
+    def finished(self):
+        with self.lock:
+            return list(self.done)
 
     def stop(self):
         self.stopping.set()
