@@ -8,6 +8,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <cassert>
 
 #include "queue/codec.hpp"
@@ -87,10 +88,15 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
     // A bounce queued before a crash: its original's recipients must not get another.
     auto orig = msgs_.find(env.notice_for);
     auto& cov = orig != msgs_.end() ? orig->second.covered : pending_covered_[env.notice_for];
-    cov.insert(env.notice_rcpts.begin(), env.notice_rcpts.end());
+    cov.insert(cov.end(), env.notice_rcpts.begin(), env.notice_rcpts.end());
   }
   Msg& m = msgs_[id];
   m.env = std::move(env);
+  // What only the queue file needs (shown by the admin tool from there): not kept in
+  // memory for as long as the message waits.
+  m.env.client_helo = {};
+  m.env.client_address = {};
+  m.env.protocol = {};
   m.size = size;
   if (auto p = pending_covered_.find(id); p != pending_covered_.end()) {
     m.covered = std::move(p->second);
@@ -138,7 +144,7 @@ void Manager::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t due_
   for (auto& [key, g] : groups) {
     const JobId id = next_job_++;
     jobs_[id] = Job{m.env.id, std::move(g.second)};
-    m.jobs.insert(id);
+    m.jobs.push_back(id);
     sched_.add(id, g.first, due_us);
   }
 }
@@ -223,7 +229,7 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
     auto mit = msgs_.find(job.msg_id);
     if (mit == msgs_.end()) return;
     Msg& m = mit->second;
-    m.jobs.erase(id);
+    std::erase(m.jobs, id);
     std::vector<size_t> deferred, retry_now, delivered;
     unsigned attempts = 0;
     for (size_t k = 0; k < outcomes.size(); ++k) {
@@ -279,7 +285,8 @@ void Manager::send_failure_notices(const std::string& msg_id) {
     const auto& r = m.env.recipients[i];
     if (r.state != queue::RcptState::Failed || !bounce::owes_failure_notice(pol, m.env, r)) continue;
     // A bounce already queued before a restart covers it: only record it now.
-    (m.covered.count(i) ? covered : fresh).push_back(i);
+    const bool is_covered = std::find(m.covered.begin(), m.covered.end(), i) != m.covered.end();
+    (is_covered ? covered : fresh).push_back(i);
   }
   if (covered.empty() && fresh.empty()) return;
   m.failure_notice_busy = true;
@@ -298,7 +305,7 @@ void Manager::send_failure_notices(const std::string& msg_id) {
       if (!st.ok()) spdlog::error("bounce: id={} notice queued but not recorded: {}", msg_id, st.error().message);
       for (size_t i : done_idx) {
         m.env.recipients[i].state = queue::RcptState::FailedNotified;
-        m.covered.erase(i);
+        std::erase(m.covered, i);
       }
       send_failure_notices(msg_id);  // failures that arrived meanwhile
       maybe_remove(msg_id);

@@ -70,8 +70,10 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   struct Msg {
     queue::Envelope env;
     uint64_t size = 0;
-    std::set<JobId> jobs;              // open jobs (waiting, ready or in flight)
-    std::set<size_t> covered;          // recipients a bounce queued before a restart reports
+    // Small vectors, not sets: a queued message costs memory for as long as it waits
+    // (a million of them must fit in under a GiB).
+    std::vector<JobId> jobs;           // open jobs (waiting, ready or in flight)
+    std::vector<size_t> covered;       // recipients a bounce queued before a restart reports
     bool removing = false;
     bool failure_notice_busy = false;  // a bounce is being queued
     int notices_pending = 0;           // notices of any kind being built (the file must stay)
@@ -106,7 +108,7 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   bool stopped_ = false;
   // notice-for records seen while recovering, for originals not read yet (dropped at
   // recovery_done(): only recovery needs them).
-  std::map<std::string, std::set<size_t>> pending_covered_;
+  std::map<std::string, std::vector<size_t>> pending_covered_;
 };
 
 }  // namespace tern::qmgr

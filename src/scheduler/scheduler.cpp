@@ -24,7 +24,7 @@ void Scheduler::add(JobId id, const Destination& dest, int64_t due_us) {
   Dest& d = dests_[dest.key];
   if (d.info.key.empty()) d.info = dest;
   ++d.jobs;
-  jobs_[id].dest = dest.key;
+  jobs_[id].dest = &d;
   wait(id, due_us);
 }
 
@@ -39,10 +39,11 @@ void Scheduler::wait(JobId id, int64_t due_us) {
 void Scheduler::finished(JobId id) {
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return;
-  const std::string key = it->second.dest;
+  Dest& d = *it->second.dest;
+  const std::string key = d.info.key;
   if (it->second.state == State::Waiting) waiting_.erase({it->second.due_us, id});
   if (it->second.state == State::Ready) {
-    auto& r = dests_[key].ready;
+    auto& r = d.ready;
     for (auto q = r.begin(); q != r.end(); ++q)
       if (*q == id) {
         r.erase(q);
@@ -50,8 +51,7 @@ void Scheduler::finished(JobId id) {
       }
   }
   jobs_.erase(it);
-  auto d = dests_.find(key);
-  if (d != dests_.end() && d->second.jobs) --d->second.jobs;
+  if (d.jobs) --d.jobs;
   maybe_forget(key);
   arm();
 }
@@ -88,7 +88,7 @@ void Scheduler::on_alarm() {
     const JobId id = waiting_.begin()->second;
     waiting_.erase(waiting_.begin());
     Job& j = jobs_.at(id);
-    Dest& d = dests_[j.dest];
+    Dest& d = *j.dest;
     if (d.down_until_us > now) {  // the destination is down: wait for its probe
       later.push_back({d.down_until_us, id});
       continue;

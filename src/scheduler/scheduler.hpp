@@ -74,8 +74,9 @@ class Scheduler {
 
  private:
   enum class State { Waiting, Ready, InFlight };
+  struct Dest;
   struct Job {
-    std::string dest;
+    Dest* dest = nullptr;  // map nodes are stable; a Dest outlives its jobs (jobs > 0)
     State state = State::Waiting;
     int64_t due_us = 0;
   };
