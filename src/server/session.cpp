@@ -4,6 +4,7 @@
 
 #include "common/date.hpp"
 #include "common/limits.hpp"
+#include "common/log_escape.hpp"
 #include "common/strings.hpp"
 #include "smtp/address.hpp"
 #include "smtp/dsn_params.hpp"
@@ -69,7 +70,8 @@ void Session::error(int code, std::string_view enhanced, std::string_view text) 
     // Never log credentials: AUTH lines (a later issue) are reduced to their verb.
     const bool secret = istarts_with(current_line_, "AUTH");
     what += "; command=";
-    what += secret ? std::string_view("AUTH ***") : current_line_.substr(0, 200);
+    // The line is the client's: escaped so it can neither forge log lines nor drive a terminal.
+    what += secret ? std::string("AUTH ***") : log_safe(current_line_.substr(0, 200));
   }
   host_.log_event(what);
   if (++errors_ >= settings_->limits.max_errors)

@@ -48,7 +48,8 @@ class SessionHost {
   virtual void commit_message() = 0;
   virtual void abort_message() = 0;
   virtual int64_t now_us() = 0;
-  // A refusal worth a log line (the glue adds who and when).
+  // A refusal worth a log line (the glue adds who and when). Whatever in `what` came from
+  // the client has already been passed through log_safe().
   virtual void log_event(std::string_view /*what*/) {}
 };
 

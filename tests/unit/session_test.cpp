@@ -33,6 +33,8 @@ struct FakeHost : SessionHost {
   std::vector<queue::Envelope> begun;
   std::string data;
   int commits = 0, aborts = 0;
+  std::vector<std::string> logged;
+  void log_event(std::string_view what) override { logged.emplace_back(what); }
   bool queue_has_room(uint64_t) override { return room; }
   std::string begin_message(const queue::Envelope& env) override {
     begun.push_back(env);
@@ -290,4 +292,15 @@ TEST_CASE("session: DSN parameters (RFC 3461) are checked and kept raw") {
   g.send("EHLO c\r\n");
   CHECK(g.send("MAIL FROM:<a@b.example> RET=ALL\r\n").starts_with("501"));
   CHECK(g.send("MAIL FROM:<a@b.example> RET=FULL RET=HDRS\r\n").starts_with("501"));
+}
+
+TEST_CASE("session: a refused command is logged with the client's control bytes escaped") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  CHECK(h.send("FOO\x1b[2J\x07\rX\xff\r\n").starts_with("500 5.5.2"));
+  REQUIRE(h.host.logged.size() == 1);
+  const std::string& line = h.host.logged[0];
+  CHECK(line.find("command=FOO\\x1b[2J\\x07\\rX\\xff") != std::string::npos);
+  for (char c : line) CHECK_FALSE((static_cast<unsigned char>(c) < 0x20 || c == 0x7f));
+  CHECK(line.find('\xff') == std::string::npos);
 }
