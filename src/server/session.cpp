@@ -41,6 +41,7 @@ const Session::CommandSpec Session::kCommands[] = {
     {Verb::Quit, kAnyCommandState, "", &Session::cmd_quit},
     {Verb::Vrfy, kAnyCommandState, "", &Session::cmd_vrfy},
     {Verb::Help, kAnyCommandState, "", &Session::cmd_help},
+    {Verb::NonSmtp, kAnyCommandState, "", &Session::cmd_non_smtp},
 };
 
 Session::Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client,
@@ -452,6 +453,14 @@ void Session::cmd_vrfy(const smtp::Command& c) {
   if (c.arg.empty()) return error(501, "5.5.4", "Syntax: VRFY address");
   // RFC 5321 §3.5.3: 252 rather than revealing anything.
   emit(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
+}
+
+// An HTTP or proxy request (a browser or proxy client tricked into talking to port 25): one
+// error and the connection closes at once, so none of the following lines (headers, a
+// request body holding SMTP commands) is ever interpreted. Not counted as a client typo.
+void Session::cmd_non_smtp(const smtp::Command&) {
+  host_.log_event("reject: not an SMTP client; command=" + log_safe(current_line_.substr(0, 200)));
+  close_with(554, "5.7.0", "Error: this is an SMTP server, not HTTP or a proxy; closing");
 }
 
 void Session::cmd_help(const smtp::Command&) {

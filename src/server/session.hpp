@@ -107,6 +107,7 @@ class Session {
   void cmd_quit(const smtp::Command& c);
   void cmd_vrfy(const smtp::Command& c);
   void cmd_help(const smtp::Command& c);
+  void cmd_non_smtp(const smtp::Command& c);
 
   std::shared_ptr<const SessionSettings> settings_;
   ClientInfo client_;

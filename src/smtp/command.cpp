@@ -17,7 +17,21 @@ constexpr VerbName kVerbs[] = {
     {"HELP", Verb::Help}, {"EXPN", Verb::Expn},   {"STARTTLS", Verb::Starttls},
     {"AUTH", Verb::Auth}, {"BDAT", Verb::Bdat},   {"ETRN", Verb::Etrn},
     {"TURN", Verb::Turn},
+    // Other protocols' verbs, so that a browser or proxy client made to talk to port 25 is
+    // turned away at its first line (cross-protocol request forgery).
+    {"GET", Verb::NonSmtp},     {"POST", Verb::NonSmtp},  {"HEAD", Verb::NonSmtp},
+    {"PUT", Verb::NonSmtp},     {"DELETE", Verb::NonSmtp}, {"OPTIONS", Verb::NonSmtp},
+    {"PATCH", Verb::NonSmtp},   {"TRACE", Verb::NonSmtp}, {"CONNECT", Verb::NonSmtp},
+    {"USER", Verb::NonSmtp},    {"PASS", Verb::NonSmtp},
 };
+
+// "METHOD target HTTP/1.1" with any method: an HTTP request line.
+bool http_request_line(std::string_view line) {
+  const size_t sp = line.rfind(' ');
+  if (sp == std::string_view::npos || sp == 0) return false;
+  const std::string_view proto = line.substr(sp + 1);
+  return proto.size() >= 6 && istarts_with(proto, "HTTP/") && proto[5] >= '0' && proto[5] <= '9';
+}
 }  // namespace
 
 Command parse_command(std::string_view line) {
@@ -26,6 +40,7 @@ Command parse_command(std::string_view line) {
   Command c;
   for (const auto& v : kVerbs)
     if (iequals(verb, v.name)) c.verb = v.verb;
+  if (c.verb == Verb::Unknown && http_request_line(line)) c.verb = Verb::NonSmtp;
   if (sp != std::string_view::npos) {
     std::string_view arg = line.substr(sp + 1);
     while (!arg.empty() && arg.back() == ' ') arg.remove_suffix(1);

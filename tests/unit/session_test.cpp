@@ -304,3 +304,27 @@ TEST_CASE("session: a refused command is logged with the client's control bytes 
   for (char c : line) CHECK_FALSE((static_cast<unsigned char>(c) < 0x20 || c == 0x7f));
   CHECK(line.find('\xff') == std::string::npos);
 }
+
+TEST_CASE("session: HTTP and proxy requests get one error and the connection closes") {
+  for (const char* line : {"GET / HTTP/1.1", "POST /x HTTP/1.0", "CONNECT mx.example:25 HTTP/1.1",
+                           "HEAD / HTTP/1.1", "PUT /a HTTP/1.1", "USER root", "PASS secret",
+                           "get /", "PROPFIND /dav HTTP/1.1"}) {
+    CAPTURE(line);
+    Harness h;
+    // The rest of an HTTP request (headers, a body made of SMTP commands) is never read.
+    const auto out = h.send(std::string(line) + "\r\nHost: x\r\n\r\nMAIL FROM:<a@b.example>\r\n");
+    CHECK(out.starts_with("554 5.7.0 "));
+    CHECK(out.find("\r\n") == out.size() - 2);  // exactly one reply
+    CHECK(h.s->closed());
+    CHECK(h.host.begun.empty());
+  }
+  Harness h;
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+  CHECK(h.send("GET / HTTP/1.1\r\n").starts_with("554 5.7.0"));
+  CHECK(h.s->closed());
+  // Ordinary unknown commands still get 500 and the session goes on.
+  Harness k;
+  CHECK(k.send("GETX /\r\n").starts_with("500 5.5.2"));
+  CHECK(k.send("XHTTP/1.1\r\n").starts_with("500 5.5.2"));
+  CHECK_FALSE(k.s->closed());
+}
