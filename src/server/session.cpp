@@ -369,8 +369,10 @@ void Session::flush_headers() {
 }
 
 std::string Session::received_header() const {
-  // RFC 5321 §4.4 trace information.
-  std::string h = "Received: from " + helo_ + " (" + "[" + env_.client_address + "])\r\n";
+  // RFC 5321 §4.4 trace information; the client's address as an address literal
+  // (§4.1.3: "[IPv6:...]" for IPv6).
+  const std::string literal = (client_.address.v6 ? "[IPv6:" : "[") + env_.client_address + "]";
+  std::string h = "Received: from " + helo_ + " (" + literal + ")\r\n";
   h += "\tby " + settings_->hostname + " (tern) with " + env_.protocol + " id " + queue_id_;
   if (env_.recipients.size() == 1) h += "\r\n\tfor <" + env_.recipients.front().address + ">";
   h += "; " + rfc5322_date(env_.arrival_us) + "\r\n";

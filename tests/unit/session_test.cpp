@@ -328,3 +328,16 @@ TEST_CASE("session: HTTP and proxy requests get one error and the connection clo
   CHECK(k.send("XHTTP/1.1\r\n").starts_with("500 5.5.2"));
   CHECK_FALSE(k.s->closed());
 }
+
+TEST_CASE("session: Received: names an IPv6 client as [IPv6:addr] (RFC 5321 4.1.3)") {
+  Harness h("2001:db8::25");
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\nDATA\r\n");
+  h.send("Subject: t\r\n\r\nbody\r\n.\r\n");
+  REQUIRE(h.host.commits == 1);
+  CHECK(h.host.data.starts_with("Received: from c ([IPv6:2001:db8::25])\r\n"));
+  Harness v4("192.0.2.7");
+  v4.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\nDATA\r\n");
+  v4.send("Subject: t\r\n\r\nbody\r\n.\r\n");
+  REQUIRE(v4.host.commits == 1);
+  CHECK(v4.host.data.starts_with("Received: from c ([192.0.2.7])\r\n"));
+}
