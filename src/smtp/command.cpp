@@ -1,6 +1,7 @@
 // Command-line and ESMTP parameter parsing.
 #include "smtp/command.hpp"
 
+#include "common/log_escape.hpp"
 #include "common/strings.hpp"
 
 namespace tern::smtp {
@@ -87,6 +88,8 @@ Result<std::vector<Param>> parse_params(std::string_view rest, bool allow_utf8) 
         if (ch == '=' || ch < 33 || ch == 127 || (ch >= 128 && !allow_utf8))
           return Error::perm("5.5.4 Malformed parameter value");
       }
+      // RFC 6531 §3.3: the non-ASCII octets must be well-formed UTF-8 (RFC 3629).
+      if (allow_utf8 && !valid_utf8(v)) return Error::perm("5.6.7 Malformed UTF-8 in parameter value");
       p.value = std::string(v);
     }
     out.push_back(std::move(p));

@@ -341,3 +341,13 @@ TEST_CASE("session: Received: names an IPv6 client as [IPv6:addr] (RFC 5321 4.1.
   REQUIRE(v4.host.commits == 1);
   CHECK(v4.host.data.starts_with("Received: from c ([192.0.2.7])\r\n"));
 }
+
+TEST_CASE("session: MAIL and RCPT with malformed UTF-8 under SMTPUTF8 are refused") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  CHECK(h.send("MAIL FROM:<\xe0\x80\xaf@example.org> SMTPUTF8\r\n").starts_with("501"));
+  CHECK(h.send("MAIL FROM:<a@example.org> SMTPUTF8\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(h.send("RCPT TO:<x\xed\xa0\x80@partner.example>\r\n").starts_with("501"));
+  CHECK(h.send("RCPT TO:<x@b\xf4\x90\x80\x80.partner.example>\r\n").starts_with("501"));
+  CHECK(h.send("RCPT TO:<r\xc3\xbc" "ck@partner.example>\r\n") == "250 2.1.5 Ok\r\n");
+}

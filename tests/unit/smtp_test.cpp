@@ -72,6 +72,28 @@ TEST_CASE("address: UTF-8 needs SMTPUTF8") {
   CHECK_FALSE(parse_path("<j\xC3@x.example>", false, false, true).ok());
 }
 
+TEST_CASE("address: UTF-8 is validated strictly (RFC 3629) in local parts and domain labels") {
+  for (const char* bad : {
+           "<\xE0\x80\xAF@example.org>",           // overlong '/' (the attack run's address)
+           "<\xC0\xAF@example.org>",                // overlong 2-byte
+           "<a\xED\xA0\x80@example.org>",          // surrogate U+D800
+           "<a\xF4\x90\x80\x80@example.org>",     // above U+10FFFF
+           "<a@b\xE0\x80\xAF" "cher.example>",     // overlong in a domain label
+           "<a@b\xED\xBF\xBF" "cher.example>",     // surrogate in a domain label
+           "<a@\xF5\x80\x80\x80.example>",
+           "<\"q\xE0\x80\xAF\"@example.org>",      // inside a quoted local part
+       }) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_path(bad, true, false, true).ok());
+  }
+  CHECK(parse_path("<a\xF4\x8F\xBF\xBF@b\xED\x9F\xBF.example>", true, false, true).ok());
+  CHECK_FALSE(valid_domain("b\xE0\x80\xAF" "cher.example", true));
+  CHECK(valid_domain("b\xC3\xBC" "cher.example", true));
+  // ESMTP parameter values may carry UTF-8 under SMTPUTF8 (RFC 6531 3.3), but well-formed only.
+  CHECK(parse_params(" ORCPT=utf-8;r\xC3\xBC" "ck@example.org", true).ok());
+  CHECK_FALSE(parse_params(" ORCPT=utf-8;r\xE0\x80\xAF@example.org", true).ok());
+}
+
 TEST_CASE("command: verbs are case-insensitive, arguments trimmed") {
   auto c = parse_command("mail FROM:<a@b.c>  ");
   CHECK(c.verb == Verb::Mail);
