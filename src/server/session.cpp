@@ -281,7 +281,12 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     } else if (p.keyword == "ORCPT") {  // RFC 3461 §4.2
       if (seen_orcpt || !p.value) return error(501, "5.5.4", "Bad ORCPT parameter");
       seen_orcpt = true;
-      if (auto o = smtp::parse_orcpt(*p.value); !o) return error(501, "", o.error().message);
+      auto o = smtp::parse_orcpt(*p.value);
+      if (!o) return error(501, "", o.error().message);
+      // Stored (and passed on by delivery) in the one form every DSN-capable next hop
+      // accepts, whichever of the equivalent forms the client used (dsn_params.hpp).
+      raw.push_back("ORCPT=" + smtp::format_orcpt(*o));
+      continue;
     } else {
       return error(555, "5.5.4", "Unsupported RCPT parameter " + p.keyword);
     }

@@ -351,3 +351,26 @@ TEST_CASE("session: MAIL and RCPT with malformed UTF-8 under SMTPUTF8 are refuse
   CHECK(h.send("RCPT TO:<x@b\xf4\x90\x80\x80.partner.example>\r\n").starts_with("501"));
   CHECK(h.send("RCPT TO:<r\xc3\xbc" "ck@partner.example>\r\n") == "250 2.1.5 Ok\r\n");
 }
+
+TEST_CASE("session: ORCPT in Postfix's and RFC 6533's UTF-8 forms is accepted and stored alike") {
+  for (const char* orcpt : {"rfc822;r+C3+BCck@partner.example", "utf-8;r\xc3\xbc" "ck@partner.example",
+                            "utf-8;r\\x{FC}ck@partner.example"}) {
+    CAPTURE(orcpt);
+    Harness h;
+    h.send("EHLO c\r\nMAIL FROM:<a@b.example> SMTPUTF8\r\n");
+    CHECK(h.send("RCPT TO:<r\xc3\xbc" "ck@partner.example> NOTIFY=FAILURE ORCPT=" + std::string(orcpt) + "\r\n") ==
+          "250 2.1.5 Ok\r\n");
+    h.send("DATA\r\n.\r\n");
+    REQUIRE(h.host.begun.size() == 1);
+    REQUIRE(h.host.begun[0].recipients.size() == 1);
+    CHECK(h.host.begun[0].recipients[0].params ==
+          std::vector<std::string>{"NOTIFY=FAILURE", "ORCPT=utf-8;r\\x{FC}ck@partner.example"});
+  }
+  Harness h;
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+  // Unusual but well-formed: accepted (and kept as xtext).
+  CHECK(h.send("RCPT TO:<x@partner.example> ORCPT=rfc822;x+01y@partner.example\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(h.send("RCPT TO:<y@partner.example> ORCPT=x-unknown;whatever\r\n") == "250 2.1.5 Ok\r\n");
+  // Broken xtext: 501.
+  CHECK(h.send("RCPT TO:<z@partner.example> ORCPT=rfc822;z+Q@partner.example\r\n").starts_with("501"));
+}

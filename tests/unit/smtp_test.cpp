@@ -4,6 +4,7 @@
 #include "smtp/address.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
+#include "smtp/dsn_params.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply.hpp"
 
@@ -213,4 +214,56 @@ TEST_CASE("headers: counting Received and spotting Message-ID/Date") {
   CHECK(header_block_length(block + "body") == block.size());
   CHECK(header_block_length("\r\nbody") == 2);
   CHECK(header_block_length("Subject: x\r\n") == std::string::npos);
+}
+
+TEST_CASE("orcpt: xtext-encoded UTF-8 and RFC 6533 utf-8 forms decode to one internal form") {
+  const std::string ruck = "r\xC3\xBC" "ck@example.org";
+  // Postfix: rfc822 type with the UTF-8 octets xtext-encoded.
+  auto a = parse_orcpt("rfc822;r+C3+BCck@example.org");
+  REQUIRE(a.ok());
+  // RFC 6533: utf-8-addr-unitext (raw UTF-8, under SMTPUTF8) and utf-8-addr-xtext.
+  auto b = parse_orcpt("utf-8;r\xC3\xBC" "ck@example.org");
+  REQUIRE(b.ok());
+  auto c = parse_orcpt("UTF-8;r\\x{FC}ck@example.org");
+  REQUIRE(c.ok());
+  auto d = parse_orcpt("utf-8;r+C3+BCck@example.org");
+  REQUIRE(d.ok());
+  for (const auto* o : {&*a, &*b, &*c, &*d}) {
+    CHECK(o->address == ruck);
+    // Stored and passed on as pure ASCII any DSN-capable next hop accepts.
+    CHECK(format_orcpt(*o) == "utf-8;r\\x{FC}ck@example.org");
+  }
+  CHECK(b->addr_type == "utf-8");
+  CHECK(parse_orcpt("utf-8;\\x{1F4E7}@x.example")->address == "\xF0\x9F\x93\xA7@x.example");
+  CHECK(format_orcpt(*parse_orcpt("utf-8;\xF0\x9F\x93\xA7@x.example")) == "utf-8;\\x{1F4E7}@x.example");
+  // ASCII addresses go on as rfc822 + xtext, whatever type they came with.
+  CHECK(format_orcpt(*parse_orcpt("RFC822;a+2Bb@example.org")) == "rfc822;a+2Bb@example.org");
+  CHECK(format_orcpt(*parse_orcpt("utf-8;a\\x{2B}b@example.org")) == "rfc822;a+2Bb@example.org");
+  // The utf-8 form escapes '+', '=', '\', SP and controls.
+  CHECK(format_orcpt({"utf-8", "\xC3\xBC+=\\ \x01@x"}) == "utf-8;\\x{FC}\\x{2B}\\x{3D}\\x{5C}\\x{20}\\x{01}@x");
+}
+
+TEST_CASE("orcpt: unusual values are accepted, only broken syntax is refused") {
+  // Non-printable decoded content and unknown address types are not the client's error.
+  auto ctl = parse_orcpt("rfc822;a+01b@example.org");
+  REQUIRE(ctl.ok());
+  CHECK(format_orcpt(*ctl) == "rfc822;a+01b@example.org");
+  auto latin1 = parse_orcpt("rfc822;r+FCck@example.org");  // 8-bit, not UTF-8
+  REQUIRE(latin1.ok());
+  CHECK(format_orcpt(*latin1) == "rfc822;r+FCck@example.org");
+  auto x400 = parse_orcpt("x400;/C+3DDE/S+3DMueller+20Hans");
+  REQUIRE(x400.ok());
+  CHECK(x400->address == "/C=DE/S=Mueller Hans");
+  CHECK(format_orcpt(*x400) == "x400;/C+3DDE/S+3DMueller+20Hans");
+  CHECK(parse_orcpt(std::string("rfc822;") + std::string(600, 'a') + "@x").ok());
+  // Broken syntax still gets a 501.
+  CHECK_FALSE(parse_orcpt("rfc822;a+4@x").ok());
+  CHECK_FALSE(parse_orcpt("rfc822;a+zz@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{}@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{D800}@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{110000}@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{FC@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;r\xE0\x80\xAF@x").ok());
+  CHECK_FALSE(parse_orcpt("rfc822;").ok());
+  CHECK_FALSE(parse_orcpt(";a@x").ok());
 }
