@@ -7,6 +7,7 @@
 #include "smtp/dsn_params.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply.hpp"
+#include "smtp/reply_parser.hpp"
 
 using namespace tern::smtp;
 
@@ -266,4 +267,25 @@ TEST_CASE("orcpt: unusual values are accepted, only broken syntax is refused") {
   CHECK_FALSE(parse_orcpt("utf-8;r\xE0\x80\xAF@x").ok());
   CHECK_FALSE(parse_orcpt("rfc822;").ok());
   CHECK_FALSE(parse_orcpt(";a@x").ok());
+}
+
+TEST_CASE("reply parser: the line cap applies to complete lines too") {
+  std::vector<Reply> out;
+  // 4096 octets of text is the limit; a longer line is refused whether or not its LF
+  // arrived in the same read.
+  ReplyParser ok;
+  REQUIRE(ok.feed("250 " + std::string(4092, 'a') + "\r\n", out).ok());
+  CHECK(out.size() == 1);
+  ReplyParser whole;
+  CHECK_FALSE(whole.feed("250 " + std::string(5000, 'a') + "\r\n", out).ok());
+  ReplyParser multi;
+  CHECK_FALSE(multi.feed("250-" + std::string(5000, 'a') + "\r\n250 ok\r\n", out).ok());
+  ReplyParser split;
+  REQUIRE(split.feed("250 " + std::string(4000, 'a'), out).ok());
+  CHECK_FALSE(split.feed(std::string(1000, 'a') + "\r\n", out).ok());
+  // A malformed line is quoted in the error (which is logged) with its controls escaped.
+  ReplyParser bad;
+  auto st = bad.feed("\x1b[2Jhello\r\n", out);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message == "malformed reply line: \\x1b[2Jhello");
 }
