@@ -157,6 +157,7 @@ void Session::reset_transaction() {
   decoder_.reset();
   content_.clear();
   header_buf_.clear();
+  header_end_.reset();
   headers_done_ = false;
   too_big_ = false;
   content_size_ = 0;
@@ -345,7 +346,8 @@ void Session::feed_data() {
   if (!too_big_) {
     if (!headers_done_) {
       header_buf_ += content_;
-      const size_t hl = smtp::header_block_length(header_buf_);
+      // Incremental: each read's bytes are looked at once, however the header arrives.
+      const size_t hl = header_end_.find(header_buf_);
       if (hl != std::string::npos || header_buf_.size() > limits::kMaxHeaderScan) flush_headers();
     } else if (!content_.empty()) {
       host_.message_data(content_);

@@ -15,6 +15,7 @@
 #include "server/relay_policy.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
+#include "smtp/headers.hpp"
 
 namespace tern::server {
 
@@ -132,6 +133,7 @@ class Session {
   std::optional<smtp::DataDecoder> decoder_;
   std::string content_;      // decoded bytes of the current input chunk
   std::string header_buf_;   // header section being collected
+  smtp::HeaderEnd header_end_;  // where the search for its end has got to
   bool headers_done_ = false;
   bool too_big_ = false;
   uint64_t content_size_ = 0;

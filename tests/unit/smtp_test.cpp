@@ -289,3 +289,34 @@ TEST_CASE("reply parser: the line cap applies to complete lines too") {
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().message == "malformed reply line: \\x1b[2Jhello");
 }
+
+TEST_CASE("headers: the end of the header block is found incrementally, each octet once") {
+  // 200 KiB of header fields arriving one octet at a time: the old full rescan per read
+  // looked at ~20 G octets; the incremental search at most 4 per appended octet.
+  std::string field = "X-Filler: " + std::string(60, 'f') + "\r\n";
+  std::string block;
+  while (block.size() < 200 * 1024) block += field;
+  const std::string message = block + "\r\nbody\r\n";
+  HeaderEnd end;
+  std::string buf;
+  size_t found = std::string::npos, calls = 0;
+  for (char c : message) {
+    buf += c;
+    ++calls;
+    found = end.find(buf);
+    if (found != std::string::npos) break;
+  }
+  CHECK(found == block.size() + 2);
+  CHECK(found == header_block_length(message));
+  CHECK(end.examined() <= 4 * calls);
+  // The terminator split at every position across two appends, and no header at all.
+  for (size_t cut = 1; cut < 8; ++cut) {
+    const std::string m = "A: b\r\n\r\nbody";
+    HeaderEnd e;
+    CHECK(e.find(m.substr(0, cut)) == std::string::npos);
+    CHECK(e.find(m) == 8);
+  }
+  HeaderEnd none;
+  CHECK(none.find("\r") == std::string::npos);
+  CHECK(none.find("\r\nbody") == 2);
+}
