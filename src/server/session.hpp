@@ -56,7 +56,8 @@ class SessionHost {
 
 class Session {
  public:
-  enum class State { Ready, Greeted, Mail, Rcpt, Data, WaitCommit, Closed };
+  // Bdat: a BDAT transaction between chunks; BdatChunk: reading a chunk's octets (RFC 3030).
+  enum class State { Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, Closed };
 
   Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client, SessionHost& host);
 
@@ -74,7 +75,10 @@ class Session {
   [[nodiscard]] bool wants_input() const noexcept {
     return state_ != State::WaitCommit && state_ != State::Closed;
   }
-  [[nodiscard]] bool in_data() const noexcept { return state_ == State::Data; }
+  // Reading message content (DATA or a BDAT chunk): the glue applies timeouts.data.
+  [[nodiscard]] bool in_data() const noexcept {
+    return state_ == State::Data || state_ == State::BdatChunk || skip_octets_ > 0;
+  }
   [[nodiscard]] const std::string& last_queue_id() const noexcept { return queue_id_; }
   [[nodiscard]] uint32_t messages_accepted() const noexcept { return accepted_; }
 
@@ -90,7 +94,12 @@ class Session {
   void pump();
   void handle_line(std::string_view line);
   void feed_data();
+  void feed_chunk();
+  void take_content();
+  void end_chunk();
   void finish_data();
+  [[nodiscard]] bool refuse_content(bool at_end);
+  void begin_message();
   void flush_headers();
   void reset_transaction();
   void emit(int code, std::string_view enhanced, std::string_view text);
@@ -109,6 +118,8 @@ class Session {
   void cmd_vrfy(const smtp::Command& c);
   void cmd_help(const smtp::Command& c);
   void cmd_non_smtp(const smtp::Command& c);
+  void cmd_bdat(const smtp::Command& c);
+  void skip_bdat(const smtp::Command& c);
 
   std::shared_ptr<const SessionSettings> settings_;
   ClientInfo client_;
@@ -138,6 +149,11 @@ class Session {
   bool too_big_ = false;
   uint64_t content_size_ = 0;
   size_t received_count_ = 0;
+  // BDAT (RFC 3030): the chunk being read, and octets of a refused chunk still to discard.
+  uint64_t chunk_left_ = 0;
+  uint64_t chunk_size_ = 0;
+  bool chunk_last_ = false;
+  uint64_t skip_octets_ = 0;
 };
 
 }  // namespace tern::server

@@ -374,3 +374,206 @@ TEST_CASE("session: ORCPT in Postfix's and RFC 6533's UTF-8 forms is accepted an
   // Broken xtext: 501.
   CHECK(h.send("RCPT TO:<z@partner.example> ORCPT=rfc822;z+Q@partner.example\r\n").starts_with("501"));
 }
+
+// ---- CHUNKING (RFC 3030) ----
+
+namespace {
+std::string bdat(std::string_view chunk, bool last = false) {
+  return "BDAT " + std::to_string(chunk.size()) + (last ? " LAST" : "") + "\r\n" + std::string(chunk);
+}
+const char* kEnvelope = "MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\n";
+}  // namespace
+
+TEST_CASE("bdat: CHUNKING is offered, BINARYMIME is not") {
+  Harness h;
+  const auto ehlo = h.send("EHLO c\r\n");
+  CHECK(ehlo.find("CHUNKING\r\n") != std::string::npos);
+  CHECK(ehlo.find("BINARYMIME") == std::string::npos);
+  CHECK(h.send("MAIL FROM:<a@b.example> BODY=BINARYMIME\r\n").starts_with("501"));
+}
+
+TEST_CASE("bdat: chunks make one message on the same path as DATA") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  CHECK(h.send(kEnvelope) == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n");
+  CHECK(h.send(bdat("Subject: t\r\n")) == "250 2.0.0 Ok: 12 octets received\r\n");
+  REQUIRE(h.host.begun.size() == 1);
+  CHECK(h.s->state() == Session::State::Bdat);
+  // Dots and terminator-like sequences are plain content in a chunk.
+  CHECK(h.send(bdat("\r\n.\r\nbody\r\n..x\r\n", true)).empty());
+  CHECK(h.s->state() == Session::State::WaitCommit);
+  CHECK(h.host.commits == 1);
+  CHECK(h.host.data.starts_with("Received: from c ([127.0.0.1])\r\n\tby relay.example.net (tern) with ESMTP id 00000000001\r\n"));
+  CHECK(h.host.data.ends_with("Subject: t\r\n\r\n.\r\nbody\r\n..x\r\n"));
+  h.s->on_commit(CommitOutcome::Committed);
+  CHECK(h.s->take_output() == "250 2.0.0 Ok: queued as 00000000001\r\n");
+  CHECK(h.s->state() == Session::State::Greeted);
+}
+
+TEST_CASE("bdat: pipelined with other commands and split at every byte") {
+  const std::string chunk1 = "Subject: pipelined\r\n\r\nline one\r\n";
+  const std::string chunk2 = "MAIL FROM:<evil@x.example>\r\nRCPT TO:<v@y.example>\r\n";
+  const std::string all = std::string(kEnvelope) + bdat(chunk1) + bdat(chunk2) + bdat("", true) + "NOOP\r\nQUIT\r\n";
+  for (size_t piece : {all.size(), size_t(1), size_t(7)}) {
+    CAPTURE(piece);
+    Harness h;
+    h.send("EHLO c\r\n");
+    std::string out;
+    for (size_t i = 0; i < all.size(); i += piece) out += h.send(std::string_view(all).substr(i, piece));
+    CHECK(out == "250 2.1.0 Ok\r\n250 2.1.5 Ok\r\n250 2.0.0 Ok: " + std::to_string(chunk1.size()) +
+                     " octets received\r\n250 2.0.0 Ok: " + std::to_string(chunk2.size()) +
+                     " octets received\r\n");
+    REQUIRE(h.host.commits == 1);
+    CHECK(h.host.begun.size() == 1);  // the chunk's MAIL line was content, not a command
+    CHECK(h.host.data.ends_with(chunk1 + chunk2));
+    h.s->on_commit(CommitOutcome::Committed);
+    CHECK(h.s->take_output() == "250 2.0.0 Ok: queued as 00000000001\r\n250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n");
+  }
+}
+
+TEST_CASE("bdat: BDAT 0 LAST ends a message, alone or after chunks") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+  CHECK(h.send("BDAT 0 LAST\r\n").empty());
+  CHECK(h.host.commits == 1);
+  h.s->on_commit(CommitOutcome::Committed);
+  CHECK(h.s->take_output().starts_with("250 2.0.0 Ok: queued as"));
+  // An empty message still gets tern's Received: header.
+  CHECK(h.host.data.starts_with("Received: "));
+  h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send(bdat("Subject: two\r\n\r\nx\r\n") + "bdat 0 last\r\n") == "250 2.0.0 Ok: 19 octets received\r\n");
+  CHECK(h.host.commits == 2);
+  CHECK(h.host.data.ends_with("Subject: two\r\n\r\nx\r\n"));
+}
+
+TEST_CASE("bdat: a bare LF is refused as in DATA; the chunk is read, later BDATs get 503") {
+  config::Config c = test_config();
+  c.limits.max_errors = 50;
+  Harness h("127.0.0.1", c);
+  h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+  CHECK(h.send(bdat("Subject: t\r\n\r\nhi\n")).starts_with("550 5.6.0"));
+  CHECK(h.host.aborts >= 1);
+  CHECK(h.s->state() == Session::State::Greeted);
+  // Later chunks of the failed transaction: 503, their octets skipped, never commands.
+  CHECK(h.send(bdat("QUIT\r\n")).starts_with("503 5.5.1"));
+  CHECK(h.send(bdat("RSET\r\n", true)).starts_with("503 5.5.1"));
+  CHECK_FALSE(h.s->closed());
+  CHECK(h.host.commits == 0);
+  // The session goes on with a new transaction.
+  CHECK(h.send("MAIL FROM:<a@b.example>\r\n") == "250 2.1.0 Ok\r\n");
+  // A bare CR at the very end of the last chunk is bare too, and so is one before a chunk
+  // boundary that the next chunk does not follow with LF.
+  h.send("RCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send(bdat("Subject: t\r\n\r\nx\r", true)).starts_with("550 5.6.0"));
+  h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send(bdat("Subject: t\r\n\r\nx\r")).starts_with("250"));
+  CHECK(h.send(bdat("y\r\n", true)).starts_with("550 5.6.0"));
+  // CRLF split across two chunks is an ordinary line end.
+  h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send(bdat("Subject: t\r\n\r\nx\r")).starts_with("250"));
+  CHECK(h.send(bdat("\ny\r\n", true)).empty());
+  CHECK(h.host.commits == 1);
+  CHECK(h.host.data.ends_with("\r\n\r\nx\r\ny\r\n"));
+}
+
+TEST_CASE("bdat: bare newlines normalised when so configured") {
+  config::Config c = test_config();
+  c.limits.bare_newlines = config::BareNewlinePolicy::Normalize;
+  Harness h("127.0.0.1", c);
+  h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+  CHECK(h.send(bdat("Subject: t\n\nhi\nthere\r", true)).empty());
+  REQUIRE(h.host.commits == 1);
+  CHECK(h.host.data.ends_with("Subject: t\r\n\r\nhi\r\nthere\r\n"));
+}
+
+TEST_CASE("bdat: size limit; refused chunks are read and discarded") {
+  Harness h;  // max_message_size 1000
+  h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+  CHECK(h.send(bdat(std::string(600, 'a'))).starts_with("250"));
+  // 600 + 500 > 1000: refused at the command, the 500 octets skipped.
+  CHECK(h.send("BDAT 500\r\n").starts_with("552 5.3.4"));
+  CHECK(h.send(std::string(200, 'b') + "QUIT\r\n" + std::string(294, 'b')).empty());
+  CHECK_FALSE(h.s->closed());
+  CHECK(h.send(bdat("x", true)).starts_with("503 5.5.1"));
+  CHECK(h.host.commits == 0);
+  CHECK(h.send("NOOP\r\n") == "250 2.0.0 Ok\r\n");
+  // A chunk larger than the limit on its own, split across reads.
+  h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send("BDAT 5000 LAST\r\n" + std::string(2000, 'c')).starts_with("552 5.3.4"));
+  CHECK(h.send(std::string(3000, 'c') + "NOOP\r\n") == "250 2.0.0 Ok\r\n");
+}
+
+TEST_CASE("bdat: sequencing: no DATA, MAIL or RCPT inside; RSET abandons; BDAT needs RCPT") {
+  config::Config c = test_config();
+  c.limits.max_errors = 50;
+  Harness h("127.0.0.1", c);
+  h.send("EHLO c\r\n");
+  // Before MAIL and before RCPT: 503, and the chunk is skipped (its QUIT is not obeyed).
+  CHECK(h.send(bdat("QUIT\r\n")).starts_with("503 5.5.1"));
+  h.send("MAIL FROM:<a@b.example>\r\n");
+  CHECK(h.send(bdat("QUIT\r\n", true)).starts_with("503 5.5.1 Error: need RCPT"));
+  CHECK_FALSE(h.s->closed());
+  h.send("RCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send(bdat("Subject: t\r\n")).starts_with("250"));
+  CHECK(h.send("DATA\r\n").starts_with("503 5.5.1"));
+  CHECK(h.send("MAIL FROM:<a@b.example>\r\n").starts_with("503 5.5.1"));
+  CHECK(h.send("RCPT TO:<y@partner.example>\r\n").starts_with("503 5.5.1"));
+  CHECK(h.send("NOOP\r\n") == "250 2.0.0 Ok\r\n");
+  const int aborts = h.host.aborts;
+  CHECK(h.send("RSET\r\n") == "250 2.0.0 Ok\r\n");
+  CHECK(h.host.aborts == aborts + 1);  // the begun message is dropped
+  CHECK(h.send(bdat("x", true)).starts_with("503 5.5.1"));
+  CHECK(h.host.commits == 0);
+  // DATA transaction: BDAT is not allowed after DATA either (its octets are message data).
+  h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\nDATA\r\n");
+  CHECK(h.send("BDAT 3\r\n.\r\n").empty());
+  CHECK(h.host.commits == 1);
+}
+
+TEST_CASE("bdat: a malformed BDAT closes the connection (its data cannot be skipped)") {
+  for (const char* line : {"BDAT\r\n", "BDAT x\r\n", "BDAT 10 FIRST\r\n", "BDAT -1\r\n", "BDAT 99999999999999999999\r\n"}) {
+    CAPTURE(line);
+    Harness h;
+    h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+    CHECK(h.send(line).starts_with("501 5.5.4"));
+    CHECK(h.s->closed());
+    CHECK(h.host.commits == 0);
+  }
+}
+
+TEST_CASE("bdat: loop detection and long lines apply to BDAT content") {
+  config::Config c = test_config();
+  c.limits.max_message_size = 100000;
+  c.limits.long_lines = config::LongLinePolicy::Reject;
+  Harness h("127.0.0.1", c);
+  h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+  std::string msg;
+  for (int i = 0; i < 51; ++i) msg += "Received: from hop" + std::to_string(i) + "\r\n";
+  CHECK(h.send(bdat(msg) + bdat("\r\nbody\r\n", true)).find("554 5.4.6") != std::string::npos);
+  CHECK(h.host.commits == 0);
+  h.send("MAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\n");
+  CHECK(h.send(bdat("Subject: t\r\n\r\n" + std::string(1200, 'l') + "\r\n")).starts_with("550 5.6.0"));
+  CHECK(h.host.commits == 0);
+}
+
+TEST_CASE("bdat: shutdown and timeout drop a BDAT transaction's message") {
+  Harness h;
+  h.send("EHLO c\r\n");
+  h.send(kEnvelope);
+  h.send(bdat("Subject: t\r\n"));
+  const int aborts = h.host.aborts;
+  h.s->on_timeout();
+  CHECK(h.s->take_output().starts_with("421 4.4.2"));
+  CHECK(h.host.aborts == aborts + 1);
+  Harness k;
+  k.send("EHLO c\r\n");
+  k.send(kEnvelope);
+  k.send("BDAT 100\r\nSubject");
+  CHECK(k.s->in_data());
+}
