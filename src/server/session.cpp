@@ -192,12 +192,13 @@ void Session::reset_transaction() {
 
 namespace {
 // The HELO/EHLO argument ends up in tern's Received: header: refuse control characters
-// (header injection) and names no domain or address literal could be (RFC 5321 §4.1.1.1).
+// (header injection), malformed UTF-8 (RFC 3629; a U-label must be well-formed too) and
+// names no domain or address literal could be (RFC 5321 §4.1.1.1).
 bool acceptable_helo(std::string_view arg) {
   if (arg.empty() || arg.size() > 255) return false;
   for (unsigned char ch : arg)
     if (ch < 0x21 || ch == 0x7f) return false;
-  return true;
+  return valid_utf8(arg);
 }
 }  // namespace
 

@@ -352,6 +352,13 @@ TEST_CASE("session: MAIL and RCPT with malformed UTF-8 under SMTPUTF8 are refuse
   CHECK(h.send("RCPT TO:<r\xc3\xbc" "ck@partner.example>\r\n") == "250 2.1.5 Ok\r\n");
 }
 
+TEST_CASE("session: a HELO/EHLO name in malformed UTF-8 is refused (it goes into Received:)") {
+  Harness h;
+  CHECK(h.send("EHLO b\xe0\x80\xaf.example\r\n").starts_with("501 5.5.4"));
+  CHECK(h.send("HELO \xff\xfe\r\n").starts_with("501 5.5.4"));
+  CHECK(h.send("EHLO b\xc3\xbc" "cher.example\r\n").starts_with("250"));
+}
+
 TEST_CASE("session: ORCPT in Postfix's and RFC 6533's UTF-8 forms is accepted and stored alike") {
   for (const char* orcpt : {"rfc822;r+C3+BCck@partner.example", "utf-8;r\xc3\xbc" "ck@partner.example",
                             "utf-8;r\\x{FC}ck@partner.example"}) {
