@@ -446,13 +446,16 @@ void read_limits(const Value* v, Limits& out) {
   if (!v) return;
   const Fields f(
       *v, {"max_message_size", "max_recipients", "max_connections", "max_connections_per_client",
-           "max_errors", "max_received_headers", "max_line_length", "long_lines", "bare_newlines"});
+           "relay_networks_per_client_limit", "max_errors", "max_received_headers", "max_line_length",
+           "long_lines", "bare_newlines"});
   // Zero is refused where it would make the server refuse everything.
   if (auto* x = f.get("max_message_size")) out.max_message_size = read_size(*x, 1);
   if (auto* x = f.get("max_recipients")) out.max_recipients = read_u32(*x, 1);
   if (auto* x = f.get("max_connections")) out.max_connections = read_u32(*x, 1);
   if (auto* x = f.get("max_connections_per_client"))
     out.max_connections_per_client = read_u32(*x, 1);
+  if (auto* x = f.get("relay_networks_per_client_limit"))
+    out.per_client_limit_for_relay = read_word(*x, {"exempt", "apply"}) == "apply";
   if (auto* x = f.get("max_errors")) out.max_errors = read_u32(*x, 0);
   if (auto* x = f.get("max_received_headers")) out.max_received_headers = read_u32(*x, 1);
   if (auto* x = f.get("max_line_length")) out.max_line_length = read_u32(*x, 1);

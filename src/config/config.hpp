@@ -39,6 +39,9 @@ struct Limits {
   uint32_t max_recipients = 1000;             // per message; 452 4.5.3 past it
   uint32_t max_connections = 10000;           // total inbound
   uint32_t max_connections_per_client = 50;   // per client IP address
+  // Clients in relay.networks are exempt from max_connections_per_client unless this is set
+  // (limits.relay_networks_per_client_limit: apply); a local application may open many.
+  bool per_client_limit_for_relay = false;
   uint32_t max_errors = 10;                   // per session, then 421 and close
   uint32_t max_received_headers = 50;         // loop detection, RFC 5321 §6.3
   uint32_t max_line_length = 1000;            // text line limit the policy applies to

@@ -36,14 +36,22 @@ Status Server::listen(const std::vector<config::Listen>& listen) {
   return ok_status();
 }
 
+const char* admission_refusal(const config::Limits& lim, size_t open_total, uint32_t open_from_client,
+                              bool relay_client) noexcept {
+  if (open_total >= lim.max_connections) return "Error: too many connections";
+  // Like Postfix's exemption of $mynetworks: a local application (or a relaying host of the
+  // operator's own) legitimately opens many connections at once.
+  const bool per_client_applies = !relay_client || lim.per_client_limit_for_relay;
+  if (per_client_applies && open_from_client >= lim.max_connections_per_client)
+    return "Error: too many connections from your address";
+  return nullptr;
+}
+
 void Server::accept(std::unique_ptr<io::Stream> tcp) {
-  const auto& lim = settings_->limits;
   const IpAddress addr = tcp->peer().address;
   const std::string key = addr.str();
-  const char* refusal = nullptr;
-  if (conns_.size() >= lim.max_connections) refusal = "Error: too many connections";
-  else if (per_client_[key] >= lim.max_connections_per_client)
-    refusal = "Error: too many connections from your address";
+  const bool relay = settings_->policy.client_may_relay(addr);
+  const char* refusal = admission_refusal(settings_->limits, conns_.size(), per_client_[key], relay);
   if (refusal) {
     spdlog::warn("smtpd: refused connection from [{}]: {}", key, refusal);
     if (per_client_[key] == 0) per_client_.erase(key);
@@ -53,7 +61,7 @@ void Server::accept(std::unique_ptr<io::Stream> tcp) {
   }
   ++per_client_[key];
   const uint64_t id = next_id_++;
-  ClientInfo client{addr, tcp->peer().port, settings_->policy.client_may_relay(addr)};
+  ClientInfo client{addr, tcp->peer().port, relay};
   auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client);
   Connection* raw = conn.get();
   conns_.emplace(id, std::move(conn));

@@ -20,6 +20,12 @@ namespace tern::server {
 
 class Connection;
 
+// Why a new connection is refused (a 421 text), or nullptr to admit it. `open_from_client`
+// counts the client's connections already open; relay-network clients are exempt from the
+// per-client limit unless limits.relay_networks_per_client_limit says apply. Pure.
+[[nodiscard]] const char* admission_refusal(const config::Limits& lim, size_t open_total,
+                                            uint32_t open_from_client, bool relay_client) noexcept;
+
 class Server {
  public:
   Server(io::Loop& loop, queue::Store& store, const Clock& clock, const config::Config& cfg);

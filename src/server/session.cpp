@@ -4,6 +4,7 @@
 
 #include "common/date.hpp"
 #include "common/limits.hpp"
+#include "common/log_escape.hpp"
 #include "common/strings.hpp"
 #include "smtp/address.hpp"
 #include "smtp/dsn_params.hpp"
@@ -15,31 +16,37 @@ namespace tern::server {
 namespace {
 constexpr unsigned bit(Session::State s) { return 1u << static_cast<unsigned>(s); }
 constexpr unsigned kAnyCommandState = bit(Session::State::Ready) | bit(Session::State::Greeted) |
-                                      bit(Session::State::Mail) | bit(Session::State::Rcpt);
+                                      bit(Session::State::Mail) | bit(Session::State::Rcpt) |
+                                      bit(Session::State::Bdat);
+constexpr unsigned kOutsideBdat = kAnyCommandState & ~bit(Session::State::Bdat);
 }  // namespace
 
-// One row per verb: where it is allowed, the reply when it is not, and its step.
+// One row per verb: where it is allowed, the reply when it is not, its step, and for a
+// command followed by data (BDAT) what to do with that data when the command is refused.
 struct Session::CommandSpec {
   Verb verb;
   unsigned states;
   const char* refusal;  // "503 5.5.1 text" when used in another state
   void (Session::*run)(const smtp::Command&);
+  void (Session::*refuse)(const smtp::Command&) = nullptr;  // instead of the plain 503
 };
 
 const Session::CommandSpec Session::kCommands[] = {
     {Verb::Ehlo, kAnyCommandState, "", &Session::cmd_ehlo},
     {Verb::Helo, kAnyCommandState, "", &Session::cmd_helo},
-    {Verb::Mail, bit(State::Greeted) | bit(State::Ready) | bit(State::Mail) | bit(State::Rcpt), "",
-     &Session::cmd_mail},
+    {Verb::Mail, kOutsideBdat, "", &Session::cmd_mail},
     {Verb::Rcpt, bit(State::Mail) | bit(State::Rcpt), "Error: need MAIL command",
      &Session::cmd_rcpt},
     {Verb::Data, bit(State::Mail) | bit(State::Rcpt), "Error: need RCPT command",
      &Session::cmd_data},
+    {Verb::Bdat, bit(State::Rcpt) | bit(State::Bdat), "Error: need RCPT command", &Session::cmd_bdat,
+     &Session::skip_bdat},
     {Verb::Rset, kAnyCommandState, "", &Session::cmd_rset},
     {Verb::Noop, kAnyCommandState, "", &Session::cmd_noop},
     {Verb::Quit, kAnyCommandState, "", &Session::cmd_quit},
     {Verb::Vrfy, kAnyCommandState, "", &Session::cmd_vrfy},
     {Verb::Help, kAnyCommandState, "", &Session::cmd_help},
+    {Verb::NonSmtp, kAnyCommandState, "", &Session::cmd_non_smtp},
 };
 
 Session::Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client,
@@ -56,7 +63,9 @@ void Session::emit(int code, std::string_view enhanced, std::string_view text) {
 
 void Session::close_with(int code, std::string_view enhanced, std::string_view text) {
   emit(code, enhanced, settings_->hostname + " " + std::string(text));
-  if (state_ == State::Data || state_ == State::WaitCommit) host_.abort_message();
+  if (state_ == State::Data || state_ == State::WaitCommit || state_ == State::Bdat ||
+      state_ == State::BdatChunk)
+    host_.abort_message();
   state_ = State::Closed;
 }
 
@@ -69,7 +78,8 @@ void Session::error(int code, std::string_view enhanced, std::string_view text) 
     // Never log credentials: AUTH lines (a later issue) are reduced to their verb.
     const bool secret = istarts_with(current_line_, "AUTH");
     what += "; command=";
-    what += secret ? std::string_view("AUTH ***") : current_line_.substr(0, 200);
+    // The line is the client's: escaped so it can neither forge log lines nor drive a terminal.
+    what += secret ? std::string("AUTH ***") : log_safe(current_line_.substr(0, 200));
   }
   host_.log_event(what);
   if (++errors_ >= settings_->limits.max_errors)
@@ -89,8 +99,18 @@ void Session::discard_buffered_input() noexcept {
 
 void Session::pump() {
   while (state_ != State::Closed && state_ != State::WaitCommit && in_pos_ < in_.size()) {
+    if (skip_octets_ > 0) {  // a refused BDAT chunk: its octets are data, never commands
+      const uint64_t n = std::min<uint64_t>(skip_octets_, in_.size() - in_pos_);
+      in_pos_ += n;
+      skip_octets_ -= n;
+      continue;
+    }
     if (state_ == State::Data) {
       feed_data();
+      continue;
+    }
+    if (state_ == State::BdatChunk) {
+      feed_chunk();
       continue;
     }
     const size_t nl = in_.find('\n', in_pos_);
@@ -138,37 +158,47 @@ void Session::handle_line(std::string_view line) {
   for (const auto& spec : kCommands) {
     if (spec.verb != c.verb) continue;
     if (!(spec.states & bit(state_))) {
-      error(503, "5.5.1", spec.refusal);
+      if (spec.refuse) return (this->*spec.refuse)(c);
+      // RFC 3030 §3: no DATA, MAIL or RCPT inside a BDAT transaction.
+      error(503, "5.5.1", state_ == State::Bdat ? "Error: BDAT transaction in progress" : spec.refusal);
       return;
     }
     (this->*spec.run)(c);
     return;
   }
-  // Recognised but not offered (yet): EXPN, STARTTLS, AUTH, BDAT, ETRN, TURN.
+  // Recognised but not offered (yet): EXPN, STARTTLS, AUTH, ETRN, TURN.
   error(502, "5.5.1", "Error: command not implemented");
 }
 
 void Session::reset_transaction() {
+  // A BDAT transaction has a message begun at the queue; RSET, EHLO or a failure ends it.
+  if (state_ == State::Bdat || state_ == State::BdatChunk) host_.abort_message();
   env_ = {};
   smtputf8_ = false;
   decoder_.reset();
   content_.clear();
   header_buf_.clear();
+  header_end_.reset();
   headers_done_ = false;
   too_big_ = false;
   content_size_ = 0;
   received_count_ = 0;
-  if (state_ == State::Mail || state_ == State::Rcpt) state_ = State::Greeted;
+  chunk_left_ = chunk_size_ = 0;
+  chunk_last_ = false;
+  if (state_ == State::Mail || state_ == State::Rcpt || state_ == State::Bdat ||
+      state_ == State::BdatChunk)
+    state_ = State::Greeted;
 }
 
 namespace {
 // The HELO/EHLO argument ends up in tern's Received: header: refuse control characters
-// (header injection) and names no domain or address literal could be (RFC 5321 §4.1.1.1).
+// (header injection), malformed UTF-8 (RFC 3629; a U-label must be well-formed too) and
+// names no domain or address literal could be (RFC 5321 §4.1.1.1).
 bool acceptable_helo(std::string_view arg) {
   if (arg.empty() || arg.size() > 255) return false;
   for (unsigned char ch : arg)
     if (ch < 0x21 || ch == 0x7f) return false;
-  return true;
+  return valid_utf8(arg);
 }
 }  // namespace
 
@@ -195,6 +225,7 @@ void Session::cmd_ehlo(const smtp::Command& c) {
                                      "SMTPUTF8",
                                      "DSN",
                                      "ENHANCEDSTATUSCODES",
+                                     "CHUNKING",  // RFC 3030 BDAT; BINARYMIME is not offered
                                  });
 }
 
@@ -278,7 +309,12 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     } else if (p.keyword == "ORCPT") {  // RFC 3461 §4.2
       if (seen_orcpt || !p.value) return error(501, "5.5.4", "Bad ORCPT parameter");
       seen_orcpt = true;
-      if (auto o = smtp::parse_orcpt(*p.value); !o) return error(501, "", o.error().message);
+      auto o = smtp::parse_orcpt(*p.value);
+      if (!o) return error(501, "", o.error().message);
+      // Stored (and passed on by delivery) in the one form every DSN-capable next hop
+      // accepts, whichever of the equivalent forms the client used (dsn_params.hpp).
+      raw.push_back("ORCPT=" + smtp::format_orcpt(*o));
+      continue;
     } else {
       return error(555, "5.5.4", "Unsupported RCPT parameter " + p.keyword);
     }
@@ -305,9 +341,8 @@ void Session::cmd_rcpt(const smtp::Command& c) {
   emit(250, "2.1.5", "Ok");
 }
 
-void Session::cmd_data(const smtp::Command& c) {
-  if (!c.arg.empty()) return error(501, "5.5.4", "Syntax: DATA");
-  if (state_ == State::Mail) return error(554, "5.5.1", "Error: no valid recipients");
+// The envelope is complete: the message starts at the queue (DATA, or the first BDAT).
+void Session::begin_message() {
   env_.arrival_us = host_.now_us();
   env_.client_address = client_.address.str();
   env_.client_port = client_.port;
@@ -316,6 +351,12 @@ void Session::cmd_data(const smtp::Command& c) {
   env_.protocol = smtputf8_ ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
   queue_id_ = host_.begin_message(env_);
   env_.id = queue_id_;
+}
+
+void Session::cmd_data(const smtp::Command& c) {
+  if (!c.arg.empty()) return error(501, "5.5.4", "Syntax: DATA");
+  if (state_ == State::Mail) return error(554, "5.5.1", "Error: no valid recipients");
+  begin_message();
   decoder_.emplace(smtp::DataDecoder::Options{
       settings_->limits.bare_newlines == config::BareNewlinePolicy::Normalize,
       settings_->limits.max_line_length});
@@ -323,10 +364,90 @@ void Session::cmd_data(const smtp::Command& c) {
   emit(354, "", "End data with <CR><LF>.<CR><LF>");
 }
 
+namespace {
+// "BDAT" SP chunk-size [SP "LAST"] (RFC 3030 §2): the size as 1 to 19 digits.
+std::optional<std::pair<uint64_t, bool>> parse_bdat(std::string_view arg) {
+  const size_t sp = arg.find(' ');
+  const std::string_view num = arg.substr(0, sp);
+  if (num.empty() || num.size() > 19 || num.find_first_not_of("0123456789") != std::string_view::npos)
+    return std::nullopt;
+  uint64_t n = 0;
+  for (char d : num) n = n * 10 + uint64_t(d - '0');
+  if (sp == std::string_view::npos) return std::pair{n, false};
+  if (!iequals(trim(arg.substr(sp + 1)), "LAST")) return std::nullopt;
+  return std::pair{n, true};
+}
+}  // namespace
+
+void Session::cmd_bdat(const smtp::Command& c) {
+  const auto parsed = parse_bdat(c.arg);
+  // Without a size there is no knowing where the chunk ends, and its octets must never be
+  // read as commands: the only safe answer is to close.
+  if (!parsed) return close_with(501, "5.5.4", "Syntax: BDAT size [LAST]; closing");
+  const auto [size, last] = *parsed;
+  const uint64_t max = settings_->limits.max_message_size;
+  if (size > max - std::min(content_size_, max)) {
+    // Refused before its octets arrive: they are read and discarded (RFC 3030 §2), and the
+    // transaction is over (the message dropped), so later BDATs get 503.
+    skip_octets_ = size;
+    reset_transaction();
+    return error(552, "5.3.4", "Message size exceeds fixed maximum message size");
+  }
+  if (state_ == State::Rcpt) {  // the first chunk starts the message
+    begin_message();
+    decoder_.emplace(smtp::DataDecoder::Options{
+        settings_->limits.bare_newlines == config::BareNewlinePolicy::Normalize,
+        settings_->limits.max_line_length, false});
+  }
+  chunk_size_ = chunk_left_ = size;
+  chunk_last_ = last;
+  state_ = State::BdatChunk;
+  if (size == 0) end_chunk();
+}
+
+// BDAT where it is not allowed (no transaction, or no recipient yet): 503, and the chunk's
+// octets are skipped so they are never taken for commands (RFC 3030 §2 on pipelined chunks).
+void Session::skip_bdat(const smtp::Command& c) {
+  const auto parsed = parse_bdat(c.arg);
+  if (!parsed) return close_with(501, "5.5.4", "Syntax: BDAT size [LAST]; closing");
+  skip_octets_ = parsed->first;
+  error(503, "5.5.1", state_ == State::Mail ? "Error: need RCPT command" : "Error: need MAIL command");
+}
+
+void Session::feed_chunk() {
+  const uint64_t n = std::min<uint64_t>(chunk_left_, in_.size() - in_pos_);
+  content_.clear();
+  const auto step = decoder_->feed(std::string_view(in_).substr(in_pos_, n), content_);
+  in_pos_ += step.consumed;  // all of it: without dot stuffing the decoder never stops early
+  chunk_left_ -= step.consumed;
+  take_content();
+  if (chunk_left_ == 0) end_chunk();
+}
+
+// The chunk is complete: 250, or the refusal its content earned (the transaction ends), or
+// for the LAST chunk the same end-of-message checks and commit as DATA.
+void Session::end_chunk() {
+  if (chunk_last_) {
+    content_.clear();
+    decoder_->finish(content_);
+    take_content();
+    return finish_data();
+  }
+  if (refuse_content(false)) return;
+  state_ = State::Bdat;
+  emit(250, "2.0.0", "Ok: " + std::to_string(chunk_size_) + " octets received");
+}
+
 void Session::feed_data() {
   content_.clear();
   const auto step = decoder_->feed(std::string_view(in_).substr(in_pos_), content_);
   in_pos_ += step.consumed;
+  take_content();
+  if (step.done) finish_data();
+}
+
+// Decoded content (in content_) goes to the header scan or the spool, within the size limit.
+void Session::take_content() {
   content_size_ += content_.size();
   if (!too_big_ && content_size_ > settings_->limits.max_message_size) {
     // Keep reading to the real end of data, then answer (never at a false terminator).
@@ -337,13 +458,13 @@ void Session::feed_data() {
   if (!too_big_) {
     if (!headers_done_) {
       header_buf_ += content_;
-      const size_t hl = smtp::header_block_length(header_buf_);
+      // Incremental: each read's bytes are looked at once, however the header arrives.
+      const size_t hl = header_end_.find(header_buf_);
       if (hl != std::string::npos || header_buf_.size() > limits::kMaxHeaderScan) flush_headers();
     } else if (!content_.empty()) {
       host_.message_data(content_);
     }
   }
-  if (step.done) finish_data();
 }
 
 // The header section is complete (or too long to hold): count Received:, add tern's own
@@ -366,16 +487,20 @@ void Session::flush_headers() {
 }
 
 std::string Session::received_header() const {
-  // RFC 5321 §4.4 trace information.
-  std::string h = "Received: from " + helo_ + " (" + "[" + env_.client_address + "])\r\n";
+  // RFC 5321 §4.4 trace information; the client's address as an address literal
+  // (§4.1.3: "[IPv6:...]" for IPv6).
+  const std::string literal = (client_.address.v6 ? "[IPv6:" : "[") + env_.client_address + "]";
+  std::string h = "Received: from " + helo_ + " (" + literal + ")\r\n";
   h += "\tby " + settings_->hostname + " (tern) with " + env_.protocol + " id " + queue_id_;
   if (env_.recipients.size() == 1) h += "\r\n\tfor <" + env_.recipients.front().address + ">";
   h += "; " + rfc5322_date(env_.arrival_us) + "\r\n";
   return h;
 }
 
-void Session::finish_data() {
-  if (!too_big_ && !headers_done_) flush_headers();
+// Refuses the message if its content so far breaks a rule: the transaction ends (the
+// message is dropped at the queue) and the client gets the reply. `at_end`: the whole
+// message is in, so the header-based checks apply too.
+bool Session::refuse_content(bool at_end) {
   const auto& lim = settings_->limits;
   const char* refusal = nullptr;
   int code = 0;
@@ -387,17 +512,21 @@ void Session::finish_data() {
     code = 552, enh = "5.3.4", refusal = "Message size exceeds fixed maximum message size";
   } else if (decoder_->saw_long_line() && lim.long_lines == config::LongLinePolicy::Reject) {
     code = 550, enh = "5.6.0", refusal = "Message has a line longer than the limit (RFC 5321 4.5.3.1.6)";
-  } else if (received_count_ > lim.max_received_headers) {
+  } else if (at_end && received_count_ > lim.max_received_headers) {
     code = 554, enh = "5.4.6", refusal = "Too many Received: headers, mail loop suspected";
   }
-  if (refusal) {
-    if (!too_big_) host_.abort_message();
-    state_ = State::Greeted;
-    reset_transaction();
-    error(code, enh, refusal);
-    if (draining_ && state_ != State::Closed) close_with(421, "4.3.2", "Service shutting down");
-    return;
-  }
+  if (!refusal) return false;
+  if (!too_big_) host_.abort_message();
+  state_ = State::Greeted;
+  reset_transaction();
+  error(code, enh, refusal);
+  if (draining_ && state_ != State::Closed) close_with(421, "4.3.2", "Service shutting down");
+  return true;
+}
+
+void Session::finish_data() {
+  if (!too_big_ && !headers_done_) flush_headers();
+  if (refuse_content(true)) return;
   state_ = State::WaitCommit;
   host_.commit_message();
 }
@@ -452,8 +581,16 @@ void Session::cmd_vrfy(const smtp::Command& c) {
   emit(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery");
 }
 
+// An HTTP or proxy request (a browser or proxy client tricked into talking to port 25): one
+// error and the connection closes at once, so none of the following lines (headers, a
+// request body holding SMTP commands) is ever interpreted. Not counted as a client typo.
+void Session::cmd_non_smtp(const smtp::Command&) {
+  host_.log_event("reject: not an SMTP client; command=" + log_safe(current_line_.substr(0, 200)));
+  close_with(554, "5.7.0", "Error: this is an SMTP server, not HTTP or a proxy; closing");
+}
+
 void Session::cmd_help(const smtp::Command&) {
-  emit(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP");
+  emit(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
 }
 
 }  // namespace tern::server

@@ -15,6 +15,7 @@
 #include "server/relay_policy.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
+#include "smtp/headers.hpp"
 
 namespace tern::server {
 
@@ -48,13 +49,15 @@ class SessionHost {
   virtual void commit_message() = 0;
   virtual void abort_message() = 0;
   virtual int64_t now_us() = 0;
-  // A refusal worth a log line (the glue adds who and when).
+  // A refusal worth a log line (the glue adds who and when). Whatever in `what` came from
+  // the client has already been passed through log_safe().
   virtual void log_event(std::string_view /*what*/) {}
 };
 
 class Session {
  public:
-  enum class State { Ready, Greeted, Mail, Rcpt, Data, WaitCommit, Closed };
+  // Bdat: a BDAT transaction between chunks; BdatChunk: reading a chunk's octets (RFC 3030).
+  enum class State { Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, Closed };
 
   Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client, SessionHost& host);
 
@@ -72,7 +75,10 @@ class Session {
   [[nodiscard]] bool wants_input() const noexcept {
     return state_ != State::WaitCommit && state_ != State::Closed;
   }
-  [[nodiscard]] bool in_data() const noexcept { return state_ == State::Data; }
+  // Reading message content (DATA or a BDAT chunk): the glue applies timeouts.data.
+  [[nodiscard]] bool in_data() const noexcept {
+    return state_ == State::Data || state_ == State::BdatChunk || skip_octets_ > 0;
+  }
   [[nodiscard]] const std::string& last_queue_id() const noexcept { return queue_id_; }
   [[nodiscard]] uint32_t messages_accepted() const noexcept { return accepted_; }
 
@@ -88,7 +94,12 @@ class Session {
   void pump();
   void handle_line(std::string_view line);
   void feed_data();
+  void feed_chunk();
+  void take_content();
+  void end_chunk();
   void finish_data();
+  [[nodiscard]] bool refuse_content(bool at_end);
+  void begin_message();
   void flush_headers();
   void reset_transaction();
   void emit(int code, std::string_view enhanced, std::string_view text);
@@ -106,6 +117,9 @@ class Session {
   void cmd_quit(const smtp::Command& c);
   void cmd_vrfy(const smtp::Command& c);
   void cmd_help(const smtp::Command& c);
+  void cmd_non_smtp(const smtp::Command& c);
+  void cmd_bdat(const smtp::Command& c);
+  void skip_bdat(const smtp::Command& c);
 
   std::shared_ptr<const SessionSettings> settings_;
   ClientInfo client_;
@@ -130,10 +144,16 @@ class Session {
   std::optional<smtp::DataDecoder> decoder_;
   std::string content_;      // decoded bytes of the current input chunk
   std::string header_buf_;   // header section being collected
+  smtp::HeaderEnd header_end_;  // where the search for its end has got to
   bool headers_done_ = false;
   bool too_big_ = false;
   uint64_t content_size_ = 0;
   size_t received_count_ = 0;
+  // BDAT (RFC 3030): the chunk being read, and octets of a refused chunk still to discard.
+  uint64_t chunk_left_ = 0;
+  uint64_t chunk_size_ = 0;
+  bool chunk_last_ = false;
+  uint64_t skip_octets_ = 0;
 };
 
 }  // namespace tern::server

@@ -1,6 +1,7 @@
 // Path and mailbox parsing per RFC 5321 §4.1.2, RFC 6531 §3.3 for UTF-8.
 #include "smtp/address.hpp"
 
+#include "common/log_escape.hpp"
 #include "common/net.hpp"
 #include "common/strings.hpp"
 
@@ -24,16 +25,10 @@ bool is_atext(unsigned char c) {
   }
 }
 
-// Length of a well-formed UTF-8 multi-byte sequence at s (0 if malformed). RFC 3629.
-size_t utf8_seq(std::string_view s) {
-  auto c = static_cast<unsigned char>(s[0]);
-  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
-  if (c >= 0xF5) n = 0;
-  if (n == 0 || s.size() < n) return 0;
-  for (size_t i = 1; i < n; ++i)
-    if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) return 0;
-  return n;
-}
+// Length of a well-formed multi-byte UTF-8 sequence at s, 0 if malformed: strictly per
+// RFC 3629 (no overlong forms, surrogates or code points above U+10FFFF), so no two byte
+// strings name the same address and nothing is relayed that a next hop would decode otherwise.
+size_t utf8_seq(std::string_view s) { return utf8_char_length(s); }
 
 struct Cursor {
   std::string_view s;
@@ -141,6 +136,7 @@ std::string_view take_local(Cursor& c, bool allow_utf8) {
 bool valid_domain(std::string_view d, bool allow_utf8) {
   if (!d.empty() && d.back() == '.') d.remove_suffix(1);  // a trailing root dot is tolerated
   if (d.empty() || d.size() > 255) return false;
+  if (allow_utf8 && !valid_utf8(d)) return false;  // U-labels: strict RFC 3629
   size_t label = 0;
   for (size_t i = 0; i <= d.size(); ++i) {
     if (i == d.size() || d[i] == '.') {

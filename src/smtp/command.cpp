@@ -1,6 +1,7 @@
 // Command-line and ESMTP parameter parsing.
 #include "smtp/command.hpp"
 
+#include "common/log_escape.hpp"
 #include "common/strings.hpp"
 
 namespace tern::smtp {
@@ -17,7 +18,21 @@ constexpr VerbName kVerbs[] = {
     {"HELP", Verb::Help}, {"EXPN", Verb::Expn},   {"STARTTLS", Verb::Starttls},
     {"AUTH", Verb::Auth}, {"BDAT", Verb::Bdat},   {"ETRN", Verb::Etrn},
     {"TURN", Verb::Turn},
+    // Other protocols' verbs, so that a browser or proxy client made to talk to port 25 is
+    // turned away at its first line (cross-protocol request forgery).
+    {"GET", Verb::NonSmtp},     {"POST", Verb::NonSmtp},  {"HEAD", Verb::NonSmtp},
+    {"PUT", Verb::NonSmtp},     {"DELETE", Verb::NonSmtp}, {"OPTIONS", Verb::NonSmtp},
+    {"PATCH", Verb::NonSmtp},   {"TRACE", Verb::NonSmtp}, {"CONNECT", Verb::NonSmtp},
+    {"USER", Verb::NonSmtp},    {"PASS", Verb::NonSmtp},
 };
+
+// "METHOD target HTTP/1.1" with any method: an HTTP request line.
+bool http_request_line(std::string_view line) {
+  const size_t sp = line.rfind(' ');
+  if (sp == std::string_view::npos || sp == 0) return false;
+  const std::string_view proto = line.substr(sp + 1);
+  return proto.size() >= 6 && istarts_with(proto, "HTTP/") && proto[5] >= '0' && proto[5] <= '9';
+}
 }  // namespace
 
 Command parse_command(std::string_view line) {
@@ -26,6 +41,7 @@ Command parse_command(std::string_view line) {
   Command c;
   for (const auto& v : kVerbs)
     if (iequals(verb, v.name)) c.verb = v.verb;
+  if (c.verb == Verb::Unknown && http_request_line(line)) c.verb = Verb::NonSmtp;
   if (sp != std::string_view::npos) {
     std::string_view arg = line.substr(sp + 1);
     while (!arg.empty() && arg.back() == ' ') arg.remove_suffix(1);
@@ -72,6 +88,8 @@ Result<std::vector<Param>> parse_params(std::string_view rest, bool allow_utf8) 
         if (ch == '=' || ch < 33 || ch == 127 || (ch >= 128 && !allow_utf8))
           return Error::perm("5.5.4 Malformed parameter value");
       }
+      // RFC 6531 §3.3: the non-ASCII octets must be well-formed UTF-8 (RFC 3629).
+      if (allow_utf8 && !valid_utf8(v)) return Error::perm("5.6.7 Malformed UTF-8 in parameter value");
       p.value = std::string(v);
     }
     out.push_back(std::move(p));

@@ -13,6 +13,9 @@ namespace tern::smtp {
 enum class Verb {
   Ehlo, Helo, Mail, Rcpt, Data, Rset, Noop, Quit, Vrfy, Help,
   Expn, Starttls, Auth, Bdat, Etrn, Turn,  // recognised; answered "not implemented" for now
+  // Another protocol's request (HTTP methods, a proxy's CONNECT, POP3/FTP USER and PASS, or
+  // any "... HTTP/n" request line): a cross-protocol attack, never an SMTP client's typo.
+  NonSmtp,
   Unknown,
 };
 
@@ -21,7 +24,8 @@ struct Command {
   std::string_view arg;  // after the verb and one space, trailing spaces trimmed
 };
 
-// Splits one command line (CRLF already removed). Never fails: unknown verbs are Verb::Unknown.
+// Splits one command line (CRLF already removed). Never fails: unknown verbs are Verb::Unknown,
+// lines of other protocols Verb::NonSmtp.
 Command parse_command(std::string_view line);
 
 struct Param {

@@ -25,7 +25,7 @@ DataDecoder::Step DataDecoder::feed(std::string_view in, std::string& out) {
     const char c = in[i];
     switch (state_) {
       case State::LineStart:
-        if (c == '.') {
+        if (c == '.' && opt_.dot_stuffed) {
           state_ = State::Dot;
           ++i;
           continue;
@@ -84,6 +84,15 @@ DataDecoder::Step DataDecoder::feed(std::string_view in, std::string& out) {
     }
   }
   return {i, false};
+}
+
+void DataDecoder::finish(std::string& out) {
+  if (state_ == State::Cr) {
+    if (!opt_.normalize_bare_newlines) out += '\r';
+    bare(out);
+  }
+  if (line_len_ > 0) end_line();
+  state_ = State::LineStart;
 }
 
 }  // namespace tern::smtp

@@ -3,6 +3,7 @@
 
 #include <vector>
 
+#include "common/log_escape.hpp"
 #include "common/strings.hpp"
 
 namespace tern::smtp {
@@ -107,8 +108,96 @@ Result<std::string> parse_envid(std::string_view v) {
   return d;
 }
 
+namespace {
+bool ascii(std::string_view s) {
+  for (unsigned char c : s)
+    if (c >= 0x80) return false;
+  return true;
+}
+
+void append_utf8(std::string& out, char32_t cp) {
+  if (cp < 0x80) {
+    out += char(cp);
+  } else if (cp < 0x800) {
+    out += char(0xC0 | (cp >> 6)), out += char(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += char(0xE0 | (cp >> 12)), out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+  } else {
+    out += char(0xF0 | (cp >> 18)), out += char(0x80 | ((cp >> 12) & 0x3F));
+    out += char(0x80 | ((cp >> 6) & 0x3F)), out += char(0x80 | (cp & 0x3F));
+  }
+}
+
+// RFC 6533 §3: utf-8-addr-xtext / utf-8-addr-unitext, i.e. QCHARs, raw UTF-8 (unitext) and
+// EmbeddedUnicodeChar "\x{HEX}". RFC 3461 "+XX" is decoded too: a sender that xtext-encodes
+// a utf-8 address means the same address, and '+' is not a QCHAR, so it cannot be misread.
+// With `embedded` false this is xtext that tolerates raw UTF-8 (an rfc822 ORCPT given under
+// SMTPUTF8 without encoding; parse_params admits 8-bit octets only under SMTPUTF8).
+Result<std::string> addr_decode(std::string_view s, bool embedded) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (embedded && c == '\\' && s.substr(i, 3) == "\\x{") {
+      const size_t close = s.find('}', i + 3);
+      const std::string_view digits = close == std::string_view::npos ? "" : s.substr(i + 3, close - i - 3);
+      if (digits.empty() || digits.size() > 6) return Error::perm("5.5.4 Malformed ORCPT: bad \\x{...} escape");
+      char32_t cp = 0;
+      for (char d : digits) {
+        const int v = hex(ascii_upper(d));
+        if (v < 0) return Error::perm("5.5.4 Malformed ORCPT: bad \\x{...} escape");
+        cp = cp * 16 + char32_t(v);
+      }
+      if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+        return Error::perm("5.5.4 Malformed ORCPT: \\x{...} is not a Unicode scalar value");
+      append_utf8(out, cp);
+      i = close + 1;
+    } else if (c == '+') {
+      auto d = xtext_decode(s.substr(i, 3));
+      if (!d) return d.error();
+      out += *d;
+      i += 3;
+    } else if (c >= 0x80) {
+      const size_t n = utf8_char_length(s.substr(i));
+      if (n == 0) return Error::perm("5.6.7 Malformed UTF-8 in ORCPT");
+      out.append(s.substr(i, n));
+      i += n;
+    } else if (c < 33 || c > 126 || c == '=') {
+      return Error::perm("5.5.4 Malformed ORCPT address");
+    } else {
+      out += char(c);  // a QCHAR (and, leniently, a '\' that starts no escape)
+      ++i;
+    }
+  }
+  return out;
+}
+
+// RFC 6533 §3 utf-8-addr-xtext: QCHARs as they are, everything else (non-ASCII, controls,
+// SP, '\', '+', '=') as "\x{HEX}" of its code point.
+std::string utf8_addr_xtext(std::string_view s) {
+  std::string out;
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    size_t n = c < 0x80 ? 1 : utf8_char_length(s.substr(i));
+    if (n == 0) n = 1;  // not reached: callers pass valid UTF-8
+    char32_t cp = c;
+    if (n > 1) {
+      cp = c & (0xFF >> (n + 1));
+      for (size_t k = 1; k < n; ++k) cp = cp << 6 | (static_cast<unsigned char>(s[i + k]) & 0x3F);
+    }
+    if (n == 1 && c > 32 && c < 127 && c != '\\' && c != '+' && c != '=') {
+      out += char(c);
+    } else {
+      std::string digits;
+      for (char32_t v = cp; v != 0 || digits.size() < 2; v >>= 4) digits.insert(digits.begin(), kHex[v & 15]);
+      out += "\\x{" + digits + "}";
+    }
+    i += n;
+  }
+  return out;
+}
+}  // namespace
+
 Result<Orcpt> parse_orcpt(std::string_view v) {
-  if (v.size() > 500) return Error::perm("5.5.4 ORCPT too long");
   const size_t semi = v.find(';');
   if (semi == std::string_view::npos || semi == 0) return Error::perm("5.5.4 ORCPT must be addr-type;address");
   Orcpt o;
@@ -117,12 +206,26 @@ Result<Orcpt> parse_orcpt(std::string_view v) {
     const auto u = static_cast<unsigned char>(c);
     if (u < 33 || u > 126 || c == ';') return Error::perm("5.5.4 Malformed ORCPT address type");
   }
-  auto addr = xtext_decode(v.substr(semi + 1));
+  const std::string_view value = v.substr(semi + 1);
+  Result<std::string> addr = std::string();
+  if (iequals(o.addr_type, "utf-8")) {
+    o.addr_type = "utf-8";
+    addr = addr_decode(value, true);
+  } else {
+    if (iequals(o.addr_type, "rfc822")) o.addr_type = "rfc822";
+    addr = addr_decode(value, false);
+  }
   if (!addr) return addr.error();
   if (addr->empty()) return Error::perm("5.5.4 Empty ORCPT address");
-  if (!printable(*addr, iequals(o.addr_type, "utf-8"))) return Error::perm("5.5.4 ORCPT address must be printable");
-  o.address = *addr;
+  o.address = std::move(*addr);
   return o;
+}
+
+std::string format_orcpt(const Orcpt& o) {
+  const bool mail_type = o.addr_type == "rfc822" || o.addr_type == "utf-8";
+  if (mail_type && ascii(o.address)) return "rfc822;" + xtext_encode(o.address);
+  if (mail_type && valid_utf8(o.address)) return "utf-8;" + utf8_addr_xtext(o.address);
+  return o.addr_type + ";" + xtext_encode(o.address);
 }
 
 MessageDsn message_dsn(const std::vector<std::string>& params) {

@@ -29,4 +29,16 @@ size_t header_block_length(std::string_view content) {
   return p == std::string_view::npos ? std::string_view::npos : p + 4;
 }
 
+size_t HeaderEnd::find(std::string_view content) {
+  if (content.starts_with("\r\n")) return 2;  // no header fields at all
+  const size_t from = scanned_ >= 3 ? scanned_ - 3 : 0;
+  if (content.size() > from) examined_ += content.size() - from;
+  const size_t p = content.find("\r\n\r\n", from);
+  if (p == std::string_view::npos) {
+    scanned_ = content.size();
+    return std::string_view::npos;
+  }
+  return p + 4;
+}
+
 }  // namespace tern::smtp

@@ -1,6 +1,8 @@
 // Client-side reply parsing.
 #include "smtp/reply_parser.hpp"
 
+#include "common/log_escape.hpp"
+
 namespace tern::smtp {
 
 namespace {
@@ -72,9 +74,12 @@ Status ReplyParser::feed(std::string_view bytes, std::vector<Reply>& out) {
     std::string_view line(buf_.data() + pos, nl - pos);
     pos = nl + 1;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    // The same cap for a line that arrived whole in one read as for one still arriving.
+    if (line.size() > kMaxReplyLine) return Error::perm("reply line too long");
     if (line.size() < 3 || !digit(line[0]) || !digit(line[1]) || !digit(line[2]) || line[0] < '2' ||
         line[0] > '5' || (line.size() > 3 && line[3] != ' ' && line[3] != '-'))
-      return Error::perm("malformed reply line: " + std::string(line.substr(0, 80)));
+      // The text ends up in logs and queue records: escaped (it is the peer's).
+      return Error::perm("malformed reply line: " + log_safe(line.substr(0, 80)));
     const int code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
     if (in_reply_ && code != partial_.code) return Error::perm("reply code changed inside a multi-line reply");
     const bool more = line.size() > 3 && line[3] == '-';

@@ -1,5 +1,7 @@
 // Fuzz target: the DATA decoder. Invariant: the data ends only at CRLF "." CRLF (or "."
 // CRLF as the very first line), however the input is split, and never at a bare CR/LF.
+// In BDAT mode (no dot stuffing) it never ends, keeps every octet unless normalising, and
+// normalised output has no bare CR or LF once finished.
 #include <string>
 #include <string_view>
 
@@ -28,6 +30,31 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
       // terminator-like sequence was inside a line (after a bare CR/LF).
       if (!d.saw_bare_newline()) __builtin_trap();
     }
+    if (normalize) {
+      for (size_t i = 0; i < out.size(); ++i) {
+        if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r')) __builtin_trap();
+        if (out[i] == '\r' && (i + 1 >= out.size() || out[i + 1] != '\n')) __builtin_trap();
+      }
+    }
+  }
+  for (bool normalize : {false, true}) {
+    tern::smtp::DataDecoder d({normalize, 1000, false});
+    std::string out;
+    for (size_t pos = 0; pos < in.size(); pos += chunk) {
+      const auto piece = in.substr(pos, chunk);
+      const auto step = d.feed(piece, out);
+      if (step.done || step.consumed != piece.size()) __builtin_trap();
+    }
+    d.finish(out);
+    if (!normalize && out != in) __builtin_trap();
+    const bool bare = [&] {
+      for (size_t i = 0; i < in.size(); ++i) {
+        if (in[i] == '\n' && (i == 0 || in[i - 1] != '\r')) return true;
+        if (in[i] == '\r' && (i + 1 >= in.size() || in[i + 1] != '\n')) return true;
+      }
+      return false;
+    }();
+    if (bare != d.saw_bare_newline()) __builtin_trap();
     if (normalize) {
       for (size_t i = 0; i < out.size(); ++i) {
         if (out[i] == '\n' && (i == 0 || out[i - 1] != '\r')) __builtin_trap();

@@ -15,7 +15,12 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     }
   }
   (void)tern::smtp::parse_notify(line);
-  (void)tern::smtp::parse_orcpt(line);
+  if (auto o = tern::smtp::parse_orcpt(line)) {
+    // What tern stores and passes on must parse back to the same type and address.
+    auto again = tern::smtp::parse_orcpt(tern::smtp::format_orcpt(*o));
+    if (!again || again->address != o->address) __builtin_trap();
+    if (tern::smtp::format_orcpt(*again) != tern::smtp::format_orcpt(*o)) __builtin_trap();
+  }
   (void)tern::smtp::parse_envid(line);
   if (auto d = tern::smtp::xtext_decode(line)) {
     // Round trip: what decodes must encode back to something that decodes the same.

@@ -28,8 +28,9 @@ def garbage_lines(n, seed=5321):
             line = bytes(rnd.choice([b for b in range(256) if b not in (0x0a, 0x0d)])
                          for _ in range(rnd.randint(1, 300)))
         else:  # unknown verbs
-            line = rnd.choice([b"XYZZY", b"GET / HTTP/1.1", b"HELLO there", b"MAILFROM:<a@b>",
-                               b"RCPTTO:<x@y>", b"USER root", b"\x16\x03\x01\x02\x00\x01",
+            # (HTTP request lines and USER close the connection at once: scenario 15.)
+            line = rnd.choice([b"XYZZY", b"GETX / HTTP1.1", b"HELLO there", b"MAILFROM:<a@b>",
+                               b"RCPTTO:<x@y>", b"USERS root", b"\x16\x03\x01\x02\x00\x01",
                                b"EHL0 x", b"DATA2"])
         if line.split(b" ")[0].upper() in VERBS or not line.strip():
             line = b"X" + line

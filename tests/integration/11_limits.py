@@ -23,7 +23,10 @@ def wait_accepted(t, source=None, timeout=5.0):
 
 
 def scenario(ctx):
-    t = ctx.tern(limits={"max_connections_per_client": "3", "max_connections": "5"},
+    # 127.0.0.1 is in relay.networks, exempt from the per-client limit unless told otherwise
+    # (scenario 16 covers the exemption).
+    t = ctx.tern(limits={"max_connections_per_client": "3", "max_connections": "5",
+                         "relay_networks_per_client_limit": "apply"},
                  timeouts={"command": "2s", "data": "2s", "shutdown": "10s"})
     t.start()
 

@@ -4,8 +4,10 @@
 #include "smtp/address.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
+#include "smtp/dsn_params.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply.hpp"
+#include "smtp/reply_parser.hpp"
 
 using namespace tern::smtp;
 
@@ -70,6 +72,28 @@ TEST_CASE("address: UTF-8 needs SMTPUTF8") {
   CHECK(p->address.utf8);
   // Malformed UTF-8 is refused even with SMTPUTF8.
   CHECK_FALSE(parse_path("<j\xC3@x.example>", false, false, true).ok());
+}
+
+TEST_CASE("address: UTF-8 is validated strictly (RFC 3629) in local parts and domain labels") {
+  for (const char* bad : {
+           "<\xE0\x80\xAF@example.org>",           // overlong '/' (the attack run's address)
+           "<\xC0\xAF@example.org>",                // overlong 2-byte
+           "<a\xED\xA0\x80@example.org>",          // surrogate U+D800
+           "<a\xF4\x90\x80\x80@example.org>",     // above U+10FFFF
+           "<a@b\xE0\x80\xAF" "cher.example>",     // overlong in a domain label
+           "<a@b\xED\xBF\xBF" "cher.example>",     // surrogate in a domain label
+           "<a@\xF5\x80\x80\x80.example>",
+           "<\"q\xE0\x80\xAF\"@example.org>",      // inside a quoted local part
+       }) {
+    CAPTURE(bad);
+    CHECK_FALSE(parse_path(bad, true, false, true).ok());
+  }
+  CHECK(parse_path("<a\xF4\x8F\xBF\xBF@b\xED\x9F\xBF.example>", true, false, true).ok());
+  CHECK_FALSE(valid_domain("b\xE0\x80\xAF" "cher.example", true));
+  CHECK(valid_domain("b\xC3\xBC" "cher.example", true));
+  // ESMTP parameter values may carry UTF-8 under SMTPUTF8 (RFC 6531 3.3), but well-formed only.
+  CHECK(parse_params(" ORCPT=utf-8;r\xC3\xBC" "ck@example.org", true).ok());
+  CHECK_FALSE(parse_params(" ORCPT=utf-8;r\xE0\x80\xAF@example.org", true).ok());
 }
 
 TEST_CASE("command: verbs are case-insensitive, arguments trimmed") {
@@ -191,4 +215,108 @@ TEST_CASE("headers: counting Received and spotting Message-ID/Date") {
   CHECK(header_block_length(block + "body") == block.size());
   CHECK(header_block_length("\r\nbody") == 2);
   CHECK(header_block_length("Subject: x\r\n") == std::string::npos);
+}
+
+TEST_CASE("orcpt: xtext-encoded UTF-8 and RFC 6533 utf-8 forms decode to one internal form") {
+  const std::string ruck = "r\xC3\xBC" "ck@example.org";
+  // Postfix: rfc822 type with the UTF-8 octets xtext-encoded.
+  auto a = parse_orcpt("rfc822;r+C3+BCck@example.org");
+  REQUIRE(a.ok());
+  // RFC 6533: utf-8-addr-unitext (raw UTF-8, under SMTPUTF8) and utf-8-addr-xtext.
+  auto b = parse_orcpt("utf-8;r\xC3\xBC" "ck@example.org");
+  REQUIRE(b.ok());
+  auto c = parse_orcpt("UTF-8;r\\x{FC}ck@example.org");
+  REQUIRE(c.ok());
+  auto d = parse_orcpt("utf-8;r+C3+BCck@example.org");
+  REQUIRE(d.ok());
+  for (const auto* o : {&*a, &*b, &*c, &*d}) {
+    CHECK(o->address == ruck);
+    // Stored and passed on as pure ASCII any DSN-capable next hop accepts.
+    CHECK(format_orcpt(*o) == "utf-8;r\\x{FC}ck@example.org");
+  }
+  CHECK(b->addr_type == "utf-8");
+  CHECK(parse_orcpt("utf-8;\\x{1F4E7}@x.example")->address == "\xF0\x9F\x93\xA7@x.example");
+  CHECK(format_orcpt(*parse_orcpt("utf-8;\xF0\x9F\x93\xA7@x.example")) == "utf-8;\\x{1F4E7}@x.example");
+  // ASCII addresses go on as rfc822 + xtext, whatever type they came with.
+  CHECK(format_orcpt(*parse_orcpt("RFC822;a+2Bb@example.org")) == "rfc822;a+2Bb@example.org");
+  CHECK(format_orcpt(*parse_orcpt("utf-8;a\\x{2B}b@example.org")) == "rfc822;a+2Bb@example.org");
+  // The utf-8 form escapes '+', '=', '\', SP and controls.
+  CHECK(format_orcpt({"utf-8", "\xC3\xBC+=\\ \x01@x"}) == "utf-8;\\x{FC}\\x{2B}\\x{3D}\\x{5C}\\x{20}\\x{01}@x");
+}
+
+TEST_CASE("orcpt: unusual values are accepted, only broken syntax is refused") {
+  // Non-printable decoded content and unknown address types are not the client's error.
+  auto ctl = parse_orcpt("rfc822;a+01b@example.org");
+  REQUIRE(ctl.ok());
+  CHECK(format_orcpt(*ctl) == "rfc822;a+01b@example.org");
+  auto latin1 = parse_orcpt("rfc822;r+FCck@example.org");  // 8-bit, not UTF-8
+  REQUIRE(latin1.ok());
+  CHECK(format_orcpt(*latin1) == "rfc822;r+FCck@example.org");
+  auto x400 = parse_orcpt("x400;/C+3DDE/S+3DMueller+20Hans");
+  REQUIRE(x400.ok());
+  CHECK(x400->address == "/C=DE/S=Mueller Hans");
+  CHECK(format_orcpt(*x400) == "x400;/C+3DDE/S+3DMueller+20Hans");
+  CHECK(parse_orcpt(std::string("rfc822;") + std::string(600, 'a') + "@x").ok());
+  // Broken syntax still gets a 501.
+  CHECK_FALSE(parse_orcpt("rfc822;a+4@x").ok());
+  CHECK_FALSE(parse_orcpt("rfc822;a+zz@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{}@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{D800}@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{110000}@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;a\\x{FC@x").ok());
+  CHECK_FALSE(parse_orcpt("utf-8;r\xE0\x80\xAF@x").ok());
+  CHECK_FALSE(parse_orcpt("rfc822;").ok());
+  CHECK_FALSE(parse_orcpt(";a@x").ok());
+}
+
+TEST_CASE("reply parser: the line cap applies to complete lines too") {
+  std::vector<Reply> out;
+  // 4096 octets of text is the limit; a longer line is refused whether or not its LF
+  // arrived in the same read.
+  ReplyParser ok;
+  REQUIRE(ok.feed("250 " + std::string(4092, 'a') + "\r\n", out).ok());
+  CHECK(out.size() == 1);
+  ReplyParser whole;
+  CHECK_FALSE(whole.feed("250 " + std::string(5000, 'a') + "\r\n", out).ok());
+  ReplyParser multi;
+  CHECK_FALSE(multi.feed("250-" + std::string(5000, 'a') + "\r\n250 ok\r\n", out).ok());
+  ReplyParser split;
+  REQUIRE(split.feed("250 " + std::string(4000, 'a'), out).ok());
+  CHECK_FALSE(split.feed(std::string(1000, 'a') + "\r\n", out).ok());
+  // A malformed line is quoted in the error (which is logged) with its controls escaped.
+  ReplyParser bad;
+  auto st = bad.feed("\x1b[2Jhello\r\n", out);
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().message == "malformed reply line: \\x1b[2Jhello");
+}
+
+TEST_CASE("headers: the end of the header block is found incrementally, each octet once") {
+  // 200 KiB of header fields arriving one octet at a time: the old full rescan per read
+  // looked at ~20 G octets; the incremental search at most 4 per appended octet.
+  std::string field = "X-Filler: " + std::string(60, 'f') + "\r\n";
+  std::string block;
+  while (block.size() < 200 * 1024) block += field;
+  const std::string message = block + "\r\nbody\r\n";
+  HeaderEnd end;
+  std::string buf;
+  size_t found = std::string::npos, calls = 0;
+  for (char c : message) {
+    buf += c;
+    ++calls;
+    found = end.find(buf);
+    if (found != std::string::npos) break;
+  }
+  CHECK(found == block.size() + 2);
+  CHECK(found == header_block_length(message));
+  CHECK(end.examined() <= 4 * calls);
+  // The terminator split at every position across two appends, and no header at all.
+  for (size_t cut = 1; cut < 8; ++cut) {
+    const std::string m = "A: b\r\n\r\nbody";
+    HeaderEnd e;
+    CHECK(e.find(m.substr(0, cut)) == std::string::npos);
+    CHECK(e.find(m) == 8);
+  }
+  HeaderEnd none;
+  CHECK(none.find("\r") == std::string::npos);
+  CHECK(none.find("\r\nbody") == 2);
 }
