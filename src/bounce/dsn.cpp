@@ -4,6 +4,7 @@
 #include <cctype>
 
 #include "common/date.hpp"
+#include "common/log_escape.hpp"
 #include "smtp/header_section.hpp"
 #include "smtp/headers.hpp"
 #include "smtp/reply_parser.hpp"
@@ -85,6 +86,16 @@ std::string diagnostic_code(std::string_view d, std::optional<bool> remote) {
   return smtp ? "smtp; " + one_line(reply) : "X-tern; " + one_line(d);
 }
 
+// RFC 3464 §2.3.2: the ORCPT as the sender gave it, decoded, when that is printable text
+// (UTF-8 only in a global DSN, RFC 6533 §3); otherwise its encoded form (xtext or
+// utf-8-addr-xtext), so control bytes or raw 8-bit never reach the report.
+std::string original_recipient(const smtp::Orcpt& o, bool global) {
+  bool plain = !o.address.empty();
+  for (unsigned char c : o.address) plain = plain && c >= 0x20 && c != 0x7f && (c < 0x80 || global);
+  if (plain && global) plain = valid_utf8(o.address);
+  return plain ? o.addr_type + ";" + o.address : smtp::format_orcpt(o);
+}
+
 std::string status_fields(const Report& r) {
   std::string s;
   s += "Reporting-MTA: dns; " + r.reporting_mta + "\r\n";
@@ -95,7 +106,7 @@ std::string status_fields(const Report& r) {
     // RFC 6533 §3: utf-8 address type for non-ASCII addresses in global DSNs.
     const char* type = r.utf8 && non_ascii(x.final_recipient) ? "utf-8" : "rfc822";
     s += std::string("Final-Recipient: ") + type + "; " + x.final_recipient + "\r\n";
-    if (x.orcpt) s += "Original-Recipient: " + x.orcpt->addr_type + ";" + one_line(x.orcpt->address) + "\r\n";
+    if (x.orcpt) s += "Original-Recipient: " + original_recipient(*x.orcpt, r.utf8) + "\r\n";
     s += std::string("Action: ") + action_word(x.action) + "\r\n";
     s += "Status: " + x.status + "\r\n";
     if (!x.remote_mta.empty()) s += "Remote-MTA: dns; " + x.remote_mta + "\r\n";

@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_escape.hpp"
 #include "common/strings.hpp"
 #include "delivery/agent.hpp"
 #include "delivery/outcome.hpp"
@@ -275,7 +276,7 @@ void Connection::fail_all_jobs(const Outcome& o) {
 void Connection::address_failed(std::string why) {
   const Candidate& c = cands_[current_];
   spdlog::info("delivery: id={} dest={} host={} address={} port={} failed: {}", req_ ? req_->msg_id : "-",
-               dest_.key, c.host, c.address.str(), c.port, why);
+               dest_.key, c.host, c.address.str(), c.port, log_safe(why));
   tried_.push_back(c.relay() + ": " + why);
   connect_next();
 }

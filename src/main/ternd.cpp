@@ -155,7 +155,7 @@ int main(int argc, char** argv) {
     return 1;
   }
 
-  auto server = std::make_unique<tern::server::Server>(loop, **store, clock, *cfg);
+  auto server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg);
   if (auto st = server->listen(cfg->listen); !st) {
     spdlog::critical("ternd: {}", st.error().message);
     return 1;

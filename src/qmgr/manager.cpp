@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "common/log_escape.hpp"
 #include "queue/codec.hpp"
 #include "scheduler/backoff.hpp"
 
@@ -257,7 +258,7 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
       spdlog::info("delivery: id={} to=<{}> relay={} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", job.msg_id,
                    r.address, o.relay.empty() ? "none" : o.relay, double(now - m.env.arrival_us) / 1e6,
                    attempted ? double(now - attempt_started_us) / 1e6 : 0.0, o.status, log_status(o, expiry[k]),
-                   o.text);
+                   log_safe(o.text));
     }
     if (!deferred.empty()) make_jobs(m, deferred, now + backoff_us(attempts));
     if (!retry_now.empty()) make_jobs(m, retry_now, now);
@@ -390,7 +391,7 @@ void Manager::maybe_remove(const std::string& msg_id) {
     for (const auto& r : m.env.recipients)
       if (r.state == queue::RcptState::Failed)
         spdlog::warn("queue: id={} mail from <> to=<{}> could not be delivered; dropped (no bounce for a bounce): {}",
-                     msg_id, r.address, r.last_reply);
+                     msg_id, r.address, log_safe(r.last_reply));
   }
   files_.remove(msg_id, [this, msg_id](Status st) {
     if (!st.ok()) spdlog::error("queue: id={} {}", msg_id, st.error().message);

@@ -22,6 +22,7 @@ class Injector {
     return in;
   }
   [[nodiscard]] bool has_room(uint64_t need) const noexcept { return store_.has_room(need); }
+  [[nodiscard]] size_t commits_in_flight() const noexcept { return store_.commits_in_flight(); }
 
  private:
   Store& store_;

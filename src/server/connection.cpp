@@ -11,7 +11,7 @@ namespace {
 constexpr size_t kMaxQueuedReplies = 1 << 20;  // unread reply bytes before the client is dropped
 }
 
-Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::Stream> tcp,
+Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::Transport> tcp,
                        std::shared_ptr<const SessionSettings> settings, ClientInfo client)
     : server_(server),
       id_(id),
@@ -27,12 +27,13 @@ void Connection::start() {
   started_us_ = now_us();
   spdlog::info("smtpd: conn={} connect from [{}]:{}{}", id_, client_.address.str(), client_.port,
                client_.relay ? " relay=yes" : "");
-  tcp_->set_callbacks({
+  tcp_->set_events({
       [this](std::string_view b) { on_data(b); },
       [this](int err) {
         if (session_.in_data() || incoming_) spdlog::warn("smtpd: conn={} lost connection in DATA", id_);
         finish(err == 0 ? "client closed" : "read error");
       },
+      nullptr,  // replies are small; the unread-reply bound below is enough back-pressure
   });
   session_.start();
   settle();
@@ -93,11 +94,11 @@ void Connection::force_close() {
 }
 
 bool Connection::queue_has_room(uint64_t announced_size) {
-  return server_.store_.has_room(announced_size);
+  return server_.injector_.has_room(announced_size);
 }
 
 std::string Connection::begin_message(const queue::Envelope& env) {
-  incoming_ = server_.store_.begin(env);
+  incoming_ = server_.injector_.begin(env);
   return incoming_->id();
 }
 

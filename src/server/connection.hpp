@@ -6,7 +6,7 @@
 #include <string>
 
 #include "io/loop.hpp"
-#include "io/tcp.hpp"
+#include "io/transport.hpp"
 #include "queue/store.hpp"
 #include "server/session.hpp"
 
@@ -16,7 +16,7 @@ class Server;
 
 class Connection final : public SessionHost {
  public:
-  Connection(Server& server, uint64_t id, std::unique_ptr<io::Stream> tcp,
+  Connection(Server& server, uint64_t id, std::unique_ptr<io::Transport> tcp,
              std::shared_ptr<const SessionSettings> settings, ClientInfo client);
   ~Connection() override;
 
@@ -41,7 +41,7 @@ class Connection final : public SessionHost {
 
   Server& server_;
   uint64_t id_;
-  std::unique_ptr<io::Stream> tcp_;
+  std::unique_ptr<io::Transport> tcp_;
   ClientInfo client_;
   std::shared_ptr<const SessionSettings> settings_;
   Session session_;

@@ -8,8 +8,8 @@
 
 namespace tern::server {
 
-Server::Server(io::Loop& loop, queue::Store& store, const Clock& clock, const config::Config& cfg)
-    : loop_(loop), store_(store), clock_(clock), reaper_(loop) {
+Server::Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, const config::Config& cfg)
+    : loop_(loop), injector_(injector), clock_(clock), reaper_(loop) {
   apply(cfg);
 }
 
@@ -102,7 +102,7 @@ void Server::shutdown(std::function<void()> done) {
 
 void Server::check_drained() {
   if (!on_drained_ || !conns_.empty() || !dead_.empty()) return;
-  if (store_.commits_in_flight() > 0) {  // a closed connection's message is still committing
+  if (injector_.commits_in_flight() > 0) {  // a closed connection's message is still committing
     reaper_.start(50, 0, [this] { check_drained(); });
     return;
   }

@@ -13,7 +13,7 @@
 #include "config/config.hpp"
 #include "io/loop.hpp"
 #include "io/tcp.hpp"
-#include "queue/store.hpp"
+#include "queue/injector.hpp"
 #include "server/session.hpp"
 
 namespace tern::server {
@@ -28,7 +28,7 @@ class Connection;
 
 class Server {
  public:
-  Server(io::Loop& loop, queue::Store& store, const Clock& clock, const config::Config& cfg);
+  Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, const config::Config& cfg);
   ~Server();
 
   // Opens every configured listener. A failure is fatal at startup (the caller exits 1).
@@ -48,7 +48,7 @@ class Server {
   static std::shared_ptr<const SessionSettings> make_settings(const config::Config& cfg);
 
   io::Loop& loop_;
-  queue::Store& store_;
+  queue::Injector& injector_;  // the one path into the queue
   const Clock& clock_;
   std::shared_ptr<const SessionSettings> settings_;
   config::Timeouts timeouts_;

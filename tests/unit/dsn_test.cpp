@@ -181,3 +181,15 @@ TEST_CASE("dsn: a headers-only notice of a message without a blank line returns 
   CHECK(smtp::header_section_length("Subject: a\r\nX-Partial", complete) == 12);
   CHECK_FALSE(complete);
 }
+
+TEST_CASE("dsn: an unusual ORCPT reaches the report encoded, never raw") {
+  auto r = sample(bounce::Action::Failed);
+  r.rcpts[0].orcpt = smtp::Orcpt{"rfc822", std::string("ctl\x01x@dest.example")};
+  const std::string m = bounce::build(r);
+  CHECK_FALSE(has(m, std::string("\x01")));
+  CHECK(has(m, "Original-Recipient: rfc822;ctl+01x@dest.example\r\n"));
+  r.rcpts[0].orcpt = smtp::Orcpt{"utf-8", "r\xc3\xbc" "ck@dest.example"};
+  CHECK(has(bounce::build(r), "Original-Recipient: utf-8;r\\x{FC}ck@dest.example\r\n"));  // not a global DSN
+  r.utf8 = true;
+  CHECK(has(bounce::build(r), "Original-Recipient: utf-8;r\xc3\xbc" "ck@dest.example\r\n"));
+}
