@@ -2,6 +2,7 @@
 #include "delivery/agent.hpp"
 
 #include "delivery/connection.hpp"
+#include "io/tcp.hpp"
 
 namespace tern::delivery {
 
@@ -15,7 +16,12 @@ Agent::Agent(io::Loop& loop, const Clock& clock, qmgr::Jobs& jobs, scheduler::Sc
       settings_(std::move(settings)),
       rng_(seed),
       reaper_(loop),
-      deadline_(loop) {}
+      deadline_(loop) {
+  io_.connect = [this](const Endpoint& to, const IpAddress* source, std::function<void(int)> done) {
+    return std::unique_ptr<io::Transport>(io::Stream::connect(loop_, to, source, std::move(done)));
+  };
+  io_.make_alarm = [this] { return std::unique_ptr<Alarm>(new io::ClockAlarm(loop_, clock_)); };
+}
 
 Agent::~Agent() = default;
 

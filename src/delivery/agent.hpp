@@ -16,6 +16,7 @@
 #include "dns/mx.hpp"
 #include "dns/resolver.hpp"
 #include "io/loop.hpp"
+#include "io/transport.hpp"
 #include "qmgr/jobs.hpp"
 #include "scheduler/scheduler.hpp"
 
@@ -29,6 +30,15 @@ struct AgentSettings {
   dns::Self self;
 };
 
+// How connections reach the world: TCP connects and timers. ternd uses the real ones
+// (io::Stream::connect, io::ClockAlarm); unit tests drive a Connection through fakes.
+struct Io {
+  using Connect = std::function<std::unique_ptr<io::Transport>(const Endpoint& to, const IpAddress* source,
+                                                               std::function<void(int)> done)>;
+  Connect connect;
+  std::function<std::unique_ptr<Alarm>()> make_alarm;
+};
+
 class Agent final : public scheduler::Dispatcher {
  public:
   Agent(io::Loop& loop, const Clock& clock, qmgr::Jobs& jobs, scheduler::Scheduler& sched,
@@ -37,6 +47,7 @@ class Agent final : public scheduler::Dispatcher {
 
   void open(const scheduler::Destination& d, scheduler::JobId first) override;
   void apply(AgentSettings s) { settings_ = std::move(s); }
+  void set_io(Io io) { io_ = std::move(io); }
   // Workers finish their current transaction and quit; `done` runs when none is left, or
   // after `deadline`, when the rest are cut off (their mail stays queued as it was).
   void shutdown(std::chrono::seconds deadline, std::function<void()> done);
@@ -52,6 +63,7 @@ class Agent final : public scheduler::Dispatcher {
   scheduler::Scheduler& sched_;
   dns::Resolver& resolver_;
   AgentSettings settings_;
+  Io io_;
   std::mt19937_64 rng_;
   std::map<uint64_t, std::unique_ptr<Connection>> workers_;
   std::vector<std::unique_ptr<Connection>> dead_;

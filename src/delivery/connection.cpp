@@ -8,7 +8,6 @@
 #include "common/strings.hpp"
 #include "delivery/agent.hpp"
 #include "delivery/outcome.hpp"
-#include "io/tcp.hpp"
 #include "queue/body_reader.hpp"
 
 namespace tern::delivery {
@@ -52,11 +51,11 @@ const char* to_string(Connection::State s) noexcept {
 }
 
 Connection::Connection(Agent& agent, uint64_t id, scheduler::Destination dest, qmgr::JobId first)
-    : agent_(agent), id_(id), dest_(std::move(dest)), job_id_(first), timer_(agent.loop_) {}
+    : agent_(agent), id_(id), dest_(std::move(dest)), job_id_(first), alarm_(agent.io_.make_alarm()) {}
 
 Connection::~Connection() {
   *alive_ = false;
-  timer_.stop();
+  alarm_->cancel();
 }
 
 // The one state of this connection: its own phases, or the SMTP session's.
@@ -110,9 +109,9 @@ void Connection::on_state_change() {
     case State::Resolving:
     case State::Ready:
     case State::Loading:
-    case State::Done: timer_.stop(); return;
+    case State::Done: alarm_->cancel(); return;
   }
-  timer_.start(uint64_t(d.count()) * 1000, 0, [this] { on_deadline(); });
+  alarm_->set(agent_.clock_.now_us() + int64_t(d.count()) * 1000000, [this] { on_deadline(); });
 }
 
 void Connection::on_deadline() {
@@ -135,7 +134,7 @@ std::string Connection::relay() const { return current_ < cands_.size() ? cands_
 
 void Connection::start() {
   // Never start inside the scheduler's dispatch: begin on the next loop turn.
-  timer_.start(0, 0, [this] {
+  alarm_->set(agent_.clock_.now_us(), [this] {
     attempt_started_us_ = agent_.clock_.now_us();
     req_ = agent_.jobs_.begin(job_id_);
     if (!req_) return next_request();
@@ -295,7 +294,7 @@ void Connection::connect_next() {
     if (a.v6 == c.address.v6) source = &a;
   auto alive = alive_;
   connecting_ = true;
-  transport_ = io::Stream::connect(agent_.loop_, Endpoint{c.address, c.port}, source, [this, alive](int st) {
+  transport_ = agent_.io_.connect(Endpoint{c.address, c.port}, source, [this, alive](int st) {
     if (*alive) on_connected(st);
   });
   on_state_change();
@@ -480,7 +479,7 @@ void Connection::next_job() {
 }
 
 void Connection::drop_connection() {
-  timer_.stop();
+  alarm_->cancel();
   armed_ = State::Done;
   connecting_ = false;
   if (transport_) transport_->close_after_flush();

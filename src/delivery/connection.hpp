@@ -87,7 +87,7 @@ class Connection {
   smtp::DotEncoder encoder_;
   bool chunk_pending_ = false;       // a read or a drain is awaited
   bool body_done_ = false;
-  io::Timer timer_;
+  std::unique_ptr<Alarm> alarm_;     // the current state's deadline
   State armed_ = State::Done;        // the state whose deadline the timer holds
   bool reached_ = false;             // some session got ready: the destination is not down
   bool stopping_ = false;

@@ -47,6 +47,8 @@ Loop::~Loop() {
 }
 
 void Loop::run() { uv_run(loop_, UV_RUN_DEFAULT); }
+bool Loop::run_nowait() { return uv_run(loop_, UV_RUN_NOWAIT) != 0; }
+
 void Loop::stop() { uv_stop(loop_); }
 
 void Loop::queue_work(std::function<void()> work, std::function<void()> done) {

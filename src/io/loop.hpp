@@ -23,6 +23,8 @@ class Loop {
   Loop& operator=(const Loop&) = delete;
 
   void run();
+  // One non-blocking turn (tests drive the loop by hand): true while work is pending.
+  bool run_nowait();
   void stop();
   [[nodiscard]] uv_loop_s* raw() const noexcept { return loop_; }
 

@@ -1,0 +1,285 @@
+// The delivery connection driver on a manual clock, with a fake resolver and fake
+// transports: per-state deadlines (a dripping peer does not extend them), failover to the
+// next address, the body streamed piece by piece on drain events, the data_block progress
+// rule. Only the queue file read runs for real (the thread pool), on a temporary file.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <set>
+
+#include "delivery/agent.hpp"
+#include "delivery/connection.hpp"
+#include "queue/codec.hpp"
+#include "smtp/data_encoder.hpp"
+
+using namespace tern;
+
+namespace {
+
+constexpr int64_t kS = 1000000;
+
+std::set<class TestAlarm*>& alarms() {
+  static std::set<TestAlarm*> s;
+  return s;
+}
+
+class TestAlarm final : public Alarm {
+ public:
+  explicit TestAlarm(const ManualClock& c) : clock_(c) { alarms().insert(this); }
+  ~TestAlarm() override { alarms().erase(this); }
+  void set(int64_t at, std::function<void()> cb) override {
+    at_ = at;
+    cb_ = std::move(cb);
+  }
+  void cancel() override { cb_ = nullptr; }
+  bool poll() {
+    if (!cb_ || clock_.now_us() < at_) return false;
+    auto f = std::exchange(cb_, nullptr);
+    f();
+    return true;
+  }
+
+ private:
+  const ManualClock& clock_;
+  int64_t at_ = 0;
+  std::function<void()> cb_;
+};
+
+void poll_alarms() {
+  for (int round = 0; round < 100; ++round) {
+    bool any = false;
+    for (TestAlarm* a : std::vector<TestAlarm*>(alarms().begin(), alarms().end()))
+      if (alarms().count(a)) any |= a->poll();
+    if (!any) return;
+  }
+}
+
+class FakeResolver final : public dns::Resolver {
+ public:
+  void resolve_mx(const std::string& domain, std::function<void(dns::MxAnswer)> cb) override {
+    pending.push_back([this, domain, cb] { cb(mx.at(domain)); });
+  }
+  void resolve_addr(const std::string& host, bool v6, std::function<void(dns::AddrAnswer)> cb) override {
+    pending.push_back([this, host, v6, cb] {
+      dns::AddrAnswer a;
+      auto it = addrs.find(host);
+      a.rcode = it == addrs.end() || v6 ? dns::Rcode::NoData : dns::Rcode::Ok;
+      if (a.rcode == dns::Rcode::Ok) a.addresses = it->second;
+      cb(a);
+    });
+  }
+  void flush() {
+    for (int i = 0; i < 10 && !pending.empty(); ++i) {
+      auto p = std::move(pending);
+      pending.clear();
+      for (auto& f : p) f();
+    }
+  }
+  std::map<std::string, dns::MxAnswer> mx;
+  std::map<std::string, std::vector<IpAddress>> addrs;
+  std::vector<std::function<void()>> pending;
+};
+
+// What a test sees of one connection; it outlives the transport (the driver destroys that).
+struct Wire {
+  io::Transport::Events events;
+  Endpoint to;
+  std::string written;
+  size_t writes = 0;
+  bool slow = false;  // a slow peer: each piece waits in the queue until on_drain
+  bool closed = false;
+  std::function<void(int)> connected;
+};
+
+class FakeTransport final : public io::Transport {
+ public:
+  explicit FakeTransport(std::shared_ptr<Wire> w) : w_(std::move(w)) {}
+  ~FakeTransport() override { w_->closed = true; }
+  void set_events(Events ev) override { w_->events = std::move(ev); }
+  void start_read() override {}
+  void stop_read() override {}
+  bool write(std::string&& data) override {
+    w_->written += data;
+    ++w_->writes;
+    return !w_->slow;
+  }
+  [[nodiscard]] size_t queued_bytes() const noexcept override { return 0; }
+  void insert_filter(std::unique_ptr<io::Filter>) override {}
+  void close_after_flush() override { w_->closed = true; }
+  void close() override { w_->closed = true; }
+  [[nodiscard]] const Endpoint& peer() const noexcept override { return w_->to; }
+
+ private:
+  std::shared_ptr<Wire> w_;
+};
+
+class FakeJobs final : public qmgr::Jobs {
+ public:
+  std::optional<qmgr::DeliveryRequest> begin(qmgr::JobId id) override {
+    if (id != 1 || begun) return std::nullopt;
+    begun = true;
+    return req;
+  }
+  void report(qmgr::JobId, std::vector<Outcome> outs, int64_t) override { reports.push_back(std::move(outs)); }
+  qmgr::DeliveryRequest req;
+  bool begun = false;
+  std::vector<std::vector<Outcome>> reports;
+};
+
+struct World {
+  io::Loop loop;
+  ManualClock clock{1'800'000'000 * kS};
+  TestAlarm sched_alarm{clock};
+  scheduler::Scheduler sched{sched_alarm, clock, scheduler::Limits{}, 1};
+  FakeResolver resolver;
+  FakeJobs jobs;
+  std::vector<std::shared_ptr<Wire>> transports;
+  std::string dir;
+  std::string body;
+  std::unique_ptr<delivery::Agent> agent;
+
+  World() {
+    char tmpl[] = "/tmp/tern-conn-test-XXXXXX";
+    dir = mkdtemp(tmpl);
+    // A queue file with a body long enough for several pieces and dot lines across them.
+    for (int i = 0; body.size() < 300 * 1024; ++i) body += i % 50 == 0 ? ".dot\r\n" : "line " + std::to_string(i) + "\r\n";
+    queue::Envelope env;
+    env.id = "M1";
+    env.sender = "a@example.org";
+    queue::Recipient r;
+    r.address = "u@dest.example";
+    env.recipients.push_back(r);
+    std::ofstream(dir + "/M1", std::ios::binary) << queue::encode_header(env, body.size()) << body;
+    jobs.req.job = 1;
+    jobs.req.msg_id = "M1";
+    jobs.req.sender = "a@example.org";
+    jobs.req.rcpts = {"u@dest.example"};
+    jobs.req.rcpt_params = {{}};
+    jobs.req.size = body.size();
+    jobs.req.path = dir + "/M1";
+
+    dns::MxAnswer a;
+    a.rcode = dns::Rcode::Ok;
+    a.records = {{10, "mx1.dest.example"}, {20, "mx2.dest.example"}};
+    resolver.mx["dest.example"] = a;
+    resolver.addrs["mx1.dest.example"] = {*IpAddress::parse("192.0.2.1")};
+    resolver.addrs["mx2.dest.example"] = {*IpAddress::parse("192.0.2.2")};
+
+    delivery::AgentSettings s;
+    s.hostname = "tern.example.net";
+    s.delivery.timeouts.greeting = std::chrono::seconds(5);
+    s.delivery.timeouts.data_block = std::chrono::seconds(10);
+    s.self.hostname = "tern.example.net";
+    agent = std::make_unique<delivery::Agent>(loop, clock, jobs, sched, resolver, s, 1);
+    agent->set_io({[this](const Endpoint& to, const IpAddress*, std::function<void(int)> done) {
+                     auto wire = std::make_shared<Wire>();
+                     wire->to = to;
+                     wire->connected = std::move(done);
+                     transports.push_back(wire);
+                     return std::unique_ptr<io::Transport>(new FakeTransport(wire));
+                   },
+                   [this] { return std::unique_ptr<Alarm>(new TestAlarm(clock)); }});
+  }
+  ~World() {
+    agent.reset();
+    std::system(("rm -rf " + dir).c_str());
+  }
+  void advance(int64_t us) {
+    clock.advance_us(us);
+    poll_alarms();
+  }
+  // Runs the loop (the queue file read) until `cond` holds, bounded.
+  template <typename F>
+  bool until(F cond) {
+    for (int i = 0; i < 2000; ++i) {
+      if (cond()) return true;
+      loop.run_nowait();
+      poll_alarms();
+      resolver.flush();
+      usleep(1000);
+    }
+    return cond();
+  }
+  // Starts the connection and gets it to the first TCP connect.
+  void open() {
+    scheduler::Destination d;
+    d.key = "mx:dest.example";
+    d.domain = "dest.example";
+    d.port = 25;
+    agent->open(d, 1);
+    REQUIRE(until([&] { return !transports.empty(); }));
+  }
+  void feed(const std::shared_ptr<Wire>& t, std::string_view s) { t->events.on_data(s); }
+};
+
+}  // namespace
+
+TEST_CASE("connection: a greeting dripped byte by byte does not extend its deadline; the next MX gets the mail") {
+  World w;
+  w.open();
+  auto t1 = w.transports[0];
+  CHECK(t1->to.address.str() == "192.0.2.1");
+  t1->connected(0);
+  // One byte every 2 s: each would have re-armed a timer that measured silence.
+  for (char c : std::string("220 mx1")) {
+    w.feed(t1, std::string(1, c));
+    w.advance(2 * kS);
+    if (w.transports.size() > 1) break;
+  }
+  REQUIRE(w.transports.size() == 2);  // gave up on mx1 after the 5 s greeting deadline
+  CHECK(t1->closed);
+  CHECK(w.clock.now_us() - 1'800'000'000 * kS <= 6 * kS);
+
+  auto t2 = w.transports[1];
+  CHECK(t2->to.address.str() == "192.0.2.2");
+  t2->connected(0);
+  w.feed(t2, "220 mx2 ESMTP\r\n");
+  CHECK(t2->written == "EHLO tern.example.net\r\n");
+  w.feed(t2, "250-mx2\r\n250 PIPELINING\r\n");
+  REQUIRE(w.until([&] { return t2->written.find("DATA\r\n") != std::string::npos; }));
+  CHECK(t2->written.find("MAIL FROM:<a@example.org>") != std::string::npos);
+  const size_t before_body = t2->written.size();
+  w.feed(t2, "250 ok\r\n250 ok\r\n354 go\r\n");
+  REQUIRE(w.until([&] { return t2->written.ends_with("\r\n.\r\n"); }));
+  CHECK(t2->writes > 4);  // the body went out in pieces, not in one write
+  CHECK(t2->written.substr(before_body) == smtp::encode_data(w.body));
+  w.feed(t2, "250 2.0.0 queued\r\n");
+  REQUIRE(w.jobs.reports.size() == 1);
+  const Outcome& o = w.jobs.reports[0][0];
+  CHECK(o.fate == Fate::Delivered);
+  CHECK(o.relay == "mx2.dest.example[192.0.2.2]:25");
+  CHECK(o.remote);
+}
+
+TEST_CASE("connection: the body waits for drain events, and no progress for data_block defers the mail") {
+  World w;
+  w.open();
+  auto t = w.transports[0];
+  t->slow = true;
+  t->connected(0);
+  w.feed(t, "220 mx1\r\n");
+  w.feed(t, "250-mx1\r\n250 PIPELINING\r\n");
+  REQUIRE(w.until([&] { return t->written.find("DATA\r\n") != std::string::npos; }));
+  w.feed(t, "250 ok\r\n250 ok\r\n354 go\r\n");
+  REQUIRE(w.until([&] { return t->writes >= 3; }));  // EHLO, MAIL..DATA, then the first piece
+  const size_t pieces = t->writes;
+  for (int i = 0; i < 20; ++i) w.loop.run_nowait();
+  CHECK(t->writes == pieces);  // nothing more until the transport drains
+  // Progress: each drain lets one more piece go, and restarts the data_block deadline.
+  for (int i = 0; i < 3; ++i) {
+    w.advance(8 * kS);
+    t->events.on_drain();
+    REQUIRE(w.until([&] { return t->writes == pieces + size_t(i) + 1; }));
+  }
+  CHECK(w.jobs.reports.empty());  // 24 s in, but never 10 s without progress
+  // Then the peer stops taking data.
+  w.advance(11 * kS);
+  REQUIRE(w.jobs.reports.size() == 1);
+  const Outcome& o = w.jobs.reports[0][0];
+  CHECK(o.fate == Fate::Deferred);
+  CHECK(o.status == "4.4.2");
+  CHECK(o.text.find("no progress") != std::string::npos);
+}
