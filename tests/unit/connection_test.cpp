@@ -11,6 +11,7 @@
 #include <set>
 
 #include "delivery/agent.hpp"
+#include "fakes.hpp"
 #include "delivery/connection.hpp"
 #include "queue/codec.hpp"
 #include "smtp/data_encoder.hpp"
@@ -26,26 +27,11 @@ std::set<class TestAlarm*>& alarms() {
   return s;
 }
 
-class TestAlarm final : public Alarm {
+// A manual alarm that the test can find (every live one is polled by poll_alarms()).
+class TestAlarm final : public fake::ManualAlarm {
  public:
-  explicit TestAlarm(const ManualClock& c) : clock_(c) { alarms().insert(this); }
+  explicit TestAlarm(const ManualClock& c) : ManualAlarm(c) { alarms().insert(this); }
   ~TestAlarm() override { alarms().erase(this); }
-  void set(int64_t at, std::function<void()> cb) override {
-    at_ = at;
-    cb_ = std::move(cb);
-  }
-  void cancel() override { cb_ = nullptr; }
-  bool poll() {
-    if (!cb_ || clock_.now_us() < at_) return false;
-    auto f = std::exchange(cb_, nullptr);
-    f();
-    return true;
-  }
-
- private:
-  const ManualClock& clock_;
-  int64_t at_ = 0;
-  std::function<void()> cb_;
 };
 
 void poll_alarms() {

@@ -15,9 +15,9 @@
 namespace tern::fake {
 
 // Fires when the test advances the clock past its setting.
-class ManualAlarm final : public Alarm {
+class ManualAlarm : public Alarm {
  public:
-  explicit ManualAlarm(ManualClock& clock) : clock_(clock) {}
+  explicit ManualAlarm(const ManualClock& clock) : clock_(clock) {}
   void set(int64_t at_us, std::function<void()> cb) override {
     at_ = at_us;
     cb_ = std::move(cb);
@@ -34,7 +34,7 @@ class ManualAlarm final : public Alarm {
   }
 
  private:
-  ManualClock& clock_;
+  const ManualClock& clock_;
   int64_t at_ = 0;
   std::function<void()> cb_;
 };
