@@ -156,8 +156,9 @@ Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
 // ---- Incoming ----
 
 Incoming::~Incoming() {
-  if (s_ && !s_->commit_requested) abort();
-  else if (s_) s_->done = nullptr;  // owner gone: nobody to tell
+  if (!s_) return;
+  s_->done = nullptr;  // owner gone: nobody to tell
+  if (!s_->commit_requested) abort();
 }
 
 const std::string& Incoming::id() const noexcept { return s_->id; }
@@ -169,7 +170,16 @@ void Incoming::append(std::string_view content) {
 }
 
 void Incoming::commit(std::function<void(CommitStatus)> done) {
-  if (s_->aborted || s_->commit_requested) return;
+  if (s_->commit_requested) return;
+  if (s_->aborted) {
+    // Nothing left to commit, but the caller waits for an answer: give it one, on the loop
+    // thread like every other outcome (never from inside commit()).
+    s_->done = std::move(done);
+    s_->store->loop_.queue_work([] {}, [s = s_] {
+      if (auto d = std::exchange(s->done, nullptr)) d(CommitStatus::IoError);
+    });
+    return;
+  }
   s_->commit_requested = true;
   s_->done = std::move(done);
   ++s_->store->in_flight_;

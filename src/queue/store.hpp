@@ -33,7 +33,7 @@ class Incoming {
   [[nodiscard]] const std::string& id() const noexcept;
   void append(std::string_view content);
   // Finishes, fsyncs and commits; `done` runs on the loop thread, exactly once, unless the
-  // Incoming was destroyed first.
+  // Incoming was destroyed first. After abort() it reports IoError (nothing was stored).
   void commit(std::function<void(CommitStatus)> done);
   void abort();
 
