@@ -120,7 +120,9 @@ std::string encode_header(const Envelope& env, uint64_t data_size) {
   for (const auto& r : env.recipients) {
     h += "rcpt <" + escape_token(r.address) + ">";
     if (!r.original.empty()) h += " orig=<" + escape_token(r.original) + ">";
-    for (const auto& p : r.params) h += " " + escape_token(p);
+    // A parameter that begins like the orig= field is escaped so it reads back as a parameter.
+    for (const auto& p : r.params)
+      h += p.starts_with("orig=") ? " %6F" + escape_token(p.substr(1)) : " " + escape_token(p);
     h += "\n";
   }
   if (!env.notice_for.empty()) {
@@ -141,9 +143,10 @@ size_t data_size_offset(std::string_view header) {
 
 std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
                           std::string_view relay, std::string_view reply) {
+  // "-" stands for "no relay", so a relay literally named "-" is escaped.
+  const std::string relay_field = relay.empty() ? "-" : relay == "-" ? "%2D" : escape_token(relay);
   return "status " + std::to_string(rcpt_index) + " " + to_string(state) + " " +
-         std::to_string(time_us) + " " + (relay.empty() ? std::string("-") : escape_token(relay)) + " " +
-         escape_text(reply) + "\n";
+         std::to_string(time_us) + " " + relay_field + " " + escape_text(reply) + "\n";
 }
 
 std::string encode_delay_warned(int64_t time_us) {
@@ -192,7 +195,9 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
       if (val != "yes" && val != "no") return bad("expected yes or no");
       env.client_relay = val == "yes";
     } else if (key == "protocol") {
-      env.protocol = std::string(val);
+      auto v = unescape(val);
+      if (!v) return v.error();
+      env.protocol = *v;
     } else if (key == "sender") {
       auto v = unbracket(val);
       if (!v) return v.error();

@@ -188,3 +188,16 @@ TEST_CASE("codec: golden queue file, written and read") {
   CHECK(got.recipients[1].last_relay.empty());
   CHECK(got.delay_warned_us == 1764081000000000);
 }
+
+TEST_CASE("codec: every field survives a write and a read (protocol, orig=-like params, relay '-')") {
+  Envelope e = sample();
+  e.protocol = "ODD PROTO%";
+  e.recipients[0].params = {"orig=<x@y>", "NOTIFY=NEVER"};
+  auto p = parse_header(encode_header(e, 0));
+  REQUIRE(p.ok());
+  CHECK(p->envelope.protocol == e.protocol);
+  CHECK(p->envelope.recipients[0].original.empty());
+  CHECK(p->envelope.recipients[0].params == e.recipients[0].params);
+  REQUIRE(apply_status_records(p->envelope, encode_status(0, RcptState::Deferred, 7, "-", "451 x")).ok());
+  CHECK(p->envelope.recipients[0].last_relay == "-");
+}
