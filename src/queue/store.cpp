@@ -427,6 +427,18 @@ void Store::refresh_free_space() {
 }
 
 void Store::append_status(const std::string& id, std::string records, std::function<void(Status)> done) {
+  AppendQueue& q = appends_[id];
+  q.items.push_back({std::move(records), std::move(done)});
+  if (q.in_flight == 0) start_append(id);
+}
+
+// Writes every append waiting for `id` in one write and one fdatasync. Runs only when no
+// other append to that file is in flight (see append_status).
+void Store::start_append(const std::string& id) {
+  AppendQueue& q = appends_[id];
+  q.in_flight = q.items.size();
+  std::string records;
+  for (const auto& a : q.items) records += a.records;
   auto err = std::make_shared<int>(0);
   const int msg_fd = msg_fd_;
   loop_.queue_work(
@@ -441,16 +453,26 @@ void Store::append_status(const std::string& id, std::string records, std::funct
         if (int e = write_all(fd, records.data(), records.size())) *err = e;
         if (!*err && ::fdatasync(fd) != 0) *err = errno;
         // A partly written record (a full disk) is cut off again, so that the next append
-        // cannot fuse with it into a malformed one.
+        // cannot fuse with it into a malformed one. Nothing else appends meanwhile, so the
+        // size seen above is where our own records began.
         if (*err && sized && ::ftruncate(fd, st.st_size) == 0) ::fdatasync(fd);
         ::close(fd);
       },
-      [id, err, done = std::move(done)] {
-        if (*err) {
-          spdlog::error("queue: id={} status update failed: {}", id, std::strerror(*err));
-          return done(Error::temp(std::string("status update failed: ") + std::strerror(*err)));
+      [this, id, err] {
+        auto it = appends_.find(id);
+        AppendQueue& q = it->second;
+        std::vector<PendingAppend> finished(std::make_move_iterator(q.items.begin()),
+                                            std::make_move_iterator(q.items.begin() + long(q.in_flight)));
+        q.items.erase(q.items.begin(), q.items.begin() + long(q.in_flight));
+        q.in_flight = 0;
+        if (q.items.empty()) appends_.erase(it);
+        else start_append(id);
+        if (*err) spdlog::error("queue: id={} status update failed: {}", id, std::strerror(*err));
+        // Callbacks last: they may append again (to this id too), which queues behind.
+        for (auto& a : finished) {
+          if (*err) a.done(Error::temp(std::string("status update failed: ") + std::strerror(*err)));
+          else a.done(ok_status());
         }
-        done(ok_status());
       });
 }
 

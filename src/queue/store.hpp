@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -74,6 +75,10 @@ class Store {
   void on_committed(std::function<void(const Envelope&, uint64_t size)> cb) { committed_cb_ = std::move(cb); }
 
   // Appends status records (codec encode_status) to a committed message and fdatasyncs them.
+  // Appends to one message are serialised: at most one write is in flight per file, records
+  // land in call order, and those asked for while one is in flight share the next write and
+  // fdatasync. (A failed append cuts its own partial record off again, which is only safe
+  // because no other append to that file can run meanwhile.)
   void append_status(const std::string& id, std::string records, std::function<void(Status)> done);
   // Reads a committed message's data (the bytes after the header).
   void read_message(const std::string& id,
@@ -94,6 +99,12 @@ class Store {
   void run_batch();
   void refresh_free_space();
   void discard(const std::shared_ptr<Spool>& s);
+  void start_append(const std::string& id);
+
+  struct PendingAppend {
+    std::string records;
+    std::function<void(Status)> done;
+  };
 
   io::Loop& loop_;
   std::string dir_;
@@ -110,6 +121,12 @@ class Store {
   bool batch_running_ = false;
   size_t in_flight_ = 0;
   std::function<void(const Envelope&, uint64_t)> committed_cb_;
+  // Status appends per message id: [0, in_flight) are being written, the rest wait.
+  struct AppendQueue {
+    std::vector<PendingAppend> items;
+    size_t in_flight = 0;
+  };
+  std::unordered_map<std::string, AppendQueue> appends_;
 };
 
 // errno → commit status: a full disk or quota is NoSpace (452 4.3.1), anything else IoError.

@@ -108,3 +108,49 @@ TEST_CASE("store: commit after abort answers IoError instead of never calling ba
   CHECK(std::filesystem::is_empty(d.q() + "/msg"));
   (*store)->close();
 }
+
+TEST_CASE("store: status appends to one message are serialised, in call order, none lost") {
+  ScratchDir d;
+  io::Loop loop;
+  ManualClock clock(1764066538123456);
+  auto store = Store::open(loop, d.q(), clock);
+  REQUIRE(store.ok());
+  const std::string id = commit_one(loop, **store, "Subject: x\r\n\r\nbody\r\n", 4);
+  // Many appends issued at once, as concurrent delivery transactions do: each record must
+  // land whole, in the order asked, and every caller must hear back exactly once.
+  constexpr int kAppends = 300;
+  int answered = 0, failed = 0;
+  std::vector<int> order;
+  for (int i = 0; i < kAppends; ++i) {
+    const std::string rec = encode_status(size_t(i % 4), RcptState::Deferred, i, "mx[192.0.2.1]:25",
+                                          "451 4.3.0 attempt " + std::to_string(i));
+    (*store)->append_status(id, rec, [&, i](Status st) {
+      ++answered;
+      if (!st) ++failed;
+      order.push_back(i);
+    });
+  }
+  run_until(loop, [&] { return answered == kAppends; });
+  CHECK(failed == 0);
+  const std::string file = slurp(d.q() + "/msg/" + id);
+  auto p = parse_header(file);
+  REQUIRE(p.ok());
+  const std::string trailer = file.substr(p->header_length + p->data_size);
+  size_t pos = 0;
+  int expect = 0;
+  bool in_order = true;
+  while (pos < trailer.size()) {
+    const size_t nl = trailer.find('\n', pos);
+    REQUIRE(nl != std::string::npos);
+    const std::string line = trailer.substr(pos, nl - pos);
+    if (!line.ends_with(" attempt " + std::to_string(expect))) in_order = false;
+    ++expect;
+    pos = nl + 1;
+  }
+  CHECK(expect == kAppends);
+  CHECK(in_order);
+  for (size_t i = 0; i < order.size(); ++i) CHECK(order[i] == int(i));
+  REQUIRE(apply_status_records(p->envelope, trailer).ok());
+  CHECK(p->envelope.recipients[0].attempts == kAppends / 4);
+  (*store)->close();
+}
