@@ -113,10 +113,27 @@ Result<ParsedHeader> read_header(int fd, uint64_t file_size, std::string& buf) {
 Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
   // Read-write: a torn status append is cut off here, before any new append could fuse
   // with it into a malformed record.
-  int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Error::temp(std::string("open: ") + std::strerror(errno));
+  // O_NOFOLLOW and O_NONBLOCK: a symlink fails (ELOOP) and a fifo opens without waiting for a
+  // writer, so that a stray entry is recognised below instead of being followed or hanging.
+  int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  if (fd < 0) {
+    const int e = errno;
+    // Not a file tern could have written (a directory, a symlink, a socket): set it aside.
+    // Anything else (EMFILE, ENOMEM, EIO, ...) may pass, so it stops startup instead.
+    if (e == EISDIR || e == ELOOP || e == ENXIO)
+      return Error::perm(std::string("not a regular file (open: ") + std::strerror(e) + ")");
+    return Error::temp(std::string("open: ") + std::strerror(e));
+  }
   struct stat st {};
-  ::fstat(fd, &st);
+  if (::fstat(fd, &st) != 0) {
+    const int e = errno;
+    ::close(fd);
+    return Error::temp(std::string("fstat: ") + std::strerror(e));
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return Error::perm("not a regular file");
+  }
   std::string buf;
   auto parsed = read_header(fd, uint64_t(st.st_size), buf);
   if (!parsed) {
@@ -256,7 +273,10 @@ Result<RecoveryReport> Store::recover() {
       return Error::temp("queue: cannot read msg/" + name + ": " + loaded.error().message);
     // Never delete mail: set it aside for the operator.
     const std::string from = dir_ + "/msg/" + name, to = dir_ + "/corrupt/" + name;
-    spdlog::error("queue: msg/{} is malformed ({}); moved to corrupt/", name, loaded.error().message);
+    if (loaded.error().kind == ErrorKind::Perm)
+      spdlog::error("queue: msg/{}: {}; moved to corrupt/", name, loaded.error().message);
+    else
+      spdlog::error("queue: msg/{} is malformed ({}); moved to corrupt/", name, loaded.error().message);
     if (::rename(from.c_str(), to.c_str()) != 0)
       return Error::perm("queue: cannot move " + from + " aside: " + std::strerror(errno));
     ++r.corrupt_moved;
