@@ -73,12 +73,37 @@ int pwrite_all(int fd, const std::string& s, off_t at) {
   return 0;
 }
 
+// Creates `path` (mode 0750) and any missing parent. An existing directory is left as it is:
+// check_trusted() decides whether it may be used, tern never changes its mode behind the
+// operator's back.
 int make_dir(const std::string& path) {
   std::error_code ec;
-  std::filesystem::create_directories(path, ec);  // parents too
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (ec) return ec.value();
-  ::chmod(path.c_str(), 0750);
+  if (::mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) return errno;
   return 0;
+}
+
+// A queue directory that another user can write into lets that user forge queue files,
+// which tern would act on (deliver, bounce to a forged sender): refuse to start instead.
+Status check_trusted(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0)
+    return Error::perm("queue: cannot stat " + path + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return Error::perm("queue: " + path + " is not a directory");
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me)
+    return Error::perm("queue: " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                       ", not by uid " + std::to_string(me) + " that ternd runs as; refusing to use it "
+                       "(chown it to ternd's user)");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+    return Error::perm("queue: " + path + " is writable by group or others (mode " + mode +
+                       "); refusing to use it (chmod go-w " + path + ")");
+  }
+  return ok_status();
 }
 
 std::vector<std::string> list_dir(const std::string& path) {
@@ -234,6 +259,7 @@ Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& di
   for (const std::string& d : {dir, dir + "/tmp", dir + "/msg", dir + "/corrupt"}) {
     if (int e = make_dir(d))
       return Error::perm("queue: cannot create " + d + ": " + std::strerror(e));
+    if (auto st = check_trusted(d); !st) return st.error();
   }
   // One ternd per queue: a second one must not touch the first one's files (its recovery
   // would delete messages still being received).
