@@ -71,6 +71,22 @@ void setup_logging(const std::string& level) {
   spdlog::flush_on(spdlog::level::trace);
 }
 
+// Descriptors beyond inbound and delivery connections: queue files open in the thread pool
+// (16 threads, plus one spool file per message being received beyond that), DNS sockets,
+// the listeners, the control socket and its clients, the log.
+constexpr uint64_t kFdReserve = 64;
+
+// Warns when the configured connection limits cannot fit under the open-files limit: the
+// daemon would then run out of descriptors under load (accept fails, connects fail).
+void check_fd_budget(const tern::config::Config& c, uint64_t fd_limit) {
+  const uint64_t need = uint64_t(c.limits.max_connections) + c.delivery.max_in_flight + kFdReserve;
+  if (need > fd_limit)
+    spdlog::warn("ternd: open-files limit {} is below what the limits need: limits.max_connections {} + "
+                 "delivery.max_in_flight {} + {} for queue files, DNS and control = {}; raise the limit "
+                 "(LimitNOFILE=, ulimit -n) or lower the connection limits",
+                 fd_limit, c.limits.max_connections, c.delivery.max_in_flight, kFdReserve, need);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -91,9 +107,12 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   ::umask(027);  // queue files 0640, directories 0750, whatever the caller's umask
   setup_logging(cfg->log_level);
+  // The soft limit is raised to the hard one: the default soft 1024 is far below what the
+  // default connection limits need.
   const uint64_t fds = tern::io::raise_fd_limit();
   spdlog::info("ternd: starting: hostname={} config={} queue={} open-files={}", cfg->hostname,
                cfg->source_path, cfg->queue_dir, fds);
+  check_fd_budget(*cfg, fds);
 
   tern::SystemClock clock;
   tern::io::Loop loop;
@@ -188,6 +207,7 @@ int main(int argc, char** argv) {
     scheduler->apply(*next);
     agent->apply(agent_settings(*next));
     (*store)->set_min_free(next->queue_min_free);
+    check_fd_budget(*next, fds);
     spdlog::set_level(spdlog::level::from_str(next->log_level));
     running = std::move(*next);
     spdlog::info("ternd: configuration reloaded from {}", config_path);
