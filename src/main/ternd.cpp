@@ -127,8 +127,10 @@ int main(int argc, char** argv) {
     spdlog::critical("ternd: {}", recovered.error().message);
     return 1;
   }
-  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed",
-               recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved);
+  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
+               "left {} for a newer tern, removed {} deleted",
+               recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved,
+               recovered->left_untouched, recovered->deleted_removed);
 
   auto resolver = tern::dns::UnboundResolver::create(
       loop, cfg->dns.forwarders, std::chrono::duration_cast<std::chrono::milliseconds>(cfg->dns.timeout));

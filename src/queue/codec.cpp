@@ -1,7 +1,8 @@
-// Encoding and decoding of queue files (grammar: queue-format.md, version 1).
+// Encoding and decoding of queue files (grammar: queue-format.md, version 2; reads 1 too).
 #include "queue/codec.hpp"
 
 #include <charconv>
+#include <optional>
 #include <vector>
 
 namespace tern::queue {
@@ -45,6 +46,23 @@ std::vector<std::string_view> split(std::string_view line) {
     i = j + 1;
   }
   return out;
+}
+
+// A record key as the extension rules define it: a lower-case letter, then lower-case
+// letters, digits and '-'.
+bool valid_key(std::string_view k) {
+  if (k.empty() || k[0] < 'a' || k[0] > 'z') return false;
+  for (char c : k)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+// Unknown record in a version-2 header or in any trailer: "" to skip it (optional), the key
+// when it is must-understand, nullopt when it is not a record at all.
+std::optional<std::string_view> classify_unknown(std::string_view key) {
+  if (!key.empty() && key[0] == kMustUnderstand && valid_key(key.substr(1))) return key;
+  if (valid_key(key)) return std::string_view{};
+  return std::nullopt;
 }
 
 Result<std::string> unbracket(std::string_view field) {
@@ -153,6 +171,10 @@ std::string encode_delay_warned(int64_t time_us) {
   return "delay-warned " + std::to_string(time_us) + "\n";
 }
 
+std::string encode_held(int64_t time_us) { return "!held " + std::to_string(time_us) + "\n"; }
+std::string encode_released(int64_t time_us) { return "!released " + std::to_string(time_us) + "\n"; }
+std::string encode_deleted(int64_t time_us) { return "!deleted " + std::to_string(time_us) + "\n"; }
+
 Result<ParsedHeader> parse_header(std::string_view prefix) {
   ParsedHeader out;
   Envelope& env = out.envelope;
@@ -164,7 +186,14 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
     std::string_view line = prefix.substr(pos, nl - pos);
     pos = nl + 1;
     if (first) {
-      if (line != kMagic) return Error::bug("not a tern queue file (or an unknown version)");
+      if (!line.starts_with(kMagicPrefix) || !parse_uint(line.substr(kMagicPrefix.size()), out.version) ||
+          out.version == 0)
+        return Error::bug("not a tern queue file");
+      if (out.version > kFormatVersion) {
+        // Written by a newer tern: this reader cannot know what it may do with the file.
+        out.unknown_must_understand = std::string(line);
+        return out;
+      }
       first = false;
       continue;
     }
@@ -244,7 +273,11 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
       if (val.size() != kDataSizeDigits || !parse_uint(val, out.data_size)) return bad("malformed");
       have_size = true;
     } else {
-      return Error::bug("unknown record '" + std::string(key) + "'");
+      const auto unknown = out.version >= 2 ? classify_unknown(key) : std::nullopt;
+      if (!unknown) return Error::bug("unknown record '" + std::string(key) + "'");
+      if (!unknown->empty() && out.unknown_must_understand.empty())
+        out.unknown_must_understand = std::string(*unknown);
+      // An optional record this version does not know is skipped.
     }
   }
   if (env.id.empty() || !have_sender || !have_size || env.recipients.empty())
@@ -253,7 +286,7 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
   return out;
 }
 
-Status apply_status_records(Envelope& env, std::string_view trailer) {
+Status apply_status_records(Envelope& env, std::string_view trailer, std::string* unknown_must_understand) {
   size_t pos = 0;
   while (pos < trailer.size()) {
     size_t nl = trailer.find('\n', pos);
@@ -261,12 +294,27 @@ Status apply_status_records(Envelope& env, std::string_view trailer) {
     std::string_view line = trailer.substr(pos, nl - pos);
     pos = nl + 1;
     auto f = split(line);
-    if (f.size() == 2 && f[0] == "delay-warned") {  // delay-warned TIME
-      if (!parse_uint(f[1], env.delay_warned_us)) return Error::bug("malformed delay-warned record");
+    if (f[0] == "delay-warned" || f[0] == "!held" || f[0] == "!released" || f[0] == "!deleted") {
+      int64_t t = 0;
+      if (f.size() != 2 || !parse_uint(f[1], t))
+        return Error::bug("malformed " + std::string(f[0]) + " record: " + std::string(line));
+      if (f[0] == "delay-warned") env.delay_warned_us = t;
+      else if (f[0] == "!held") env.held = true;
+      else if (f[0] == "!released") env.held = false;
+      else env.deleted = true;
       continue;
     }
+    if (f[0] != "status") {
+      const auto unknown = classify_unknown(f[0]);
+      if (!unknown) return Error::bug("malformed status record: " + std::string(line));
+      if (unknown->empty()) continue;  // optional, unknown to this version: skipped
+      if (!unknown_must_understand)
+        return Error::perm("record '" + std::string(*unknown) + "' needs a newer tern");
+      *unknown_must_understand = std::string(*unknown);
+      return ok_status();
+    }
     // status INDEX STATE TIME RELAY TEXT
-    if (f.size() < 5 || f[0] != "status") return Error::bug("malformed status record");
+    if (f.size() < 5) return Error::bug("malformed status record");
     size_t idx = 0;
     RcptState st{};
     int64_t t = 0;

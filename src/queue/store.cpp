@@ -1,7 +1,7 @@
-// Queue store: spooling through the thread pool, group commit, recovery.
+// Queue store: spooling through the thread pool, group commit, status appends, reads.
+// (Startup recovery is in recovery.cpp.)
 #include "queue/store.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -106,19 +106,6 @@ Status check_trusted(const std::string& path) {
   return ok_status();
 }
 
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return names;
-  while (auto* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    names.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
 // Reads enough of a queue file to hold its whole header: the prefix grows until the
 // "data" line is in it (headers of many long recipients can pass any fixed size).
 Result<ParsedHeader> read_header(int fd, uint64_t file_size, std::string& buf) {
@@ -132,65 +119,6 @@ Result<ParsedHeader> read_header(int fd, uint64_t file_size, std::string& buf) {
     if (parsed || uint64_t(n) >= file_size || want >= kMaxHeader) return parsed;
     want = size_t(std::min<uint64_t>(file_size, uint64_t(want) * 4));
   }
-}
-
-// Reads a committed file's header and status trailer (not the data).
-Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
-  // Read-write: a torn status append is cut off here, before any new append could fuse
-  // with it into a malformed record.
-  // O_NOFOLLOW and O_NONBLOCK: a symlink fails (ELOOP) and a fifo opens without waiting for a
-  // writer, so that a stray entry is recognised below instead of being followed or hanging.
-  int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
-  if (fd < 0) {
-    const int e = errno;
-    // Not a file tern could have written (a directory, a symlink, a socket): set it aside.
-    // Anything else (EMFILE, ENOMEM, EIO, ...) may pass, so it stops startup instead.
-    if (e == EISDIR || e == ELOOP || e == ENXIO)
-      return Error::perm(std::string("not a regular file (open: ") + std::strerror(e) + ")");
-    return Error::temp(std::string("open: ") + std::strerror(e));
-  }
-  struct stat st {};
-  if (::fstat(fd, &st) != 0) {
-    const int e = errno;
-    ::close(fd);
-    return Error::temp(std::string("fstat: ") + std::strerror(e));
-  }
-  if (!S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return Error::perm("not a regular file");
-  }
-  std::string buf;
-  auto parsed = read_header(fd, uint64_t(st.st_size), buf);
-  if (!parsed) {
-    ::close(fd);
-    return parsed.error();
-  }
-  const uint64_t data_end = parsed->header_length + parsed->data_size;
-  if (uint64_t(st.st_size) < data_end) {
-    ::close(fd);
-    return Error::bug("file shorter than its data-size says");
-  }
-  std::string trailer(size_t(uint64_t(st.st_size) - data_end), '\0');
-  if (!trailer.empty() && ::pread(fd, trailer.data(), trailer.size(), off_t(data_end)) < 0) {
-    int e = errno;
-    ::close(fd);
-    return Error::temp(std::string("read: ") + std::strerror(e));
-  }
-  if (!trailer.empty() && trailer.back() != '\n') {
-    const size_t keep = trailer.rfind('\n') == std::string::npos ? 0 : trailer.rfind('\n') + 1;
-    spdlog::warn("queue: msg/{}: dropping a torn status record (crash during an update)", name);
-    if (::ftruncate(fd, off_t(data_end + keep)) != 0 || ::fdatasync(fd) != 0) {
-      int e = errno;
-      ::close(fd);
-      return Error::temp(std::string("truncate: ") + std::strerror(e));
-    }
-    trailer.resize(keep);
-  }
-  ::close(fd);
-  auto applied = apply_status_records(parsed->envelope, trailer);
-  if (!applied) return applied.error();
-  if (parsed->envelope.id != name) return Error::bug("id record does not match the file name");
-  return parsed;
 }
 
 }  // namespace
@@ -279,37 +207,6 @@ Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& di
     return Error::perm("queue: cannot open " + dir + ": " + std::strerror(e));
   }
   return std::unique_ptr<Store>(new Store(loop, dir, clock, lock_fd, tmp_fd, msg_fd));
-}
-
-Result<RecoveryReport> Store::recover() {
-  RecoveryReport r;
-  // tmp/ holds only messages that never got their 250: remove them (queue-format.md).
-  for (const auto& name : list_dir(dir_ + "/tmp")) {
-    if (::unlinkat(tmp_fd_, name.c_str(), 0) == 0) ++r.leftovers_removed;
-    else spdlog::warn("queue: cannot remove leftover tmp/{}: {}", name, std::strerror(errno));
-  }
-  for (const auto& name : list_dir(dir_ + "/msg")) {
-    auto loaded = load_file(msg_fd_, name);
-    if (loaded) {
-      r.messages.push_back(std::move(loaded->envelope));
-      r.sizes.push_back(loaded->data_size);
-      continue;
-    }
-    if (loaded.error().kind == ErrorKind::Temp)
-      return Error::temp("queue: cannot read msg/" + name + ": " + loaded.error().message);
-    // Never delete mail: set it aside for the operator.
-    const std::string from = dir_ + "/msg/" + name, to = dir_ + "/corrupt/" + name;
-    if (loaded.error().kind == ErrorKind::Perm)
-      spdlog::error("queue: msg/{}: {}; moved to corrupt/", name, loaded.error().message);
-    else
-      spdlog::error("queue: msg/{} is malformed ({}); moved to corrupt/", name, loaded.error().message);
-    if (::rename(from.c_str(), to.c_str()) != 0)
-      return Error::perm("queue: cannot move " + from + " aside: " + std::strerror(errno));
-    ++r.corrupt_moved;
-  }
-  if (::fsync(tmp_fd_) != 0 || ::fsync(msg_fd_) != 0)
-    return Error::temp(std::string("queue: fsync of queue directories failed: ") + std::strerror(errno));
-  return r;
 }
 
 std::unique_ptr<Incoming> Store::begin(Envelope env) {

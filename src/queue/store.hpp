@@ -49,6 +49,17 @@ struct RecoveryReport {
   std::vector<uint64_t> sizes;     // their data sizes, same order
   size_t leftovers_removed = 0;
   size_t corrupt_moved = 0;
+  size_t left_untouched = 0;   // need a newer tern (must-understand record): left in msg/
+  size_t deleted_removed = 0;  // had a !deleted record: unlinked
+};
+
+// The counts of a recovery, without the messages (recover_async hands those out in batches).
+struct RecoveryStats {
+  size_t messages = 0;
+  size_t leftovers_removed = 0;
+  size_t corrupt_moved = 0;
+  size_t left_untouched = 0;
+  size_t deleted_removed = 0;
 };
 
 class Store {
@@ -61,8 +72,25 @@ class Store {
   void close() { free_timer_.stop(); }
 
   // Startup recovery (blocking, before serving): removes leftovers in tmp/, moves unreadable
-  // files to corrupt/, and returns every committed message.
+  // files to corrupt/, unlinks files with a !deleted record, leaves alone files that need a
+  // newer tern, and returns every committed message. Reads msg/ on several threads (one
+  // read() per small file into a reused buffer). Messages may have `held` set.
   Result<RecoveryReport> recover();
+
+  // The same recovery without blocking the loop, so delivery can start before all of msg/
+  // has been read. The work runs on the thread pool (a few chunks at a time, leaving threads
+  // for commits); every callback runs on the loop thread:
+  //  - `batch(messages, sizes)` once per chunk of up to kRecoveryChunk files, in queue order
+  //    (oldest first across batches too), sizes parallel to messages;
+  //  - `done(stats)` once at the end, after every batch and after tmp/ and msg/ have been
+  //    fsync'd, or `done(error)` on a read error (EIO, EMFILE, ...: startup should stop;
+  //    batches already delivered stay valid, no more follow).
+  // Until `done`, the caller has not seen every file: in particular not every `notice-for`
+  // record, so it must not decide on bounces or delay warnings before then. Call once,
+  // before any message is committed; the Store must outlive the callbacks.
+  void recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
+                     std::function<void(Result<RecoveryStats>)> done);
+  static constexpr size_t kRecoveryChunk = 2048;
 
   std::unique_ptr<Incoming> begin(Envelope env);
 
@@ -109,6 +137,7 @@ class Store {
   io::Loop& loop_;
   std::string dir_;
   const Clock& clock_;
+  struct RecoveryTask;  // recovery.cpp
   int lock_fd_;  // flock'd for the process's lifetime: one ternd per queue
   int tmp_fd_;
   int msg_fd_;

@@ -27,7 +27,9 @@ bool same_header(const Envelope& a, const Envelope& b) {
 // The state fields (what status and delay-warned records carry) are equal. `attempts` is the
 // number of deferred records, which a re-encoding of the final state does not repeat.
 bool same_state(const Envelope& a, const Envelope& b) {
-  if (a.delay_warned_us != b.delay_warned_us || a.recipients.size() != b.recipients.size()) return false;
+  if (a.delay_warned_us != b.delay_warned_us || a.held != b.held || a.deleted != b.deleted ||
+      a.recipients.size() != b.recipients.size())
+    return false;
   for (size_t i = 0; i < a.recipients.size(); ++i) {
     const auto &x = a.recipients[i], &y = b.recipients[i];
     if (x.state != y.state || x.updated_us != y.updated_us || x.last_reply != y.last_reply ||
@@ -43,7 +45,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
   using namespace tern::queue;
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   auto p = parse_header(in);
-  if (!p) return 0;
+  if (!p || !p->unknown_must_understand.empty()) return 0;  // not ours to read any further
   auto again = parse_header(encode_header(p->envelope, p->data_size));
   if (!again || !same_header(again->envelope, p->envelope) || again->data_size != p->data_size)
     __builtin_trap();
@@ -56,6 +58,8 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     trailer += encode_status(i, r.state, r.updated_us, r.last_relay, r.last_reply);
   }
   if (p->envelope.delay_warned_us) trailer += encode_delay_warned(p->envelope.delay_warned_us);
+  if (p->envelope.held) trailer += encode_held(1);
+  if (p->envelope.deleted) trailer += encode_deleted(1);
   if (!apply_status_records(again->envelope, trailer) || !same_state(again->envelope, p->envelope))
     __builtin_trap();
   return 0;

@@ -22,7 +22,7 @@ def encode_id(micros):
 def write_queue_file(msg_dir, micros, sender, rcpts, body):
     """A committed message written by hand, as queue-format.md describes it."""
     qid = encode_id(micros)
-    head = (f"TERN-QUEUE 1\nid {qid}\narrival {micros}\nclient-address 127.0.0.1\n"
+    head = (f"TERN-QUEUE 2\nid {qid}\narrival {micros}\nclient-address 127.0.0.1\n"
             f"client-port 4000\nclient-helo client.example\nclient-relay yes\nprotocol ESMTP\n"
             f"sender <{sender}>\n" + "".join(f"rcpt <{r}>\n" for r in rcpts) +
             f"data-size {len(body):020d}\ndata\n").encode()
