@@ -99,6 +99,7 @@ std::string escape_token(std::string_view s) { return escape(s, false); }
 std::string escape_text(std::string_view s) { return escape(s, true); }
 
 Result<std::string> unescape(std::string_view s) {
+  if (s.find('%') == std::string_view::npos) return std::string(s);  // the common case
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
