@@ -357,7 +357,7 @@ Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpo
   auto fail = [&](const char* what) -> Result<std::unique_ptr<TcpListener>> {
     const int e = errno;
     if (fd >= 0) ::close(fd);
-    return Error::perm(std::string(what) + " " + at.str() + ": " + std::strerror(e));
+    return Error::perm(std::string(what) + " " + at.str() + ": " + uv_strerror(-e));  // libuv's wording, as before
   };
   if (fd < 0) return fail("cannot create a socket for");
   const int one = 1;
