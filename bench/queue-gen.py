@@ -21,6 +21,23 @@ def encode_id(micros):
     return "".join(reversed(out))
 
 
+def write_message(msg_dir, arrival, sender, rcpts, body, trailer=b"", dir_fd=None):
+    """One committed message file in msg_dir, named by the id of `arrival` (microseconds);
+    returns the id. Also used by the integration scenarios that need a queue written before
+    start-up."""
+    qid = encode_id(arrival)
+    head = (f"TERN-QUEUE 2\nid {qid}\narrival {arrival}\nclient-address 127.0.0.1\n"
+            f"client-port 40000\nclient-helo client.example\nclient-relay yes\nprotocol ESMTP\n"
+            f"sender <{sender}>\nmail-param BODY=8BITMIME\n" +
+            "".join(f"rcpt <{r}>\n" for r in rcpts) +
+            f"data-size {len(body):020d}\ndata\n").encode()
+    fd = os.open(qid if dir_fd is not None else os.path.join(msg_dir, qid),
+                 os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640, dir_fd=dir_fd)
+    os.write(fd, head + body + trailer)
+    os.close(fd)
+    return qid
+
+
 def main():
     if len(sys.argv) < 3:
         sys.exit(__doc__)
@@ -34,25 +51,20 @@ def main():
     dfd = os.open(msg, os.O_RDONLY | os.O_DIRECTORY)
     line = b"x" * 76 + b"\r\n"
     body = (b"Subject: queue-gen\r\n\r\n" + line * (size // len(line) + 1))[:max(size - 2, 0)] + b"\r\n"
-    rcpt_lines = "".join(f"rcpt <user{i}@partner.example>\n" for i in range(rcpts))
+    rcpt_list = [f"user{i}@partner.example" for i in range(rcpts)]
     start = int((time.time() - 3600) * 1e6)
     for i in range(n):
         arrival = start + i
-        qid = encode_id(arrival)
-        head = (f"TERN-QUEUE 2\nid {qid}\narrival {arrival}\nclient-address 127.0.0.1\n"
-                f"client-port 40000\nclient-helo client.example\nclient-relay yes\nprotocol ESMTP\n"
-                f"sender <sender{i % 1000}@client.example>\nmail-param BODY=8BITMIME\n{rcpt_lines}"
-                f"data-size {len(body):020d}\ndata\n").encode()
         trailer = b""
         if i % 4 == 0:  # a quarter have been tried once already
             trailer = (f"status 0 deferred {arrival + 60000000} mx.partner.example[192.0.2.25]:25 "
                        f"451 4.3.0 try again later\n").encode()
-        fd = os.open(qid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640, dir_fd=dfd)
-        os.write(fd, head + body + trailer)
-        os.close(fd)
+        write_message(msg, arrival, f"sender{i % 1000}@client.example", rcpt_list, body, trailer,
+                      dir_fd=dfd)
         if i and i % 100000 == 0:
             print(f"  {i} files", file=sys.stderr, flush=True)
     os.close(dfd)
 
 
-main()
+if __name__ == "__main__":
+    main()

@@ -2,33 +2,20 @@
 """Stray entries in msg/ (issue 8 item 19): a directory, a symlink, a fifo and a socket next
 to a valid queue file. ternd must start, set each stray entry aside in corrupt/ with a log
 line, and load the valid message (which stays queued: its destination does not resolve)."""
+import importlib.util
 import os
 import socket
 import time
 
 import harness as h
 
-CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-
-
-def encode_id(micros):
-    out = []
-    for _ in range(11):
-        out.append(CROCKFORD[micros & 31])
-        micros >>= 5
-    return "".join(reversed(out))
-
-
-def write_queue_file(msg_dir, micros, sender, rcpts, body):
-    """A committed message written by hand, as queue-format.md describes it."""
-    qid = encode_id(micros)
-    head = (f"TERN-QUEUE 2\nid {qid}\narrival {micros}\nclient-address 127.0.0.1\n"
-            f"client-port 4000\nclient-helo client.example\nclient-relay yes\nprotocol ESMTP\n"
-            f"sender <{sender}>\n" + "".join(f"rcpt <{r}>\n" for r in rcpts) +
-            f"data-size {len(body):020d}\ndata\n").encode()
-    with open(os.path.join(msg_dir, qid), "wb") as f:
-        f.write(head + body)
-    return qid
+# The queue-file writer of the startup benchmark: a committed message written by hand, as
+# queue-format.md describes it.
+_spec = importlib.util.spec_from_file_location(
+    "queue_gen", os.path.join(h.SOURCE_DIR, "bench", "queue-gen.py"))
+queue_gen = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(queue_gen)
+encode_id = queue_gen.encode_id
 
 
 def scenario(ctx):
@@ -40,7 +27,7 @@ def scenario(ctx):
     os.chmod(t.queue_dir, 0o750)
     now = int(time.time() * 1e6)
     body = b"Subject: kept\r\n\r\nstill here\r\n"
-    good = write_queue_file(msg, now, "a@client.example", ["b@partner.example"], body)
+    good = queue_gen.write_message(msg, now, "a@client.example", ["b@partner.example"], body)
     strays = {
         encode_id(now + 1): "directory",
         encode_id(now + 2): "symlink",
