@@ -30,9 +30,11 @@ class ControlServer {
  private:
   struct Client;
   ControlServer(io::Loop& loop, qmgr::Manager& sched, const Clock& clock, gid_t gid);
+  // Checks the peer's credentials (off the loop when NSS must be asked), then serve()s it.
   void accept(std::unique_ptr<io::Stream> s);
+  void serve(std::unique_ptr<io::Stream> s);
+  static void refuse(std::unique_ptr<io::Stream> s, uid_t uid, gid_t gid);
   void drop(Client* c);
-  [[nodiscard]] bool allowed(uid_t uid, gid_t gid) const;
 
   io::Loop& loop_;
   qmgr::Manager& sched_;
@@ -40,6 +42,10 @@ class ControlServer {
   gid_t gid_;
   std::unique_ptr<io::UnixListener> listener_;
   std::map<Client*, std::unique_ptr<Client>> clients_;
+  // Connections waiting for a group look-up on the thread pool.
+  std::map<io::Stream*, std::unique_ptr<io::Stream>> checking_;
+  // Cleared by the destructor: a look-up finishing later must not touch the server.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 }  // namespace tern::admin

@@ -23,9 +23,11 @@ void guarded(const char* what, F&& f) noexcept {
     f();
   } catch (const std::exception& e) {
     spdlog::critical("bug: exception escaped {}: {}", what, e.what());
+    spdlog::shutdown();  // an asynchronous logger writes the line out before the abort
     std::abort();
   } catch (...) {
     spdlog::critical("bug: unknown exception escaped {}", what);
+    spdlog::shutdown();
     std::abort();
   }
 }

@@ -3,6 +3,7 @@
 #include "io/tcp.hpp"
 
 #include <netinet/in.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -287,51 +288,141 @@ void Stream::close() {
   if (h_) std::exchange(h_, nullptr)->close();
 }
 
+// The listener accepts by itself (accept4 on a polled socket) instead of through uv_listen:
+// libuv answers EMFILE/ENFILE by silently accepting and closing the waiting connections,
+// which left running out of descriptors without a trace. Here a failed accept is logged
+// (rate-limited) and accepting pauses briefly, so waiting clients stay in the backlog.
+namespace {
+constexpr int kListenBacklog = 1024;
+constexpr int kAcceptsPerWakeup = 64;          // then other events get their turn
+constexpr uint64_t kAcceptPauseMs = 100;       // after EMFILE/ENFILE, before trying again
+constexpr uint64_t kAcceptLogEveryMs = 10000;  // at most one accept-failure line per 10 s
+}  // namespace
+
 struct TcpListener::Handle {
-  uv_tcp_t tcp{};
+  uv_poll_t poll{};
+  uv_timer_t pause{};
+  int fd = -1;
+  int open_handles = 0;  // poll and pause timer: the struct is freed when both have closed
+  Endpoint at;
   OnAccept on_accept;
+  uint64_t failures = 0;        // accept failures not yet logged
+  int last_errno = 0;
+  uint64_t last_log_ms = 0;
+  bool logged_once = false;
+
+  static void closed(uv_handle_t* x) {
+    auto* h = static_cast<Handle*>(x->data);
+    if (--h->open_handles == 0) {
+      if (h->fd >= 0) ::close(h->fd);
+      delete h;
+    }
+  }
+  void close() {
+    on_accept = nullptr;
+    uv_poll_stop(&poll);
+    uv_timer_stop(&pause);
+    uv_close(reinterpret_cast<uv_handle_t*>(&poll), closed);
+    uv_close(reinterpret_cast<uv_handle_t*>(&pause), closed);
+  }
+
+  // Counts a failed accept; logs the count at most once per kAcceptLogEveryMs.
+  void note_failure(int err) {
+    ++failures;
+    last_errno = err;
+    const uint64_t now = uv_now(poll.loop);
+    if (logged_once && now - last_log_ms < kAcceptLogEveryMs) return;
+    struct rlimit rl {};
+    ::getrlimit(RLIMIT_NOFILE, &rl);
+    spdlog::error("listener: {}: cannot accept connections: {} ({} time(s) since the last report; "
+                  "open-files limit {}): clients wait in the backlog or are refused",
+                  at.str(), std::strerror(last_errno), failures, uint64_t(rl.rlim_cur));
+    failures = 0;
+    logged_once = true;
+    last_log_ms = now;
+  }
+
+  void accept_some() {
+    for (int i = 0; i < kAcceptsPerWakeup && on_accept; ++i) {
+      sockaddr_storage peer{};
+      socklen_t len = sizeof peer;
+      int cfd = ::accept4(fd, reinterpret_cast<sockaddr*>(&peer), &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+      if (cfd < 0) {
+        const int e = errno;
+        if (e == EAGAIN || e == EWOULDBLOCK) return;
+        if (e == EINTR || e == ECONNABORTED || e == EPROTO) continue;  // that client only
+        note_failure(e);
+        // Out of descriptors or memory: stop polling (the socket would stay readable and
+        // spin the loop) and try again shortly.
+        uv_poll_stop(&poll);
+        uv_timer_start(&pause, [](uv_timer_t* t) {
+          auto* h = static_cast<Handle*>(t->data);
+          h->start_polling();
+        }, kAcceptPauseMs, 0);
+        return;
+      }
+      auto* ch = new Stream::Handle;
+      uv_tcp_init(poll.loop, &ch->tcp);
+      ch->tcp.data = ch;
+      if (uv_tcp_open(&ch->tcp, cfd) != 0) {
+        ::close(cfd);
+        ch->close();
+        continue;
+      }
+      uv_tcp_nodelay(&ch->tcp, 1);
+      std::unique_ptr<Stream> conn(new Stream(ch, endpoint_of(peer)));
+      auto cb = on_accept;  // the callback may destroy the listener
+      cb(std::move(conn));
+    }
+  }
+
+  void start_polling() {
+    uv_poll_start(&poll, UV_READABLE, [](uv_poll_t* p, int status, int) {
+      auto* h = static_cast<Handle*>(p->data);
+      if (status < 0) {
+        h->note_failure(-status);
+        return;
+      }
+      try {
+        h->accept_some();
+      } catch (const std::exception& e) {  // never unwind through libuv
+        spdlog::critical("bug: exception escaped the listener: {}", e.what());
+        std::abort();
+      }
+    });
+  }
 };
 
 Result<std::unique_ptr<TcpListener>> TcpListener::listen(Loop& loop, const Endpoint& at, OnAccept on_accept) {
-  auto* h = new Handle;
-  h->on_accept = std::move(on_accept);
-  uv_tcp_init(loop.raw(), &h->tcp);
-  h->tcp.data = h;
-  auto fail = [&](const char* what, int rc) -> Result<std::unique_ptr<TcpListener>> {
-    uv_close(reinterpret_cast<uv_handle_t*>(&h->tcp), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
-    return Error::perm(std::string(what) + " " + at.str() + ": " + uv_strerror(rc));
+  const int family = at.address.v6 ? AF_INET6 : AF_INET;
+  int fd = ::socket(family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  auto fail = [&](const char* what) -> Result<std::unique_ptr<TcpListener>> {
+    const int e = errno;
+    if (fd >= 0) ::close(fd);
+    return Error::perm(std::string(what) + " " + at.str() + ": " + uv_strerror(-e));  // libuv's wording, as before
   };
+  if (fd < 0) return fail("cannot create a socket for");
+  const int one = 1;
+  ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (at.address.v6) ::setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
   sockaddr_storage ss = sockaddr_of(at);
-  int rc = uv_tcp_bind(&h->tcp, reinterpret_cast<sockaddr*>(&ss), at.address.v6 ? UV_TCP_IPV6ONLY : 0);
-  if (rc != 0) return fail("cannot bind", rc);
-  rc = uv_listen(reinterpret_cast<uv_stream_t*>(&h->tcp), 1024, [](uv_stream_t* server, int status) {
-    auto* lh = static_cast<Handle*>(server->data);
-    if (status < 0) {
-      spdlog::warn("listener: accept failed: {}", uv_strerror(status));
-      return;
-    }
-    auto* ch = new Stream::Handle;
-    uv_tcp_init(server->loop, &ch->tcp);
-    ch->tcp.data = ch;
-    if (uv_accept(server, ch->stream()) != 0) {
-      ch->close();
-      return;
-    }
-    uv_tcp_nodelay(&ch->tcp, 1);
-    sockaddr_storage peer{};
-    int len = sizeof peer;
-    uv_tcp_getpeername(&ch->tcp, reinterpret_cast<sockaddr*>(&peer), &len);
-    std::unique_ptr<Stream> conn(new Stream(ch, endpoint_of(peer)));
-    lh->on_accept(std::move(conn));
-  });
-  if (rc != 0) return fail("cannot listen on", rc);
+  const socklen_t len = at.address.v6 ? sizeof(sockaddr_in6) : sizeof(sockaddr_in);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) return fail("cannot bind");
+  if (::listen(fd, kListenBacklog) != 0) return fail("cannot listen on");
+  auto* h = new Handle;
+  h->fd = fd;
+  h->at = at;
+  h->on_accept = std::move(on_accept);
+  uv_poll_init_socket(loop.raw(), &h->poll, fd);
+  uv_timer_init(loop.raw(), &h->pause);
+  h->poll.data = h;
+  h->pause.data = h;
+  h->open_handles = 2;
+  h->start_polling();
   return std::unique_ptr<TcpListener>(new TcpListener(h, at));
 }
 
-TcpListener::~TcpListener() {
-  h_->on_accept = nullptr;
-  uv_close(reinterpret_cast<uv_handle_t*>(&h_->tcp), [](uv_handle_t* x) { delete static_cast<Handle*>(x->data); });
-}
+TcpListener::~TcpListener() { h_->close(); }
 
 struct UnixListener::Handle {
   uv_pipe_t pipe{};

@@ -6,9 +6,11 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <random>
+#include <spdlog/async.h>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
 #include <string>
@@ -66,17 +68,44 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
   return f;
 }
 
+// Log lines queued for the logging thread before the oldest are dropped.
+constexpr size_t kLogQueueLines = 16384;
+
+// Logging never blocks the loop thread: lines go to a queue that one spdlog thread writes to
+// stderr (a slow journal or a full pipe stalls that thread, not mail). When the queue is
+// full the oldest queued line is overwritten (overrun_oldest) rather than the loop waiting
+// for room: under a flood heavy enough to fill 16k lines, losing a line is better than
+// stalling every connection. spdlog::shutdown() (main's exit path) writes out what is queued.
 void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_mt("tern");
+  spdlog::init_thread_pool(kLogQueueLines, 1);
+  auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
+  auto logger = std::make_shared<spdlog::async_logger>("tern", sink, spdlog::thread_pool(),
+                                                       spdlog::async_overflow_policy::overrun_oldest);
   logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
-  spdlog::flush_on(spdlog::level::trace);
+  spdlog::flush_on(spdlog::level::trace);  // each line leaves the logging thread at once
+}
+
+// Descriptors beyond inbound and delivery connections: queue files open in the thread pool
+// (16 threads, plus one spool file per message being received beyond that), DNS sockets,
+// the listeners, the control socket and its clients, the log.
+constexpr uint64_t kFdReserve = 64;
+
+// Warns when the configured connection limits cannot fit under the open-files limit: the
+// daemon would then run out of descriptors under load (accept fails, connects fail).
+void check_fd_budget(const tern::config::Config& c, uint64_t fd_limit) {
+  const uint64_t need = uint64_t(c.limits.max_connections) + c.delivery.max_in_flight + kFdReserve;
+  if (need > fd_limit)
+    spdlog::warn("ternd: open-files limit {} is below what the limits need: limits.max_connections {} + "
+                 "delivery.max_in_flight {} + {} for queue files, DNS and control = {}; raise the limit "
+                 "(LimitNOFILE=, ulimit -n) or lower the connection limits",
+                 fd_limit, c.limits.max_connections, c.delivery.max_in_flight, kFdReserve, need);
 }
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
   auto flags = parse_flags(argc, argv);
   if (!flags) return 1;
   auto cfg = tern::config::load_file(flags->config);
@@ -94,9 +123,12 @@ int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   ::umask(027);  // queue files 0640, directories 0750, whatever the caller's umask
   setup_logging(cfg->log_level);
+  // The soft limit is raised to the hard one: the default soft 1024 is far below what the
+  // default connection limits need.
   const uint64_t fds = tern::io::raise_fd_limit();
   spdlog::info("ternd: starting: hostname={} config={} queue={} open-files={}", cfg->hostname,
                cfg->source_path, cfg->queue_dir, fds);
+  check_fd_budget(*cfg, fds);
 
   tern::SystemClock clock;
   tern::io::Loop loop;
@@ -111,8 +143,10 @@ int main(int argc, char** argv) {
     spdlog::critical("ternd: {}", recovered.error().message);
     return 1;
   }
-  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed",
-               recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved);
+  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
+               "left {} for a newer tern, removed {} deleted",
+               recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved,
+               recovered->left_untouched, recovered->deleted_removed);
 
   auto resolver = tern::dns::UnboundResolver::create(
       loop, cfg->dns.forwarders, std::chrono::duration_cast<std::chrono::milliseconds>(cfg->dns.timeout));
@@ -168,6 +202,7 @@ int main(int argc, char** argv) {
   auto stop = [&] {
     if (stopping) {
       spdlog::warn("ternd: second stop signal: exiting now");
+      spdlog::shutdown();  // write out the queued log lines first
       std::_Exit(0);
     }
     stopping = true;
@@ -190,30 +225,59 @@ int main(int argc, char** argv) {
   std::string config_path = flags->config;
   sig_term = std::make_unique<tern::io::Signal>(loop, SIGTERM, stop);
   sig_int = std::make_unique<tern::io::Signal>(loop, SIGINT, stop);
-  sig_hup = std::make_unique<tern::io::Signal>(loop, SIGHUP, [&] {
-    auto next = tern::config::load_file(config_path);
-    if (!next) {
-      spdlog::error("ternd: reload failed, keeping the running configuration: {}", next.error().message);
+  // Applies a configuration read by `reload` (on the loop thread).
+  auto apply_config = [&](tern::config::Config&& next, tern::delivery::AgentSettings&& settings) {
+    if (next.queue_dir != running.queue_dir)
+      spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
+    bool listen_changed = next.listen.size() != running.listen.size();
+    for (size_t i = 0; !listen_changed && i < next.listen.size(); ++i)
+      listen_changed = next.listen[i].address.str() != running.listen[i].address.str();
+    if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
+    if (next.dns.forwarders != running.dns.forwarders || next.control.socket != running.control.socket)
+      spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
+    server->apply(next);
+    scheduler->apply(limits(next));
+    manager->apply(qmgr_settings(next));
+    notifier.apply(notifier_settings(next));
+    agent->apply(std::move(settings));
+    (*store)->set_min_free(next.queue_min_free);
+    check_fd_budget(next, fds);
+    spdlog::set_level(spdlog::level::from_str(next.log_level));
+    running = std::move(next);
+    spdlog::info("ternd: configuration reloaded from {}", config_path);
+  };
+  // SIGHUP: the YAML, the recipients files and the interface addresses (make_self) are read
+  // on the thread pool, never on the loop; the result is applied back on the loop. A SIGHUP
+  // during a reload runs one more reload after it (the file may have changed again).
+  bool reload_running = false, reload_again = false;
+  std::function<void()> reload = [&] {
+    if (reload_running) {
+      reload_again = true;
       return;
     }
-    if (next->queue_dir != running.queue_dir)
-      spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
-    bool listen_changed = next->listen.size() != running.listen.size();
-    for (size_t i = 0; !listen_changed && i < next->listen.size(); ++i)
-      listen_changed = next->listen[i].address.str() != running.listen[i].address.str();
-    if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
-    if (next->dns.forwarders != running.dns.forwarders || next->control.socket != running.control.socket)
-      spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
-    server->apply(*next);
-    scheduler->apply(limits(*next));
-    manager->apply(qmgr_settings(*next));
-    notifier.apply(notifier_settings(*next));
-    agent->apply(agent_settings(*next));
-    (*store)->set_min_free(next->queue_min_free);
-    spdlog::set_level(spdlog::level::from_str(next->log_level));
-    running = std::move(*next);
-    spdlog::info("ternd: configuration reloaded from {}", config_path);
-  });
+    reload_running = true;
+    struct Loaded {
+      std::optional<tern::Result<tern::config::Config>> config;
+      std::optional<tern::delivery::AgentSettings> settings;
+    };
+    auto loaded = std::make_shared<Loaded>();
+    loop.queue_work(
+        [loaded, config_path, agent_settings] {
+          loaded->config.emplace(tern::config::load_file(config_path));
+          if (*loaded->config) loaded->settings.emplace(agent_settings(loaded->config->value()));
+        },
+        [&, loaded] {
+          reload_running = false;
+          if (stopping) return;
+          if (!*loaded->config)
+            spdlog::error("ternd: reload failed, keeping the running configuration: {}",
+                          loaded->config->error().message);
+          else
+            apply_config(std::move(loaded->config->value()), std::move(*loaded->settings));
+          if (std::exchange(reload_again, false)) reload();
+        });
+  };
+  sig_hup = std::make_unique<tern::io::Signal>(loop, SIGHUP, [&] { reload(); });
 
   spdlog::info("ternd: ready");
   loop.run();
@@ -222,4 +286,10 @@ int main(int argc, char** argv) {
   manager.reset();
   scheduler.reset();
   return 0;
+}
+
+int main(int argc, char** argv) {
+  const int rc = run(argc, argv);
+  spdlog::shutdown();  // the logging thread writes out every queued line before exit
+  return rc;
 }

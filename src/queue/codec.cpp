@@ -1,7 +1,8 @@
-// Encoding and decoding of queue files (grammar: queue-format.md, version 1).
+// Encoding and decoding of queue files (grammar: queue-format.md, version 2; reads 1 too).
 #include "queue/codec.hpp"
 
 #include <charconv>
+#include <optional>
 #include <vector>
 
 namespace tern::queue {
@@ -47,6 +48,23 @@ std::vector<std::string_view> split(std::string_view line) {
   return out;
 }
 
+// A record key as the extension rules define it: a lower-case letter, then lower-case
+// letters, digits and '-'.
+bool valid_key(std::string_view k) {
+  if (k.empty() || k[0] < 'a' || k[0] > 'z') return false;
+  for (char c : k)
+    if (!((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-')) return false;
+  return true;
+}
+
+// Unknown record in a version-2 header or in any trailer: "" to skip it (optional), the key
+// when it is must-understand, nullopt when it is not a record at all.
+std::optional<std::string_view> classify_unknown(std::string_view key) {
+  if (!key.empty() && key[0] == kMustUnderstand && valid_key(key.substr(1))) return key;
+  if (valid_key(key)) return std::string_view{};
+  return std::nullopt;
+}
+
 Result<std::string> unbracket(std::string_view field) {
   if (field.size() < 2 || field.front() != '<' || field.back() != '>')
     return Error::bug("address not in <>: " + std::string(field));
@@ -81,6 +99,7 @@ std::string escape_token(std::string_view s) { return escape(s, false); }
 std::string escape_text(std::string_view s) { return escape(s, true); }
 
 Result<std::string> unescape(std::string_view s) {
+  if (s.find('%') == std::string_view::npos) return std::string(s);  // the common case
   std::string out;
   out.reserve(s.size());
   for (size_t i = 0; i < s.size(); ++i) {
@@ -120,7 +139,9 @@ std::string encode_header(const Envelope& env, uint64_t data_size) {
   for (const auto& r : env.recipients) {
     h += "rcpt <" + escape_token(r.address) + ">";
     if (!r.original.empty()) h += " orig=<" + escape_token(r.original) + ">";
-    for (const auto& p : r.params) h += " " + escape_token(p);
+    // A parameter that begins like the orig= field is escaped so it reads back as a parameter.
+    for (const auto& p : r.params)
+      h += p.starts_with("orig=") ? " %6F" + escape_token(p.substr(1)) : " " + escape_token(p);
     h += "\n";
   }
   if (!env.notice_for.empty()) {
@@ -141,14 +162,19 @@ size_t data_size_offset(std::string_view header) {
 
 std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
                           std::string_view relay, std::string_view reply) {
+  // "-" stands for "no relay", so a relay literally named "-" is escaped.
+  const std::string relay_field = relay.empty() ? "-" : relay == "-" ? "%2D" : escape_token(relay);
   return "status " + std::to_string(rcpt_index) + " " + to_string(state) + " " +
-         std::to_string(time_us) + " " + (relay.empty() ? std::string("-") : escape_token(relay)) + " " +
-         escape_text(reply) + "\n";
+         std::to_string(time_us) + " " + relay_field + " " + escape_text(reply) + "\n";
 }
 
 std::string encode_delay_warned(int64_t time_us) {
   return "delay-warned " + std::to_string(time_us) + "\n";
 }
+
+std::string encode_held(int64_t time_us) { return "!held " + std::to_string(time_us) + "\n"; }
+std::string encode_released(int64_t time_us) { return "!released " + std::to_string(time_us) + "\n"; }
+std::string encode_deleted(int64_t time_us) { return "!deleted " + std::to_string(time_us) + "\n"; }
 
 Result<ParsedHeader> parse_header(std::string_view prefix) {
   ParsedHeader out;
@@ -161,7 +187,14 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
     std::string_view line = prefix.substr(pos, nl - pos);
     pos = nl + 1;
     if (first) {
-      if (line != kMagic) return Error::bug("not a tern queue file (or an unknown version)");
+      if (!line.starts_with(kMagicPrefix) || !parse_uint(line.substr(kMagicPrefix.size()), out.version) ||
+          out.version == 0)
+        return Error::bug("not a tern queue file");
+      if (out.version > kFormatVersion) {
+        // Written by a newer tern: this reader cannot know what it may do with the file.
+        out.unknown_must_understand = std::string(line);
+        return out;
+      }
       first = false;
       continue;
     }
@@ -192,7 +225,9 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
       if (val != "yes" && val != "no") return bad("expected yes or no");
       env.client_relay = val == "yes";
     } else if (key == "protocol") {
-      env.protocol = std::string(val);
+      auto v = unescape(val);
+      if (!v) return v.error();
+      env.protocol = *v;
     } else if (key == "sender") {
       auto v = unbracket(val);
       if (!v) return v.error();
@@ -239,7 +274,11 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
       if (val.size() != kDataSizeDigits || !parse_uint(val, out.data_size)) return bad("malformed");
       have_size = true;
     } else {
-      return Error::bug("unknown record '" + std::string(key) + "'");
+      const auto unknown = out.version >= 2 ? classify_unknown(key) : std::nullopt;
+      if (!unknown) return Error::bug("unknown record '" + std::string(key) + "'");
+      if (!unknown->empty() && out.unknown_must_understand.empty())
+        out.unknown_must_understand = std::string(*unknown);
+      // An optional record this version does not know is skipped.
     }
   }
   if (env.id.empty() || !have_sender || !have_size || env.recipients.empty())
@@ -248,7 +287,7 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
   return out;
 }
 
-Status apply_status_records(Envelope& env, std::string_view trailer) {
+Status apply_status_records(Envelope& env, std::string_view trailer, std::string* unknown_must_understand) {
   size_t pos = 0;
   while (pos < trailer.size()) {
     size_t nl = trailer.find('\n', pos);
@@ -256,12 +295,27 @@ Status apply_status_records(Envelope& env, std::string_view trailer) {
     std::string_view line = trailer.substr(pos, nl - pos);
     pos = nl + 1;
     auto f = split(line);
-    if (f.size() == 2 && f[0] == "delay-warned") {  // delay-warned TIME
-      if (!parse_uint(f[1], env.delay_warned_us)) return Error::bug("malformed delay-warned record");
+    if (f[0] == "delay-warned" || f[0] == "!held" || f[0] == "!released" || f[0] == "!deleted") {
+      int64_t t = 0;
+      if (f.size() != 2 || !parse_uint(f[1], t))
+        return Error::bug("malformed " + std::string(f[0]) + " record: " + std::string(line));
+      if (f[0] == "delay-warned") env.delay_warned_us = t;
+      else if (f[0] == "!held") env.held = true;
+      else if (f[0] == "!released") env.held = false;
+      else env.deleted = true;
       continue;
     }
+    if (f[0] != "status") {
+      const auto unknown = classify_unknown(f[0]);
+      if (!unknown) return Error::bug("malformed status record: " + std::string(line));
+      if (unknown->empty()) continue;  // optional, unknown to this version: skipped
+      if (!unknown_must_understand)
+        return Error::perm("record '" + std::string(*unknown) + "' needs a newer tern");
+      *unknown_must_understand = std::string(*unknown);
+      return ok_status();
+    }
     // status INDEX STATE TIME RELAY TEXT
-    if (f.size() < 5 || f[0] != "status") return Error::bug("malformed status record");
+    if (f.size() < 5) return Error::bug("malformed status record");
     size_t idx = 0;
     RcptState st{};
     int64_t t = 0;

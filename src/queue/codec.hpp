@@ -11,7 +11,14 @@
 
 namespace tern::queue {
 
-inline constexpr std::string_view kMagic = "TERN-QUEUE 1";
+// The first line names the format version. Version 2 is version 1 plus the extension rules
+// (unknown optional records are skipped, unknown must-understand `!records` leave the file
+// alone) and the operator records !held, !released, !deleted. Version 1 files stay readable.
+inline constexpr unsigned kFormatVersion = 2;
+inline constexpr std::string_view kMagic = "TERN-QUEUE 2";
+inline constexpr std::string_view kMagicPrefix = "TERN-QUEUE ";
+// A record key starting with this is must-understand (queue-format.md, Format evolution).
+inline constexpr char kMustUnderstand = '!';
 inline constexpr size_t kDataSizeDigits = 20;
 
 // The header: every envelope record, then `data-size` (fixed width, so it can be
@@ -27,11 +34,20 @@ std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
                           std::string_view relay, std::string_view reply);
 // The message-level record saying the delay warning has been queued.
 std::string encode_delay_warned(int64_t time_us);
+// Operator records (must-understand): hold, release, delete the message.
+std::string encode_held(int64_t time_us);
+std::string encode_released(int64_t time_us);
+std::string encode_deleted(int64_t time_us);
 
 struct ParsedHeader {
   Envelope envelope;
   size_t header_length = 0;  // offset of the first data byte
   uint64_t data_size = 0;
+  unsigned version = 0;      // from the magic line
+  // Set when the file needs a newer reader: a must-understand record this version does not
+  // know, or a newer format version. The file must then be left alone (neither delivered
+  // nor set aside). Only the magic line is read in the newer-version case.
+  std::string unknown_must_understand;
 };
 
 // Parses the header from the first bytes of a queue file (`prefix` must contain the whole
@@ -40,9 +56,13 @@ Result<ParsedHeader> parse_header(std::string_view prefix);
 // Far above any header tern writes (limits.max_recipients recipients of at most a few KiB).
 inline constexpr size_t kMaxHeader = 64u << 20;
 
-// Applies the status records that follow the data. A last record without its newline is
-// a torn append (a crash mid-write) and is ignored; any other malformed record is an error.
-Status apply_status_records(Envelope& env, std::string_view trailer);
+// Applies the records that follow the data (status, delay-warned, !held, !released,
+// !deleted). A last record without its newline is a torn append (a crash mid-write) and is
+// ignored; an unknown optional record is skipped; any other malformed record is an error. An
+// unknown must-understand record stops reading: its key is stored in
+// `*unknown_must_understand`, or without that pointer it is an error (ErrorKind::Perm).
+Status apply_status_records(Envelope& env, std::string_view trailer,
+                            std::string* unknown_must_understand = nullptr);
 
 // Field escaping: bytes that would break the line format become %XX.
 std::string escape_token(std::string_view s);  // also escapes space

@@ -44,6 +44,10 @@ struct Envelope {
   // between queueing it and recording it never produces a second one.
   std::string notice_for;
   std::vector<size_t> notice_rcpts;
+  // Operator actions (queue-format.md, must-understand records): a held message is not
+  // delivered until released; a deleted one is removed at the next startup.
+  bool held = false;
+  bool deleted = false;
 };
 
 }  // namespace tern::queue

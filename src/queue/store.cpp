@@ -1,7 +1,7 @@
-// Queue store: spooling through the thread pool, group commit, recovery.
+// Queue store: spooling through the thread pool, group commit, status appends, reads.
+// (Startup recovery is in recovery.cpp.)
 #include "queue/store.hpp"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -16,6 +16,7 @@
 #include <utility>
 #include <spdlog/spdlog.h>
 
+#include "common/log_escape.hpp"
 #include "common/limits.hpp"
 #include "queue/codec.hpp"
 
@@ -73,82 +74,37 @@ int pwrite_all(int fd, const std::string& s, off_t at) {
   return 0;
 }
 
+// Creates `path` (mode 0750) and any missing parent. An existing directory is left as it is:
+// check_trusted() decides whether it may be used, tern never changes its mode behind the
+// operator's back.
 int make_dir(const std::string& path) {
   std::error_code ec;
-  std::filesystem::create_directories(path, ec);  // parents too
+  const auto parent = std::filesystem::path(path).parent_path();
+  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
   if (ec) return ec.value();
-  ::chmod(path.c_str(), 0750);
+  if (::mkdir(path.c_str(), 0750) != 0 && errno != EEXIST) return errno;
   return 0;
 }
 
-std::vector<std::string> list_dir(const std::string& path) {
-  std::vector<std::string> names;
-  DIR* d = ::opendir(path.c_str());
-  if (!d) return names;
-  while (auto* e = ::readdir(d)) {
-    if (e->d_name[0] == '.') continue;
-    names.emplace_back(e->d_name);
-  }
-  ::closedir(d);
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-// Reads enough of a queue file to hold its whole header: the prefix grows until the
-// "data" line is in it (headers of many long recipients can pass any fixed size).
-Result<ParsedHeader> read_header(int fd, uint64_t file_size, std::string& buf) {
-  size_t want = size_t(std::min<uint64_t>(file_size, 64 * 1024));
-  while (true) {
-    buf.resize(want);
-    ssize_t n = ::pread(fd, buf.data(), buf.size(), 0);
-    if (n < 0) return Error::temp(std::string("read: ") + std::strerror(errno));
-    buf.resize(size_t(n));
-    auto parsed = parse_header(buf);
-    if (parsed || uint64_t(n) >= file_size || want >= kMaxHeader) return parsed;
-    want = size_t(std::min<uint64_t>(file_size, uint64_t(want) * 4));
-  }
-}
-
-// Reads a committed file's header and status trailer (not the data).
-Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
-  // Read-write: a torn status append is cut off here, before any new append could fuse
-  // with it into a malformed record.
-  int fd = ::openat(dirfd, name.c_str(), O_RDWR | O_CLOEXEC);
-  if (fd < 0) return Error::temp(std::string("open: ") + std::strerror(errno));
+// A queue directory that another user can write into lets that user forge queue files,
+// which tern would act on (deliver, bounce to a forged sender): refuse to start instead.
+Status check_trusted(const std::string& path) {
   struct stat st {};
-  ::fstat(fd, &st);
-  std::string buf;
-  auto parsed = read_header(fd, uint64_t(st.st_size), buf);
-  if (!parsed) {
-    ::close(fd);
-    return parsed.error();
+  if (::stat(path.c_str(), &st) != 0)
+    return Error::perm("queue: cannot stat " + path + ": " + std::strerror(errno));
+  if (!S_ISDIR(st.st_mode)) return Error::perm("queue: " + path + " is not a directory");
+  const uid_t me = ::geteuid();
+  if (st.st_uid != me)
+    return Error::perm("queue: " + path + " is owned by uid " + std::to_string(st.st_uid) +
+                       ", not by uid " + std::to_string(me) + " that ternd runs as; refusing to use it "
+                       "(chown it to ternd's user)");
+  if (st.st_mode & (S_IWGRP | S_IWOTH)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", unsigned(st.st_mode & 07777));
+    return Error::perm("queue: " + path + " is writable by group or others (mode " + mode +
+                       "); refusing to use it (chmod go-w " + path + ")");
   }
-  const uint64_t data_end = parsed->header_length + parsed->data_size;
-  if (uint64_t(st.st_size) < data_end) {
-    ::close(fd);
-    return Error::bug("file shorter than its data-size says");
-  }
-  std::string trailer(size_t(uint64_t(st.st_size) - data_end), '\0');
-  if (!trailer.empty() && ::pread(fd, trailer.data(), trailer.size(), off_t(data_end)) < 0) {
-    int e = errno;
-    ::close(fd);
-    return Error::temp(std::string("read: ") + std::strerror(e));
-  }
-  if (!trailer.empty() && trailer.back() != '\n') {
-    const size_t keep = trailer.rfind('\n') == std::string::npos ? 0 : trailer.rfind('\n') + 1;
-    spdlog::warn("queue: msg/{}: dropping a torn status record (crash during an update)", name);
-    if (::ftruncate(fd, off_t(data_end + keep)) != 0 || ::fdatasync(fd) != 0) {
-      int e = errno;
-      ::close(fd);
-      return Error::temp(std::string("truncate: ") + std::strerror(e));
-    }
-    trailer.resize(keep);
-  }
-  ::close(fd);
-  auto applied = apply_status_records(parsed->envelope, trailer);
-  if (!applied) return applied.error();
-  if (parsed->envelope.id != name) return Error::bug("id record does not match the file name");
-  return parsed;
+  return ok_status();
 }
 
 }  // namespace
@@ -156,8 +112,9 @@ Result<ParsedHeader> load_file(int dirfd, const std::string& name) {
 // ---- Incoming ----
 
 Incoming::~Incoming() {
-  if (s_ && !s_->commit_requested) abort();
-  else if (s_) s_->done = nullptr;  // owner gone: nobody to tell
+  if (!s_) return;
+  s_->done = nullptr;  // owner gone: nobody to tell
+  if (!s_->commit_requested) abort();
 }
 
 const std::string& Incoming::id() const noexcept { return s_->id; }
@@ -169,7 +126,16 @@ void Incoming::append(std::string_view content) {
 }
 
 void Incoming::commit(std::function<void(CommitStatus)> done) {
-  if (s_->aborted || s_->commit_requested) return;
+  if (s_->commit_requested) return;
+  if (s_->aborted) {
+    // Nothing left to commit, but the caller waits for an answer: give it one, on the loop
+    // thread like every other outcome (never from inside commit()).
+    s_->done = std::move(done);
+    s_->store->loop_.queue_work([] {}, [s = s_] {
+      if (auto d = std::exchange(s->done, nullptr)) d(CommitStatus::IoError);
+    });
+    return;
+  }
   s_->commit_requested = true;
   s_->done = std::move(done);
   ++s_->store->in_flight_;
@@ -207,6 +173,7 @@ Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& di
   for (const std::string& d : {dir, dir + "/tmp", dir + "/msg", dir + "/corrupt"}) {
     if (int e = make_dir(d))
       return Error::perm("queue: cannot create " + d + ": " + std::strerror(e));
+    if (auto st = check_trusted(d); !st) return st.error();
   }
   // One ternd per queue: a second one must not touch the first one's files (its recovery
   // would delete messages still being received).
@@ -226,34 +193,6 @@ Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& di
     return Error::perm("queue: cannot open " + dir + ": " + std::strerror(e));
   }
   return std::unique_ptr<Store>(new Store(loop, dir, clock, lock_fd, tmp_fd, msg_fd));
-}
-
-Result<RecoveryReport> Store::recover() {
-  RecoveryReport r;
-  // tmp/ holds only messages that never got their 250: remove them (queue-format.md).
-  for (const auto& name : list_dir(dir_ + "/tmp")) {
-    if (::unlinkat(tmp_fd_, name.c_str(), 0) == 0) ++r.leftovers_removed;
-    else spdlog::warn("queue: cannot remove leftover tmp/{}: {}", name, std::strerror(errno));
-  }
-  for (const auto& name : list_dir(dir_ + "/msg")) {
-    auto loaded = load_file(msg_fd_, name);
-    if (loaded) {
-      r.messages.push_back(std::move(loaded->envelope));
-      r.sizes.push_back(loaded->data_size);
-      continue;
-    }
-    if (loaded.error().kind == ErrorKind::Temp)
-      return Error::temp("queue: cannot read msg/" + name + ": " + loaded.error().message);
-    // Never delete mail: set it aside for the operator.
-    const std::string from = dir_ + "/msg/" + name, to = dir_ + "/corrupt/" + name;
-    spdlog::error("queue: msg/{} is malformed ({}); moved to corrupt/", name, loaded.error().message);
-    if (::rename(from.c_str(), to.c_str()) != 0)
-      return Error::perm("queue: cannot move " + from + " aside: " + std::strerror(errno));
-    ++r.corrupt_moved;
-  }
-  if (::fsync(tmp_fd_) != 0 || ::fsync(msg_fd_) != 0)
-    return Error::temp(std::string("queue: fsync of queue directories failed: ") + std::strerror(errno));
-  return r;
 }
 
 std::unique_ptr<Incoming> Store::begin(Envelope env) {
@@ -392,7 +331,7 @@ void Store::run_batch() {
             continue;
           }
           spdlog::info("queue: id={} queued client=[{}] from=<{}> nrcpt={} size={}", s->id,
-                       s->env.client_address, s->env.sender, s->env.recipients.size(), s->data_size);
+                       s->env.client_address, log_safe(s->env.sender), s->env.recipients.size(), s->data_size);
           if (committed_cb_) committed_cb_(s->env, s->data_size);
           if (auto done = std::exchange(s->done, nullptr)) done(CommitStatus::Committed);
         }
@@ -417,6 +356,18 @@ void Store::refresh_free_space() {
 }
 
 void Store::append_status(const std::string& id, std::string records, std::function<void(Status)> done) {
+  AppendQueue& q = appends_[id];
+  q.items.push_back({std::move(records), std::move(done)});
+  if (q.in_flight == 0) start_append(id);
+}
+
+// Writes every append waiting for `id` in one write and one fdatasync. Runs only when no
+// other append to that file is in flight (see append_status).
+void Store::start_append(const std::string& id) {
+  AppendQueue& q = appends_[id];
+  q.in_flight = q.items.size();
+  std::string records;
+  for (const auto& a : q.items) records += a.records;
   auto err = std::make_shared<int>(0);
   const int msg_fd = msg_fd_;
   loop_.queue_work(
@@ -431,55 +382,26 @@ void Store::append_status(const std::string& id, std::string records, std::funct
         if (int e = write_all(fd, records.data(), records.size())) *err = e;
         if (!*err && ::fdatasync(fd) != 0) *err = errno;
         // A partly written record (a full disk) is cut off again, so that the next append
-        // cannot fuse with it into a malformed one.
+        // cannot fuse with it into a malformed one. Nothing else appends meanwhile, so the
+        // size seen above is where our own records began.
         if (*err && sized && ::ftruncate(fd, st.st_size) == 0) ::fdatasync(fd);
         ::close(fd);
       },
-      [id, err, done = std::move(done)] {
-        if (*err) {
-          spdlog::error("queue: id={} status update failed: {}", id, std::strerror(*err));
-          return done(Error::temp(std::string("status update failed: ") + std::strerror(*err)));
+      [this, id, err] {
+        auto it = appends_.find(id);
+        AppendQueue& q = it->second;
+        std::vector<PendingAppend> finished(std::make_move_iterator(q.items.begin()),
+                                            std::make_move_iterator(q.items.begin() + long(q.in_flight)));
+        q.items.erase(q.items.begin(), q.items.begin() + long(q.in_flight));
+        q.in_flight = 0;
+        if (q.items.empty()) appends_.erase(it);
+        else start_append(id);
+        if (*err) spdlog::error("queue: id={} status update failed: {}", id, std::strerror(*err));
+        // Callbacks last: they may append again (to this id too), which queues behind.
+        for (auto& a : finished) {
+          if (*err) a.done(Error::temp(std::string("status update failed: ") + std::strerror(*err)));
+          else a.done(ok_status());
         }
-        done(ok_status());
-      });
-}
-
-void Store::read_message(const std::string& id,
-                         std::function<void(Result<std::shared_ptr<const std::string>>)> done) {
-  auto out = std::make_shared<std::string>();
-  auto why = std::make_shared<std::string>();
-  const int msg_fd = msg_fd_;
-  loop_.queue_work(
-      [id, out, why, msg_fd] {
-        int fd = ::openat(msg_fd, id.c_str(), O_RDONLY | O_CLOEXEC);
-        if (fd < 0) {
-          *why = std::string("open: ") + std::strerror(errno);
-          return;
-        }
-        struct stat st {};
-        ::fstat(fd, &st);
-        std::string head;
-        auto parsed = read_header(fd, uint64_t(st.st_size), head);
-        if (!parsed) {
-          *why = parsed.error().message;
-          ::close(fd);
-          return;
-        }
-        out->resize(parsed->data_size);
-        size_t got = 0;
-        while (got < out->size()) {
-          ssize_t r = ::pread(fd, out->data() + got, out->size() - got, off_t(parsed->header_length + got));
-          if (r <= 0) {
-            *why = r < 0 ? std::string("read: ") + std::strerror(errno) : "file shorter than data-size";
-            break;
-          }
-          got += size_t(r);
-        }
-        ::close(fd);
-      },
-      [out, why, done = std::move(done)] {
-        if (!why->empty()) return done(Error::temp(*why));
-        done(std::shared_ptr<const std::string>(out));
       });
 }
 

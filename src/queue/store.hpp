@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/clock.hpp"
@@ -33,7 +34,7 @@ class Incoming {
   [[nodiscard]] const std::string& id() const noexcept;
   void append(std::string_view content);
   // Finishes, fsyncs and commits; `done` runs on the loop thread, exactly once, unless the
-  // Incoming was destroyed first.
+  // Incoming was destroyed first. After abort() it reports IoError (nothing was stored).
   void commit(std::function<void(CommitStatus)> done);
   void abort();
 
@@ -48,6 +49,17 @@ struct RecoveryReport {
   std::vector<uint64_t> sizes;     // their data sizes, same order
   size_t leftovers_removed = 0;
   size_t corrupt_moved = 0;
+  size_t left_untouched = 0;   // need a newer tern (must-understand record): left in msg/
+  size_t deleted_removed = 0;  // had a !deleted record: unlinked
+};
+
+// The counts of a recovery, without the messages (recover_async hands those out in batches).
+struct RecoveryStats {
+  size_t messages = 0;
+  size_t leftovers_removed = 0;
+  size_t corrupt_moved = 0;
+  size_t left_untouched = 0;
+  size_t deleted_removed = 0;
 };
 
 class Store {
@@ -60,8 +72,25 @@ class Store {
   void close() { free_timer_.stop(); }
 
   // Startup recovery (blocking, before serving): removes leftovers in tmp/, moves unreadable
-  // files to corrupt/, and returns every committed message.
+  // files to corrupt/, unlinks files with a !deleted record, leaves alone files that need a
+  // newer tern, and returns every committed message. Reads msg/ on several threads (one
+  // read() per small file into a reused buffer). Messages may have `held` set.
   Result<RecoveryReport> recover();
+
+  // The same recovery without blocking the loop, so delivery can start before all of msg/
+  // has been read. The work runs on the thread pool (a few chunks at a time, leaving threads
+  // for commits); every callback runs on the loop thread:
+  //  - `batch(messages, sizes)` once per chunk of up to kRecoveryChunk files, in queue order
+  //    (oldest first across batches too), sizes parallel to messages;
+  //  - `done(stats)` once at the end, after every batch and after tmp/ and msg/ have been
+  //    fsync'd, or `done(error)` on a read error (EIO, EMFILE, ...: startup should stop;
+  //    batches already delivered stay valid, no more follow).
+  // Until `done`, the caller has not seen every file: in particular not every `notice-for`
+  // record, so it must not decide on bounces or delay warnings before then. Call once,
+  // before any message is committed; the Store must outlive the callbacks.
+  void recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
+                     std::function<void(Result<RecoveryStats>)> done);
+  static constexpr size_t kRecoveryChunk = 2048;
 
   std::unique_ptr<Incoming> begin(Envelope env);
 
@@ -74,10 +103,11 @@ class Store {
   void on_committed(std::function<void(const Envelope&, uint64_t size)> cb) { committed_cb_ = std::move(cb); }
 
   // Appends status records (codec encode_status) to a committed message and fdatasyncs them.
+  // Appends to one message are serialised: at most one write is in flight per file, records
+  // land in call order, and those asked for while one is in flight share the next write and
+  // fdatasync. (A failed append cuts its own partial record off again, which is only safe
+  // because no other append to that file can run meanwhile.)
   void append_status(const std::string& id, std::string records, std::function<void(Status)> done);
-  // Reads a committed message's data (the bytes after the header).
-  void read_message(const std::string& id,
-                    std::function<void(Result<std::shared_ptr<const std::string>>)> done);
   // Removes a message whose every recipient is final and every notice queued.
   void remove(const std::string& id, std::function<void(Status)> done);
 
@@ -94,10 +124,17 @@ class Store {
   void run_batch();
   void refresh_free_space();
   void discard(const std::shared_ptr<Spool>& s);
+  void start_append(const std::string& id);
+
+  struct PendingAppend {
+    std::string records;
+    std::function<void(Status)> done;
+  };
 
   io::Loop& loop_;
   std::string dir_;
   const Clock& clock_;
+  struct RecoveryTask;  // recovery.cpp
   int lock_fd_;  // flock'd for the process's lifetime: one ternd per queue
   int tmp_fd_;
   int msg_fd_;
@@ -110,6 +147,12 @@ class Store {
   bool batch_running_ = false;
   size_t in_flight_ = 0;
   std::function<void(const Envelope&, uint64_t)> committed_cb_;
+  // Status appends per message id: [0, in_flight) are being written, the rest wait.
+  struct AppendQueue {
+    std::vector<PendingAppend> items;
+    size_t in_flight = 0;
+  };
+  std::unordered_map<std::string, AppendQueue> appends_;
 };
 
 // errno → commit status: a full disk or quota is NoSpace (452 4.3.1), anything else IoError.

@@ -516,7 +516,7 @@ class Tern:
 
 
 # ---------------------------------------------------------------------------------------
-# The queue reader (queue-format.md, version 1)
+# The queue reader (queue-format.md, versions 1 and 2)
 
 HEADER_KEYS = {"id", "arrival", "client-address", "client-port", "client-helo", "client-relay",
                "protocol", "sender", "mail-param", "rcpt", "data-size"}
@@ -558,6 +558,7 @@ class QueueMessage:
         self.data = b""
         self.statuses = []  # (index, state, time, reply, relay)
         self.delay_warned = 0
+        self.operator_records = []  # !held / !released / !deleted lines, in order
         self.torn_tail = b""
         self.header_length = 0
 
@@ -589,8 +590,8 @@ def parse_queue_file(path, require_crlf=True):
         except UnicodeDecodeError:
             bad(f"header line is not UTF-8: {line!r}")
         if first:
-            if text != "TERN-QUEUE 1":
-                bad(f"first line is {text!r}, not 'TERN-QUEUE 1'")
+            if text not in ("TERN-QUEUE 1", "TERN-QUEUE 2"):
+                bad(f"first line is {text!r}, not 'TERN-QUEUE 1' or 'TERN-QUEUE 2'")
             first = False
             continue
         if text == "data":
@@ -668,6 +669,9 @@ def parse_queue_file(path, require_crlf=True):
             if not line[len("delay-warned "):].isdigit():
                 bad(f"malformed delay-warned record {line!r}")
             m.delay_warned = int(line[len("delay-warned "):])
+            continue
+        if line.split(" ")[0] in ("!held", "!released", "!deleted"):
+            m.operator_records.append(line)
             continue
         # status INDEX STATE TIME_US RELAY REPLY (queue-format.md)
         f = line.split(" ", 5)

@@ -102,17 +102,24 @@ TEST_CASE("codec: status records, last wins, torn tail ignored") {
   Envelope f = sample();
   CHECK_FALSE(apply_status_records(f, "status 9 delivered 1 - x\n").ok());
   CHECK_FALSE(apply_status_records(f, "delay-warned soon\n").ok());
-  CHECK_FALSE(apply_status_records(f, "garbage\n").ok());
+  CHECK_FALSE(apply_status_records(f, "Garbage!\n").ok());  // not a record key at all
+  CHECK_FALSE(apply_status_records(f, "\n").ok());
 }
 
 TEST_CASE("codec: malformed headers are refused") {
   const Envelope e = sample();
   const std::string good = encode_header(e, 0);
   CHECK_FALSE(parse_header("TERN-QUEUE 2\n").ok());
+  CHECK_FALSE(parse_header("TERN-QUEUE x\n").ok());
   CHECK_FALSE(parse_header(good.substr(0, good.size() - 5)).ok());  // no data line
+  // Version 1 knows every record: an unknown one is damage.
   std::string unknown = good;
+  unknown.replace(0, kMagic.size(), "TERN-QUEUE 1");
   unknown.insert(unknown.find("sender"), "frobnicate 1\n");
   CHECK_FALSE(parse_header(unknown).ok());
+  std::string bad_key = good;
+  bad_key.insert(bad_key.find("sender"), "Frob!nicate 1\n");
+  CHECK_FALSE(parse_header(bad_key).ok());
   std::string no_rcpt = good;
   while (no_rcpt.find("rcpt ") != std::string::npos) {
     size_t a = no_rcpt.find("rcpt ");
@@ -187,4 +194,88 @@ TEST_CASE("codec: golden queue file, written and read") {
   CHECK(got.recipients[1].state == RcptState::Failed);
   CHECK(got.recipients[1].last_relay.empty());
   CHECK(got.delay_warned_us == 1764081000000000);
+}
+
+TEST_CASE("codec: every field survives a write and a read (protocol, orig=-like params, relay '-')") {
+  Envelope e = sample();
+  e.protocol = "ODD PROTO%";
+  e.recipients[0].params = {"orig=<x@y>", "NOTIFY=NEVER"};
+  auto p = parse_header(encode_header(e, 0));
+  REQUIRE(p.ok());
+  CHECK(p->envelope.protocol == e.protocol);
+  CHECK(p->envelope.recipients[0].original.empty());
+  CHECK(p->envelope.recipients[0].params == e.recipients[0].params);
+  REQUIRE(apply_status_records(p->envelope, encode_status(0, RcptState::Deferred, 7, "-", "451 x")).ok());
+  CHECK(p->envelope.recipients[0].last_relay == "-");
+}
+
+TEST_CASE("format evolution: version 1 files read as before, new files are version 2") {
+  const Envelope e = sample();
+  std::string v2 = encode_header(e, 0);
+  CHECK(v2.starts_with("TERN-QUEUE 2\n"));
+  std::string v1 = v2;
+  v1.replace(0, kMagic.size(), "TERN-QUEUE 1");
+  auto p1 = parse_header(v1), p2 = parse_header(v2);
+  REQUIRE(p1.ok());
+  REQUIRE(p2.ok());
+  CHECK(p1->version == 1);
+  CHECK(p2->version == 2);
+  CHECK(p1->envelope.recipients.size() == 2);
+  CHECK(p1->envelope.sender == p2->envelope.sender);
+  CHECK(p1->unknown_must_understand.empty());
+}
+
+TEST_CASE("format evolution: unknown optional records are skipped, must-understand ones reported") {
+  const Envelope e = sample();
+  std::string h = encode_header(e, 0);
+  h.insert(h.find("sender"), "future-note some value\n");
+  auto p = parse_header(h);
+  REQUIRE(p.ok());
+  CHECK(p->unknown_must_understand.empty());
+  CHECK(p->envelope.sender == e.sender);
+
+  std::string mu = encode_header(e, 0);
+  mu.insert(mu.find("sender"), "!exported 1764066540000000 elsewhere\n");
+  p = parse_header(mu);
+  REQUIRE(p.ok());
+  CHECK(p->unknown_must_understand == "!exported");
+
+  // A newer format version as a whole needs a newer reader.
+  p = parse_header("TERN-QUEUE 3\nwhatever comes next\n");
+  REQUIRE(p.ok());
+  CHECK(p->unknown_must_understand == "TERN-QUEUE 3");
+
+  Envelope t = sample();
+  std::string seen;
+  REQUIRE(apply_status_records(t, "future-note x\n" + encode_status(0, RcptState::Delivered, 5, "", "250 ok"),
+                               &seen).ok());
+  CHECK(seen.empty());
+  CHECK(t.recipients[0].state == RcptState::Delivered);
+  Envelope u = sample();
+  REQUIRE(apply_status_records(u, "!exported 9 to-x\n" + encode_status(0, RcptState::Delivered, 5, "", "250"),
+                               &seen).ok());
+  CHECK(seen == "!exported");
+  // Without a place to report it, an unknown must-understand record is an error.
+  Envelope w = sample();
+  auto st = apply_status_records(w, "!exported 9\n");
+  REQUIRE_FALSE(st.ok());
+  CHECK(st.error().kind == tern::ErrorKind::Perm);
+}
+
+TEST_CASE("format evolution: held, released and deleted records") {
+  Envelope e = sample();
+  REQUIRE(apply_status_records(e, encode_held(10)).ok());
+  CHECK(e.held);
+  CHECK_FALSE(e.deleted);
+  REQUIRE(apply_status_records(e, encode_released(11)).ok());
+  CHECK_FALSE(e.held);
+  REQUIRE(apply_status_records(e, encode_held(12) + encode_deleted(13)).ok());
+  CHECK(e.held);
+  CHECK(e.deleted);
+  CHECK(encode_held(10) == "!held 10\n");
+  CHECK(encode_released(11) == "!released 11\n");
+  CHECK(encode_deleted(13) == "!deleted 13\n");
+  Envelope f = sample();
+  CHECK_FALSE(apply_status_records(f, "!held\n").ok());
+  CHECK_FALSE(apply_status_records(f, "!deleted soon\n").ok());
 }

@@ -1,0 +1,265 @@
+// Unit tests for the queue store (src/queue/store.cpp) on a real loop and a scratch
+// directory: commit outcomes, status appends, recovery.
+#include <doctest/doctest.h>
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <algorithm>
+#include <functional>
+#include <optional>
+#include <iterator>
+
+#include "common/clock.hpp"
+#include "io/loop.hpp"
+#include "queue/codec.hpp"
+#include "queue/queue_id.hpp"
+#include "queue/store.hpp"
+
+using namespace tern;
+using namespace tern::queue;
+
+namespace {
+
+// A scratch queue_dir removed when the test ends.
+struct ScratchDir {
+  std::string path;
+  ScratchDir() {
+    char tmpl[] = "/tmp/tern-store-test-XXXXXX";
+    const char* p = ::mkdtemp(tmpl);
+    REQUIRE(p != nullptr);
+    path = p;
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path, ec);
+  }
+  [[nodiscard]] std::string q() const { return path + "/queue"; }
+};
+
+// A scratch queue, a loop and a manual clock: what every test here starts from.
+struct Fixture {
+  ScratchDir d;
+  io::Loop loop;
+  ManualClock clock{1764066538123456};
+  // Opens the store (creating the directory tree on first use).
+  std::unique_ptr<Store> open() {
+    auto s = Store::open(loop, d.q(), clock);
+    REQUIRE(s.ok());
+    return std::move(s.value());
+  }
+  // Creates the directory tree, so that files can be placed before the real open.
+  void create_tree() { open()->close(); }
+};
+
+// Runs the loop until `done()` holds; gives up (and fails) after a bounded number of ticks.
+void run_until(io::Loop& loop, const std::function<bool()>& done) {
+  io::Timer tick(loop);
+  int ticks = 0;
+  bool gave_up = false;
+  tick.start(0, 2, [&] {
+    if (done()) return loop.stop();
+    if (++ticks > 10000) {
+      gave_up = true;
+      loop.stop();
+    }
+  });
+  loop.run();
+  tick.stop();
+  CHECK_FALSE(gave_up);
+}
+
+Envelope envelope(size_t rcpts = 1) {
+  Envelope e;
+  e.arrival_us = 1764066538123456;
+  e.client_address = "127.0.0.1";
+  e.protocol = "ESMTP";
+  e.sender = "a@example.net";
+  for (size_t i = 0; i < rcpts; ++i) {
+    Recipient r;
+    r.address = "r" + std::to_string(i) + "@partner.example";
+    e.recipients.push_back(r);
+  }
+  return e;
+}
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  return {std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>()};
+}
+
+// Commits one message and returns its id.
+std::string commit_one(io::Loop& loop, Store& store, const std::string& body, size_t rcpts = 1) {
+  auto in = store.begin(envelope(rcpts));
+  in->append(body);
+  std::optional<CommitStatus> got;
+  in->commit([&](CommitStatus st) { got = st; });
+  run_until(loop, [&] { return got.has_value(); });
+  REQUIRE(got == CommitStatus::Committed);
+  return in->id();
+}
+
+}  // namespace
+
+TEST_CASE("store: commit after abort answers IoError instead of never calling back") {
+  Fixture f;
+  auto& loop = f.loop;
+  auto store = f.open();
+  auto in = store->begin(envelope());
+  in->append("Subject: x\r\n\r\nbody\r\n");
+  in->abort();
+  std::optional<CommitStatus> got;
+  int calls = 0;
+  in->commit([&](CommitStatus st) {
+    got = st;
+    ++calls;
+  });
+  run_until(loop, [&] { return got.has_value(); });
+  CHECK(got == CommitStatus::IoError);
+  CHECK(calls == 1);
+  CHECK(std::filesystem::is_empty(f.d.q() + "/msg"));
+  store->close();
+}
+
+TEST_CASE("store: status appends to one message are serialised, in call order, none lost") {
+  Fixture f;
+  auto& loop = f.loop;
+  auto store = f.open();
+  const std::string id = commit_one(loop, *store, "Subject: x\r\n\r\nbody\r\n", 4);
+  // Many appends issued at once, as concurrent delivery transactions do: each record must
+  // land whole, in the order asked, and every caller must hear back exactly once.
+  constexpr int kAppends = 300;
+  int answered = 0, failed = 0;
+  std::vector<int> order;
+  for (int i = 0; i < kAppends; ++i) {
+    const std::string rec = encode_status(size_t(i % 4), RcptState::Deferred, i, "mx[192.0.2.1]:25",
+                                          "451 4.3.0 attempt " + std::to_string(i));
+    store->append_status(id, rec, [&, i](Status st) {
+      ++answered;
+      if (!st) ++failed;
+      order.push_back(i);
+    });
+  }
+  run_until(loop, [&] { return answered == kAppends; });
+  CHECK(failed == 0);
+  const std::string file = slurp(f.d.q() + "/msg/" + id);
+  auto p = parse_header(file);
+  REQUIRE(p.ok());
+  const std::string trailer = file.substr(p->header_length + p->data_size);
+  size_t pos = 0;
+  int expect = 0;
+  bool in_order = true;
+  while (pos < trailer.size()) {
+    const size_t nl = trailer.find('\n', pos);
+    REQUIRE(nl != std::string::npos);
+    const std::string line = trailer.substr(pos, nl - pos);
+    if (!line.ends_with(" attempt " + std::to_string(expect))) in_order = false;
+    ++expect;
+    pos = nl + 1;
+  }
+  CHECK(expect == kAppends);
+  CHECK(in_order);
+  for (size_t i = 0; i < order.size(); ++i) CHECK(order[i] == int(i));
+  REQUIRE(apply_status_records(p->envelope, trailer).ok());
+  CHECK(p->envelope.recipients[0].attempts == kAppends / 4);
+  store->close();
+}
+
+namespace {
+// Writes a committed message straight into msg/ as an older or newer tern would have.
+std::string write_file(const std::string& q, const std::string& id, const std::string& magic,
+                       const std::string& extra_header, const std::string& trailer) {
+  Envelope e = envelope(2);
+  e.id = id;
+  const std::string data = "Subject: t\r\n\r\nbody\r\n";
+  std::string h = encode_header(e, data.size());
+  h.replace(0, kMagic.size(), magic);
+  h.insert(h.find("sender"), extra_header);
+  std::ofstream(q + "/msg/" + id, std::ios::binary) << h << data << trailer;
+  return id;
+}
+bool exists(const std::string& p) { return ::access(p.c_str(), F_OK) == 0; }
+}  // namespace
+
+TEST_CASE("recovery: must-understand records leave the file untouched; deleted files are removed") {
+  Fixture f;
+  f.create_tree();
+  const std::string q = f.d.q();
+  const std::string v1 = write_file(q, encode_id(1000), "TERN-QUEUE 1", "", "");
+  const std::string optional = write_file(q, encode_id(2000), "TERN-QUEUE 2", "future-note x\n",
+                                          "another-note y\n" + encode_status(0, RcptState::Delivered, 1, "", "250"));
+  const std::string mu_head = write_file(q, encode_id(3000), "TERN-QUEUE 2", "!exported 5 x\n", "");
+  // The torn last line would be cut off in a file this version may act on; here it must stay.
+  const std::string mu_tail_text = "!frozen 7\nstatus 0 delivered 8 - torn";
+  const std::string mu_tail = write_file(q, encode_id(4000), "TERN-QUEUE 2", "", mu_tail_text);
+  const std::string newer = encode_id(5000);
+  std::ofstream(q + "/msg/" + newer, std::ios::binary) << "TERN-QUEUE 3\nnew things\n";
+  const std::string deleted = write_file(q, encode_id(6000), "TERN-QUEUE 2", "", encode_deleted(9));
+  const std::string held = write_file(q, encode_id(7000), "TERN-QUEUE 1", "", encode_held(9));
+  const std::string mu_before = slurp(q + "/msg/" + mu_tail);
+
+  auto store = f.open();
+  auto r = store->recover();
+  REQUIRE(r.ok());
+  CHECK(r->left_untouched == 3);
+  CHECK(r->deleted_removed == 1);
+  CHECK(r->corrupt_moved == 0);
+  REQUIRE(r->messages.size() == 3);
+  CHECK(r->messages[0].id == v1);
+  CHECK(r->messages[1].id == optional);
+  CHECK(r->messages[1].recipients[0].state == RcptState::Delivered);
+  CHECK(r->messages[2].id == held);
+  CHECK(r->messages[2].held);
+  for (const auto& id : {mu_head, mu_tail, newer}) {
+    CHECK(exists(q + "/msg/" + id));
+    CHECK_FALSE(exists(q + "/corrupt/" + id));
+  }
+  CHECK(slurp(q + "/msg/" + mu_tail) == mu_before);
+  CHECK_FALSE(exists(q + "/msg/" + deleted));
+  CHECK_FALSE(exists(q + "/corrupt/" + deleted));
+  store->close();
+}
+
+TEST_CASE("recovery: recover_async hands out every message in order, then the counts") {
+  Fixture f;
+  auto& loop = f.loop;
+  f.create_tree();
+  // More files than one chunk, plus one of each kind that is not loaded.
+  const size_t n = Store::kRecoveryChunk * 2 + 17;
+  for (size_t i = 0; i < n; ++i) write_file(f.d.q(), encode_id(1000 + i), "TERN-QUEUE 2", "", "");
+  write_file(f.d.q(), encode_id(900), "TERN-QUEUE 2", "", encode_deleted(1));
+  write_file(f.d.q(), encode_id(901), "TERN-QUEUE 2", "!exported 1\n", "");
+  std::ofstream(f.d.q() + "/msg/" + encode_id(902), std::ios::binary) << "not a queue file\n";
+  std::ofstream(f.d.q() + "/tmp/" + encode_id(903), std::ios::binary) << "partial";
+
+  auto store = f.open();
+  std::vector<std::string> ids;
+  size_t batches = 0;
+  bool sizes_match = true;
+  std::optional<Result<RecoveryStats>> done;
+  store->recover_async(
+      [&](std::vector<Envelope>&& msgs, std::vector<uint64_t>&& sizes) {
+        ++batches;
+        sizes_match &= sizes.size() == msgs.size();
+        for (auto& m : msgs) ids.push_back(m.id);
+      },
+      [&](Result<RecoveryStats> st) { done.emplace(std::move(st)); });
+  run_until(loop, [&] { return done.has_value(); });
+  REQUIRE(done->ok());
+  CHECK((*done)->messages == n);
+  CHECK((*done)->deleted_removed == 1);
+  CHECK((*done)->left_untouched == 1);
+  CHECK((*done)->corrupt_moved == 1);
+  CHECK((*done)->leftovers_removed == 1);
+  CHECK(batches >= 3);
+  CHECK(sizes_match);
+  REQUIRE(ids.size() == n);
+  CHECK(std::is_sorted(ids.begin(), ids.end()));
+  CHECK(ids.front() == encode_id(1000));
+  CHECK(exists(f.d.q() + "/corrupt/" + encode_id(902)));
+  store->close();
+}
