@@ -222,6 +222,7 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
     const auto& r = m.env.recipients[job.rcpts[k]];
     records += queue::encode_status(job.rcpts[k], state_of(o.fate), attempted ? now : r.updated_us,
                                     attempted ? o.relay : r.last_relay, o.text);
+    if (!o.status.empty()) records += queue::encode_status_code(job.rcpts[k], o.status, o.remote);
   }
   auto apply = [this, id, job, outcomes = std::move(outcomes), expiry, attempted, attempt_started_us, now](Status st) {
     if (!st.ok()) spdlog::error("qmgr: id={} state not recorded: {}", job.msg_id, st.error().message);
@@ -295,9 +296,11 @@ void Manager::send_failure_notices(const std::string& msg_id) {
     std::string records;
     const int64_t now = clock_.now_us();
     const auto& env = msgs_.at(msg_id).env;
-    for (size_t i : done_idx)
-      records += queue::encode_status(i, queue::RcptState::FailedNotified, now, env.recipients[i].last_relay,
-                                      env.recipients[i].last_reply);
+    for (size_t i : done_idx) {
+      const auto& r = env.recipients[i];
+      records += queue::encode_status(i, queue::RcptState::FailedNotified, now, r.last_relay, r.last_reply);
+      if (!r.last_status.empty()) records += queue::encode_status_code(i, r.last_status, r.last_remote);
+    }
     files_.append_status(msg_id, std::move(records), [this, msg_id, done_idx](Status st) {
       auto it = msgs_.find(msg_id);
       if (it == msgs_.end()) return;

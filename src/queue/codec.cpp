@@ -168,6 +168,10 @@ std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
          std::to_string(time_us) + " " + relay_field + " " + escape_text(reply) + "\n";
 }
 
+std::string encode_status_code(size_t rcpt_index, std::string_view code, bool remote) {
+  return "status-code " + std::to_string(rcpt_index) + " " + escape_token(code) + (remote ? " remote\n" : " local\n");
+}
+
 std::string encode_delay_warned(int64_t time_us) {
   return "delay-warned " + std::to_string(time_us) + "\n";
 }
@@ -305,6 +309,15 @@ Status apply_status_records(Envelope& env, std::string_view trailer, std::string
       else env.deleted = true;
       continue;
     }
+    if (f[0] == "status-code") {  // status-code INDEX CODE remote|local (follows its status)
+      size_t idx = 0;
+      if (f.size() != 4 || !parse_uint(f[1], idx) || idx >= env.recipients.size() ||
+          (f[3] != "remote" && f[3] != "local") || f[2].empty() || f[2].size() > 16)
+        return Error::bug("malformed status-code record: " + std::string(line));
+      env.recipients[idx].last_status = std::string(f[2]);
+      env.recipients[idx].last_remote = f[3] == "remote";
+      continue;
+    }
     if (f[0] != "status") {
       const auto unknown = classify_unknown(f[0]);
       if (!unknown) return Error::bug("malformed status record: " + std::string(line));
@@ -333,6 +346,8 @@ Status apply_status_records(Envelope& env, std::string_view trailer, std::string
     if (st == RcptState::Deferred) ++r.attempts;
     r.last_relay = *relay;
     r.last_reply = *text;
+    r.last_status.clear();  // a status-code record, if any, follows
+    r.last_remote = false;
   }
   return ok_status();
 }

@@ -32,6 +32,9 @@ std::string format_data_size(uint64_t size);
 // the host that answered ("" when none did).
 std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,
                           std::string_view relay, std::string_view reply);
+// The status code behind the last status record of a recipient (optional record: an older
+// reader skips it), and whether its reply text came from the next hop or from tern.
+std::string encode_status_code(size_t rcpt_index, std::string_view code, bool remote);
 // The message-level record saying the delay warning has been queued.
 std::string encode_delay_warned(int64_t time_us);
 // Operator records (must-understand): hold, release, delete the message.

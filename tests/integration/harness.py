@@ -559,6 +559,7 @@ class QueueMessage:
         self.statuses = []  # (index, state, time, reply, relay)
         self.delay_warned = 0
         self.operator_records = []  # !held / !released / !deleted lines, in order
+        self.status_codes = []  # (index, code, "remote"|"local"), in order
         self.torn_tail = b""
         self.header_length = 0
 
@@ -672,6 +673,14 @@ def parse_queue_file(path, require_crlf=True):
             continue
         if line.split(" ")[0] in ("!held", "!released", "!deleted"):
             m.operator_records.append(line)
+            continue
+        if line.startswith("status-code "):
+            # status-code INDEX CODE remote|local: qualifies the status record before it
+            f = line.split(" ")
+            if len(f) != 4 or not f[1].isdigit() or f[3] not in ("remote", "local") \
+                    or int(f[1]) >= len(m.rcpts):
+                bad(f"malformed status-code record {line!r}")
+            m.status_codes.append((int(f[1]), f[2], f[3]))
             continue
         # status INDEX STATE TIME_US RELAY REPLY (queue-format.md)
         f = line.split(" ", 5)

@@ -1058,6 +1058,8 @@ def read_queue_file(path):
         if f[0] == "delay-warned" and len(f) == 2:
             q.delay_warned.append(int(f[1]))
             continue
+        if f[0] != "status" and re.fullmatch(r"[a-z][a-z0-9-]*", f[0]):
+            continue  # an optional record (status-code, ...): queue-format.md, Format evolution
         if f[0] != "status" or len(f) < 5:
             h.fail(f"{path}: unexpected record {line!r}")
         q.statuses.append((int(f[1]), f[2], int(f[3]), "" if f[4] == "-" else h.unescape(f[4]),

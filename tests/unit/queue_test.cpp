@@ -106,6 +106,25 @@ TEST_CASE("codec: status records, last wins, torn tail ignored") {
   CHECK_FALSE(apply_status_records(f, "\n").ok());
 }
 
+TEST_CASE("codec: status-code records carry the outcome's code and source with the status") {
+  Envelope e = sample();
+  std::string trailer = encode_status(0, RcptState::Deferred, 10, "", "No host could be reached: a[192.0.2.1]:25") +
+                        encode_status_code(0, "4.4.1", false) +
+                        encode_status(1, RcptState::Failed, 30, "mx[192.0.2.1]:25", "MAIL: 550 5.7.1 refused") +
+                        encode_status_code(1, "5.7.1", true);
+  REQUIRE(apply_status_records(e, trailer).ok());
+  CHECK(e.recipients[0].last_status == "4.4.1");
+  CHECK_FALSE(e.recipients[0].last_remote);
+  CHECK(e.recipients[1].last_status == "5.7.1");
+  CHECK(e.recipients[1].last_remote);
+  // A later status without its code (an older writer) does not keep the stale code.
+  REQUIRE(apply_status_records(e, encode_status(0, RcptState::Deferred, 40, "", "451 4.3.2 later")).ok());
+  CHECK(e.recipients[0].last_status.empty());
+  Envelope f = sample();
+  CHECK_FALSE(apply_status_records(f, "status-code 0 4.4.1 somewhere\n").ok());
+  CHECK_FALSE(apply_status_records(f, "status-code 9 4.4.1 local\n").ok());
+}
+
 TEST_CASE("codec: malformed headers are refused") {
   const Envelope e = sample();
   const std::string good = encode_header(e, 0);
