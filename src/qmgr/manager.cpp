@@ -208,6 +208,7 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
   const int64_t now = clock_.now_us();
   const bool too_old = expired(m, now);
   const bool attempted = attempt_started_us != kNoAttempt;
+  const bool finishes = attempted && finishes_message(m, id, job, outcomes);
   std::vector<bool> expiry(outcomes.size(), false);
   std::string records;
   for (size_t k = 0; k < outcomes.size(); ++k) {
@@ -272,8 +273,28 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
     }
     maybe_remove(job.msg_id);
   };
-  if (records.empty()) return apply(ok_status());
+  // The common case, a transaction that delivers the message's last recipients: no record
+  // and fdatasync before the removal; the removal itself is made durable (queue-format.md).
+  if (records.empty() || finishes) return apply(ok_status());
   files_.append_status(job.msg_id, std::move(records), std::move(apply));
+}
+
+bool Manager::finishes_message(const Msg& m, JobId id, const Job& job, const std::vector<Outcome>& outcomes) const {
+  if (m.jobs.size() != 1 || m.jobs[0] != id || m.notices_pending > 0 || m.failure_notice_busy) return false;
+  std::vector<size_t> delivered;
+  for (size_t k = 0; k < outcomes.size(); ++k) {
+    if (outcomes[k].fate != Fate::Delivered) return false;
+    if (!outcomes[k].dsn_passed) delivered.push_back(job.rcpts[k]);
+  }
+  if (!bounce::relayed_notice_due(m.env, delivered).empty()) return false;
+  const auto pol = policy();
+  for (size_t i = 0; i < m.env.recipients.size(); ++i) {
+    if (std::find(job.rcpts.begin(), job.rcpts.end(), i) != job.rcpts.end()) continue;
+    const auto& r = m.env.recipients[i];
+    if (!is_final(r.state)) return false;
+    if (r.state == queue::RcptState::Failed && bounce::owes_failure_notice(pol, m.env, r)) return false;
+  }
+  return true;
 }
 
 void Manager::send_failure_notices(const std::string& msg_id) {

@@ -85,6 +85,10 @@ class Manager final : public Jobs, public scheduler::JobOwner {
 
   void make_jobs(Msg& m, const std::vector<size_t>& idx, int64_t due_us);
   void record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_started_us);
+  // True when these outcomes deliver the message's last open recipients with nothing owed
+  // after them: it is removed without recording them first.
+  [[nodiscard]] bool finishes_message(const Msg& m, JobId id, const Job& job,
+                                      const std::vector<Outcome>& outcomes) const;
   [[nodiscard]] bool expired(const Msg& m, int64_t now_us) const;
   void send_failure_notices(const std::string& msg_id);
   void send_notice(const std::string& msg_id, bounce::NoticeKind kind, std::vector<size_t> idx);

@@ -290,17 +290,22 @@ void Store::queue_rename(std::shared_ptr<Spool> s) {
   if (!batch_running_) run_batch();
 }
 
-// Group commit: every message fsync'd since the last batch is renamed into msg/ and made
-// durable by one fsync of the directory. No 250 is sent before that fsync returns.
+// Group commit: every message fsync'd since the last batch is renamed into msg/, every
+// finished message is unlinked from it, and one fsync of the directory makes both durable.
+// No 250 is sent before that fsync returns, and no removal is reported before it either.
 void Store::run_batch() {
   batch_running_ = true;
   auto batch = std::make_shared<std::vector<std::shared_ptr<Spool>>>(std::move(ready_));
   ready_.clear();
+  auto removals = std::make_shared<std::vector<Removal>>(std::move(removing_));
+  removing_.clear();
   auto rename_errs = std::make_shared<std::vector<int>>(batch->size(), 0);
   auto dir_err = std::make_shared<int>(0);
   const int tmp_fd = tmp_fd_, msg_fd = msg_fd_;
   loop_.queue_work(
-      [batch, rename_errs, dir_err, tmp_fd, msg_fd] {
+      [batch, removals, rename_errs, dir_err, tmp_fd, msg_fd] {
+        for (auto& r : *removals)
+          if (::unlinkat(msg_fd, r.id.c_str(), 0) != 0 && errno != ENOENT) r.err = errno;
         for (size_t i = 0; i < batch->size(); ++i) {
           const char* name = (*batch)[i]->id.c_str();
           // RENAME_NOREPLACE: an id collision (clock stepped back across a restart) must
@@ -319,8 +324,14 @@ void Store::run_batch() {
           ::fsync(msg_fd);
         }
       },
-      [this, batch, rename_errs, dir_err] {
+      [this, batch, removals, rename_errs, dir_err] {
         batch_running_ = false;
+        for (auto& r : *removals) {
+          const int err = r.err ? r.err : *dir_err;
+          auto done = std::move(r.done);
+          if (err) done(Error::temp(std::string("remove failed: ") + std::strerror(err)));
+          else done(ok_status());
+        }
         for (size_t i = 0; i < batch->size(); ++i) {
           auto& s = (*batch)[i];
           --in_flight_;
@@ -335,7 +346,7 @@ void Store::run_batch() {
           if (committed_cb_) committed_cb_(s->env, s->data_size);
           if (auto done = std::exchange(s->done, nullptr)) done(CommitStatus::Committed);
         }
-        if (!ready_.empty()) run_batch();
+        if (!ready_.empty() || !removing_.empty()) run_batch();
       });
 }
 
@@ -405,19 +416,11 @@ void Store::start_append(const std::string& id) {
       });
 }
 
+// Removals ride the commit batches: the unlink and the directory fsync that makes it
+// durable are shared with every message committed or removed at the same time.
 void Store::remove(const std::string& id, std::function<void(Status)> done) {
-  auto err = std::make_shared<int>(0);
-  const int msg_fd = msg_fd_;
-  loop_.queue_work(
-      [id, err, msg_fd] {
-        // No directory fsync: if a crash undoes the unlink, the file comes back with every
-        // recipient already recorded final, and is simply removed again.
-        if (::unlinkat(msg_fd, id.c_str(), 0) != 0 && errno != ENOENT) *err = errno;
-      },
-      [id, err, done = std::move(done)] {
-        if (*err) return done(Error::temp(std::string("remove failed: ") + std::strerror(*err)));
-        done(ok_status());
-      });
+  removing_.push_back(Removal{id, std::move(done), 0});
+  if (!batch_running_) run_batch();
 }
 
 bool Store::has_room(uint64_t need) const noexcept {

@@ -108,7 +108,8 @@ class Store {
   // fdatasync. (A failed append cuts its own partial record off again, which is only safe
   // because no other append to that file can run meanwhile.)
   void append_status(const std::string& id, std::string records, std::function<void(Status)> done);
-  // Removes a message whose every recipient is final and every notice queued.
+  // Removes a message whose every recipient is final and every notice queued; `done` once
+  // the unlink is durable (the directory fsync is shared with the commit batches).
   void remove(const std::string& id, std::function<void(Status)> done);
 
   [[nodiscard]] const std::string& dir() const noexcept { return dir_; }
@@ -144,6 +145,12 @@ class Store {
   io::Timer free_timer_;
   bool free_refresh_running_ = false;
   std::vector<std::shared_ptr<Spool>> ready_;  // fsync'd, waiting for the next rename batch
+  struct Removal {
+    std::string id;
+    std::function<void(Status)> done;
+    int err = 0;
+  };
+  std::vector<Removal> removing_;              // finished, waiting for the next batch
   bool batch_running_ = false;
   size_t in_flight_ = 0;
   std::function<void(const Envelope&, uint64_t)> committed_cb_;

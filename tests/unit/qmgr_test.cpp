@@ -289,3 +289,23 @@ TEST_CASE("qmgr: a report with the wrong number of outcomes loses no recipient")
   CHECK(w.sched->jobs() == 1);
 }
 #endif
+
+TEST_CASE("qmgr: a transaction that delivers the last open recipients removes the file without a record first") {
+  World w;
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 1);
+  w.attempt(o[0], delivered());
+  CHECK(w.files.appends == 0);  // no "delivered" record and fdatasync before the removal
+  CHECK(w.files.removed == std::vector<std::string>{"M1"});
+  // NOTIFY=SUCCESS to a next hop without DSN owes a "relayed" notice: recorded first.
+  auto m2 = message("M2", {"y@a.example"});
+  m2.recipients[0].params = {"NOTIFY=SUCCESS"};
+  w.mgr->add(m2, 100, false);
+  auto o2 = w.due();
+  REQUIRE(o2.size() == 1);
+  w.attempt(o2[0], delivered());
+  CHECK(w.files.appended["M2"].find("status 0 delivered") != std::string::npos);
+  CHECK(w.notices.count(bounce::NoticeKind::Relayed) == 1);
+}
