@@ -50,6 +50,7 @@ Loop::~Loop() {
 
 void Loop::run() { uv_run(loop_, UV_RUN_DEFAULT); }
 bool Loop::run_nowait() { return uv_run(loop_, UV_RUN_NOWAIT) != 0; }
+void Loop::run_once() { uv_run(loop_, UV_RUN_ONCE); }
 
 void Loop::stop() { uv_stop(loop_); }
 

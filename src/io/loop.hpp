@@ -25,6 +25,8 @@ class Loop {
   void run();
   // One non-blocking turn (tests drive the loop by hand): true while work is pending.
   bool run_nowait();
+  // One blocking turn: waits for at least one event and handles it.
+  void run_once();
   void stop();
   [[nodiscard]] uv_loop_s* raw() const noexcept { return loop_; }
 

@@ -138,15 +138,6 @@ int run(int argc, char** argv) {
     return 1;
   }
   (*store)->set_min_free(cfg->queue_min_free);
-  auto recovered = (*store)->recover();
-  if (!recovered) {
-    spdlog::critical("ternd: {}", recovered.error().message);
-    return 1;
-  }
-  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
-               "left {} for a newer tern, removed {} deleted",
-               recovered->messages.size(), recovered->leftovers_removed, recovered->corrupt_moved,
-               recovered->left_untouched, recovered->deleted_removed);
 
   auto resolver = tern::dns::UnboundResolver::create(
       loop, cfg->dns.forwarders, std::chrono::duration_cast<std::chrono::milliseconds>(cfg->dns.timeout));
@@ -179,8 +170,29 @@ int run(int argc, char** argv) {
                                                        agent_settings(*cfg), seed_source());
   scheduler->set_dispatcher(agent.get());
   (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) { manager->add(env, size, false); });
-  for (size_t i = 0; i < recovered->messages.size(); ++i)
-    manager->add(std::move(recovered->messages[i]), recovered->sizes[i], true);
+
+  // Recovery reads msg/ on the thread pool in batches while the loop runs: recovered mail
+  // is scheduled (and delivered) batch by batch, and the queue manager sends no notice
+  // until the whole queue has been read. The listener opens once it has.
+  std::optional<tern::Result<tern::queue::RecoveryStats>> recovery;
+  (*store)->recover_async(
+      [&](std::vector<tern::queue::Envelope>&& msgs, std::vector<uint64_t>&& sizes) {
+        for (size_t i = 0; i < msgs.size(); ++i) manager->add(std::move(msgs[i]), sizes[i], true);
+      },
+      [&](tern::Result<tern::queue::RecoveryStats> st) { recovery.emplace(std::move(st)); });
+  for (int turns = 0; !recovery; ++turns) loop.run_once();
+  if (!*recovery) {
+    spdlog::critical("ternd: {}", recovery->error().message);
+    scheduler->stop();
+    manager->stop();
+    agent->shutdown(std::chrono::seconds(0), [] {});
+    return 1;
+  }
+  const auto& stats = recovery->value();
+  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
+               "left {} for a newer tern, removed {} deleted",
+               stats.messages, stats.leftovers_removed, stats.corrupt_moved, stats.left_untouched,
+               stats.deleted_removed);
   manager->recovery_done();
 
   auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock);

@@ -85,6 +85,7 @@ bool Manager::expired(const Msg& m, int64_t now_us) const {
 
 void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
   const std::string id = env.id;
+  if (msgs_.count(id)) return;  // known already (committed while recovery listed msg/)
   if (!env.notice_for.empty() && recovering_) {
     // A bounce queued before a crash: its original's recipients must not get another.
     auto orig = msgs_.find(env.notice_for);
@@ -118,6 +119,12 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
     due = std::max(due, now) + jitter(rng_);
   }
   if (todo.empty()) return maybe_remove(id);
+  if (m.env.held) {
+    // An operator's !held record: kept, never attempted (the operations commands release
+    // it; its expiry is theirs to decide too).
+    spdlog::info("qmgr: id={} is held; not scheduled", id);
+    return;
+  }
   make_jobs(m, todo, due);
 }
 
