@@ -28,9 +28,10 @@ namespace {
 // Reads up to the whole file in one go for the common case: a 1 KB message with its header
 // and trailer fits, so one read() per file and no per-file buffer.
 constexpr size_t kFirstRead = 64 * 1024;
-// Recovery threads for the blocking recover(): reading is mostly waiting for the disk, so
-// more threads than cores keep more reads in flight.
-constexpr unsigned kMaxRecoveryThreads = 8;
+// Recovery threads for the blocking recover(): with a cold page cache reading is mostly
+// waiting for the disk, so many more threads than cores keep more reads in flight (the
+// disk's queue depth); with a warm cache the extra threads cost little.
+constexpr unsigned kRecoveryThreads = 16;
 // Chunks read at once by recover_async: the rest of the thread pool stays free for commits.
 constexpr size_t kAsyncChunksInFlight = 3;
 
@@ -331,9 +332,7 @@ Result<RecoveryReport> Store::recover() {
   if (auto st = task.prepare(dir_, stats); !st) return st.error();
   std::vector<RecoveryTask::Chunk> chunks(task.chunks());
   std::atomic<size_t> next{0};
-  const unsigned threads =
-      unsigned(std::min<size_t>(chunks.size(), std::clamp(std::thread::hardware_concurrency() * 2, 2u,
-                                                          kMaxRecoveryThreads)));
+  const unsigned threads = unsigned(std::clamp<size_t>(chunks.size(), 1, kRecoveryThreads));
   auto worker = [&] {
     for (size_t i; (i = next.fetch_add(1)) < chunks.size();) task.load_chunk(i, chunks[i]);
   };
