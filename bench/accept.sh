@@ -9,7 +9,9 @@
 #        REPS=3; SINK=relay (smtp-sink behind a "*" route; both MTAs deliver while they
 #        accept) or SINK=hole (a listener that never greets: accept-only, nothing delivered);
 #        TERND=build/ternd; TERND_B=other/ternd (a second build, e.g. with a patch);
-#        POSTFIX=1 (0 skips Postfix); TERN_PORT, TERN_B_PORT, PF_PORT, SINK_PORT.
+#        POSTFIX=1 (0 skips Postfix); QUEUE_ROOT=DIR puts tern's queues there (a tmpfs such
+#        as /dev/shm shows what is left when a sync costs nothing); TERN_PORT, TERN_B_PORT,
+#        PF_PORT, SINK_PORT.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
@@ -19,6 +21,7 @@ TERND=${TERND:-$repo/build/ternd} TERND_B=${TERND_B:-}
 TERN_PORT=${TERN_PORT:-10037} TERN_B_PORT=${TERN_B_PORT:-10038} PF_PORT=${PF_PORT:-10035}
 SINK_PORT=${SINK_PORT:-10036}
 work=$(mktemp -d /tmp/tern-accept.XXXXXX)
+qroot=$(mktemp -d "${QUEUE_ROOT:-$work}/tern-queues.XXXXXX")
 chmod 755 "$work"
 ulimit -n "$(ulimit -Hn)"
 have_perf=0
@@ -29,7 +32,7 @@ cleanup() {
   [ "$POSTFIX" = 1 ] && "$here/postfix-instance.sh" "$work/postfix" "$PF_PORT" "$SINK_PORT" stop
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
   wait 2>/dev/null || true
-  rm -rf "$work"
+  rm -rf "$work" "$qroot"
 }
 trap cleanup EXIT
 
@@ -58,7 +61,7 @@ start_tern() {  # binary port name
   cat >"$work/$3.yaml" <<YAML
 hostname: tern.bench.example
 listen: [{address: "127.0.0.1:$2"}]
-queue_dir: $work/$3-queue
+queue_dir: $qroot/$3-queue
 queue_min_free: 0
 log_level: info
 limits: {max_connections: 20000, max_connections_per_client: 20000}
