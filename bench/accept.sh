@@ -36,14 +36,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "accept: nothing listening on port $1" >&2
-  exit 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 if [ "$SINK" = hole ]; then
   # Accepts connections (the kernel completes them from the backlog) and never greets:
@@ -58,16 +52,7 @@ fi
 pids+=($!)
 
 start_tern() {  # binary port name
-  cat >"$work/$3.yaml" <<YAML
-hostname: tern.bench.example
-listen: [{address: "127.0.0.1:$2"}]
-queue_dir: $qroot/$3-queue
-queue_min_free: 0
-log_level: info
-limits: {max_connections: 20000, max_connections_per_client: 20000}
-routes: {"*": "127.0.0.1:$SINK_PORT"}
-delivery: {max_per_destination: 20}
-YAML
+  bench_config "$2" "$qroot/$3-queue" "$SINK_PORT" >"$work/$3.yaml"
   "$1" --config "$work/$3.yaml" 2>"$work/$3.log" &
   pids+=($!)
 }
