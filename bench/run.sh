@@ -27,29 +27,14 @@ cleanup() {
 }
 trap cleanup EXIT
 
-wait_port() {
-  for _ in $(seq 100); do
-    (exec 3<>/dev/tcp/127.0.0.1/"$1") 2>/dev/null && return 0
-    sleep 0.1
-  done
-  echo "bench: nothing listening on port $1" >&2
-  exit 1
-}
+# shellcheck source=lib.sh
+. "$here/lib.sh"
 
 # The sink both MTAs relay to (tern through a "*" route, Postfix through relayhost).
 smtp-sink -u nobody -c 127.0.0.1:"$SINK_PORT" 1024 >"$work/sink.out" 2>&1 &
 pids+=($!)
 
-cat >"$work/tern.yaml" <<YAML
-hostname: tern.bench.example
-listen: [{address: "127.0.0.1:$TERN_PORT"}]
-queue_dir: $work/tern-queue
-queue_min_free: 0
-log_level: info
-limits: {max_connections: 20000, max_connections_per_client: 20000}
-routes: {"*": "127.0.0.1:$SINK_PORT"}
-delivery: {max_per_destination: 20}
-YAML
+bench_config "$TERN_PORT" "$work/tern-queue" "$SINK_PORT" >"$work/tern.yaml"
 "$repo/build/ternd" --config "$work/tern.yaml" 2>"$work/ternd.log" &
 tern_pid=$!
 pids+=($tern_pid)

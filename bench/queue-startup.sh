@@ -1,0 +1,148 @@
+#!/usr/bin/env bash
+# Startup with a large queue: writes N queue files in the documented format
+# (queue-format.md: one message of ~1 KB, one pending recipient, arrival a moment ago so
+# nothing expires or is warned about), starts ternd on that queue with a "*" route to a
+# listener that never greets (so nothing is delivered and nothing is written back), and
+# measures the time until the log says the queue is recovered, until the listener greets,
+# and ternd's RSS then, against the same daemon on an empty queue.
+#
+#   bench/queue-startup.sh [N]        N = 1000000 by default
+# Knobs: TERND=build/ternd; SCRATCH=/tmp (where the queue is written; it is removed
+#        afterwards); LIMIT=600 seconds to wait for the daemon to greet.
+# Writing the files costs what creating a file costs on SCRATCH's file system: on an ext4
+# without a journal whose directory sees much creating and deleting (a busy /tmp), each
+# create scans the inodes freed in the last ~30 s (~1 ms a file), so for 1,000,000 files a
+# quieter directory (SCRATCH=/var/tmp) is much faster to fill; ternd's figures do not
+# depend on it.
+# Prints "key value" lines, including the RAM per queued message in bytes.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+repo=$(dirname "$here")
+N=${1:-1000000}
+TERND=${TERND:-$repo/build/ternd} LIMIT=${LIMIT:-600}
+work=$(mktemp -d "${SCRATCH:-/tmp}/tern-queue-startup.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+hole_port=$(free_port)
+# Accepts connections (the kernel completes them from the backlog) and never greets.
+timeout $((LIMIT + 600)) python3 -c "
+import socket, time
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(('127.0.0.1', $hole_port)); s.listen(1024); time.sleep($LIMIT + 600)" &
+pids+=($!)
+
+config() {  # name port -> path of a config for queue $work/name
+  cat >"$work/$1.yaml" <<YAML
+hostname: tern.bench.example
+listen: [{address: "127.0.0.1:$2"}]
+queue_dir: $work/$1
+queue_min_free: 0
+log_level: info
+routes: {"*": "127.0.0.1:$hole_port"}
+YAML
+  echo "$work/$1.yaml"
+}
+
+# Starts ternd on queue NAME and waits until it greets; prints
+# "SECONDS_TO_RECOVERED SECONDS_TO_GREETING RSS_KIB HWM_KIB MESSAGES_RECOVERED"; the
+# recovery time is when the log line appeared, as seen by polling it (to ~10 ms).
+measure() {  # name
+  local port cfg pid
+  port=$(free_port)
+  cfg=$(config "$1" "$port")
+  launched=$(date +%s.%N)
+  "$TERND" --config "$cfg" 2>"$work/$1.log" &
+  pid=$!
+  pids+=($pid)
+  python3 - "$pid" "$port" "$work/$1.log" "$LIMIT" "$launched" <<'PY'
+import re, socket, sys, time
+pid, port, log, limit = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], float(sys.argv[4])
+launched = float(sys.argv[5])
+now = lambda: time.time() - launched  # seconds since ternd was started
+recovered, count = None, "?"
+while now() < limit:
+    if recovered is None:
+        with open(log, errors="replace") as f:
+            m = re.search(r"queue: recovered (\d+)", f.read())
+        if m:
+            recovered, count = now(), m.group(1)
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+            if s.recv(64).startswith(b"220"):
+                break
+    except OSError:
+        time.sleep(0.01)
+else:
+    print("queue-startup: ternd did not greet in time", file=sys.stderr)
+    sys.exit(1)
+greeted = now()
+if recovered is None:
+    recovered = greeted
+time.sleep(1)  # let the first dispatches settle before reading memory
+st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
+rss, hwm = int(st["VmRSS"].split()[0]), int(st["VmHWM"].split()[0])
+print(f"{recovered:.2f} {greeted:.2f} {rss} {hwm} {count}")
+PY
+  kill "$pid"
+  wait "$pid" 2>/dev/null || true
+}
+
+# The queue files, written straight into msg/ (what a ternd that had accepted them would
+# leave there after a clean stop).
+gen_t0=$(date +%s.%N)
+python3 - "$work/big/msg" "$N" <<'PY'
+import os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+os.makedirs(d, mode=0o750)
+for sub in ("tmp", "corrupt"):
+    os.makedirs(os.path.join(os.path.dirname(d), sub), mode=0o750)
+alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"  # Crockford base32, ASCII order
+def encode_id(us):
+    return "".join(alphabet[(us >> (5 * (10 - i))) & 31] for i in range(11))
+body = (b"Received: from client.example ([127.0.0.1])\r\n\tby tern.bench.example with ESMTP id %s;\r\n"
+        b"\tSun, 29 Nov 2026 12:00:00 +0000\r\nFrom: <bench@example.net>\r\nTo: <sink@example.org>\r\n"
+        b"Subject: queued for the startup bench\r\n\r\n" + b"x" * 700 + b"\r\n")
+start = time.time_ns() // 1000 - n - 60_000_000  # arrivals a minute ago, one per microsecond
+dfd = os.open(d, os.O_RDONLY | os.O_DIRECTORY)
+for i in range(n):
+    arrival = start + i
+    qid = encode_id(arrival)
+    data = body % qid.encode()
+    head = (f"TERN-QUEUE 1\nid {qid}\narrival {arrival}\nclient-address 127.0.0.1\n"
+            f"client-port {1024 + i % 60000}\nclient-helo client.example\nclient-relay yes\n"
+            f"protocol ESMTP\nsender <bench@example.net>\nrcpt <sink{i % 1000}@example.org>\n"
+            f"data-size {len(data):020d}\ndata\n").encode()
+    fd = os.open(qid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640, dir_fd=dfd)
+    os.write(fd, head + data)
+    os.close(fd)
+os.close(dfd)
+PY
+gen_t1=$(date +%s.%N)
+bytes=$(du -sk "$work/big/msg" | cut -f1)
+
+read -r e_rec e_greet e_rss e_hwm e_count < <(measure empty)
+read -r b_rec b_greet b_rss b_hwm b_count < <(measure big)
+python3 - "$N" "$gen_t0" "$gen_t1" "$bytes" "$e_greet" "$e_rss" "$b_rec" "$b_greet" "$b_rss" "$b_hwm" "$b_count" <<'PY'
+import sys
+n, g0, g1, kib, e_greet, e_rss, b_rec, b_greet, b_rss, b_hwm, b_count = sys.argv[1:]
+n = int(n)
+print(f"queue_startup_messages {n}")
+print(f"queue_startup_messages_recovered {b_count}")
+print(f"queue_startup_generate_seconds {float(g1) - float(g0):.1f}")
+print(f"queue_startup_queue_disk_mib {int(kib) / 1024:.0f}")
+print(f"queue_startup_empty_greet_seconds {float(e_greet):.2f}")
+print(f"queue_startup_empty_rss_kib {e_rss}")
+print(f"queue_startup_recovered_seconds {float(b_rec):.2f}")
+print(f"queue_startup_greet_seconds {float(b_greet):.2f}")
+print(f"queue_startup_rss_kib {b_rss}")
+print(f"queue_startup_hwm_kib {b_hwm}")
+print(f"queue_startup_bytes_per_message {(int(b_rss) - int(e_rss)) * 1024 / n:.0f}")
+print(f"queue_startup_hwm_bytes_per_message {(int(b_hwm) - int(e_rss)) * 1024 / n:.0f}")
+PY
