@@ -88,8 +88,7 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
   if (msgs_.count(id)) return;  // known already (committed while recovery listed msg/)
   if (!env.notice_for.empty() && recovering_) {
     // A bounce queued before a crash: its original's recipients must not get another.
-    auto orig = msgs_.find(env.notice_for);
-    auto& cov = orig != msgs_.end() ? orig->second.covered : pending_covered_[env.notice_for];
+    auto& cov = covered_[env.notice_for];
     cov.insert(cov.end(), env.notice_rcpts.begin(), env.notice_rcpts.end());
   }
   Msg& m = msgs_[id];
@@ -100,10 +99,6 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
   m.env.client_address = {};
   m.env.protocol = {};
   m.size = size;
-  if (auto p = pending_covered_.find(id); p != pending_covered_.end()) {
-    m.covered = std::move(p->second);
-    pending_covered_.erase(p);
-  }
   const int64_t now = clock_.now_us();
   std::vector<size_t> todo;
   int64_t due = now;
@@ -130,7 +125,7 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
 
 void Manager::recovery_done() {
   recovering_ = false;
-  pending_covered_.clear();  // bounces whose originals are already gone
+  std::erase_if(covered_, [this](const auto& c) { return !msgs_.count(c.first); });  // originals gone
   std::vector<std::string> ids;
   for (const auto& [id, m] : msgs_) ids.push_back(id);
   for (const auto& id : ids) {
@@ -151,8 +146,8 @@ void Manager::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t due_
   }
   for (auto& [key, g] : groups) {
     const JobId id = next_job_++;
-    jobs_[id] = Job{m.env.id, std::move(g.second)};
-    m.jobs.push_back(id);
+    jobs_[id] = Job{&msgs_.find(m.env.id)->first, std::move(g.second)};
+    ++m.open_jobs;
     sched_.add(id, g.first, due_us);
   }
 }
@@ -160,7 +155,7 @@ void Manager::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t due_
 std::optional<DeliveryRequest> Manager::begin(JobId id) {
   auto jit = jobs_.find(id);
   if (jit == jobs_.end()) return std::nullopt;
-  Msg& m = msgs_.at(jit->second.msg_id);
+  Msg& m = msgs_.at(*jit->second.msg_id);
   if (expired(m, clock_.now_us())) {
     // Past delivery.max_queue_time: no attempt; report() turns "deferred" into 5.4.7.
     std::vector<Outcome> outs;
@@ -203,15 +198,16 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
   auto jit = jobs_.find(id);
   if (jit == jobs_.end()) return;
   const Job job = jit->second;
+  const std::string msg_id = *job.msg_id;  // a copy: the lambda below outlives nothing else
   if (outcomes.size() != job.rcpts.size()) {
     // A bug in the delivery side: every recipient must get exactly one outcome, or some
     // would be neither final nor scheduled.
-    spdlog::critical("qmgr: BUG: id={} job={} got {} outcome(s) for {} recipient(s)", job.msg_id, id,
+    spdlog::critical("qmgr: BUG: id={} job={} got {} outcome(s) for {} recipient(s)", msg_id, id,
                      outcomes.size(), job.rcpts.size());
     assert(false && "outcome count does not match the job's recipients");
     outcomes.resize(job.rcpts.size(), Outcome::make(Fate::Deferred, "4.3.0", "internal error: no outcome"));
   }
-  Msg& m = msgs_.at(job.msg_id);
+  Msg& m = msgs_.at(msg_id);
   const int64_t now = clock_.now_us();
   const bool too_old = expired(m, now);
   const bool attempted = attempt_started_us != kNoAttempt;
@@ -232,14 +228,15 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
                                     attempted ? o.relay : r.last_relay, o.text);
     if (!o.status.empty()) records += queue::encode_status_code(job.rcpts[k], o.status, o.remote);
   }
-  auto apply = [this, id, job, outcomes = std::move(outcomes), expiry, attempted, attempt_started_us, now](Status st) {
-    if (!st.ok()) spdlog::error("qmgr: id={} state not recorded: {}", job.msg_id, st.error().message);
+  auto apply = [this, id, job, msg_id, outcomes = std::move(outcomes), expiry, attempted, attempt_started_us,
+                now](Status st) {
+    if (!st.ok()) spdlog::error("qmgr: id={} state not recorded: {}", msg_id, st.error().message);
     jobs_.erase(id);
     sched_.finished(id);
-    auto mit = msgs_.find(job.msg_id);
+    auto mit = msgs_.find(msg_id);
     if (mit == msgs_.end()) return;
     Msg& m = mit->second;
-    std::erase(m.jobs, id);
+    if (m.open_jobs) --m.open_jobs;
     std::vector<size_t> deferred, retry_now, delivered;
     unsigned attempts = 0;
     for (size_t k = 0; k < outcomes.size(); ++k) {
@@ -264,7 +261,7 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
         attempts = std::max(attempts, r.attempts);
         deferred.push_back(idx);
       }
-      spdlog::info("delivery: id={} to=<{}> relay={} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", job.msg_id,
+      spdlog::info("delivery: id={} to=<{}> relay={} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", msg_id,
                    r.address, o.relay.empty() ? "none" : o.relay, double(now - m.env.arrival_us) / 1e6,
                    attempted ? double(now - attempt_started_us) / 1e6 : 0.0, o.status, log_status(o, expiry[k]),
                    log_safe(o.text));
@@ -274,20 +271,21 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
     // Notices: the recipients' states above are durable (or logged as not) before any is built.
     if (!recovering_) {
       if (auto idx = bounce::relayed_notice_due(m.env, delivered); !idx.empty())
-        send_notice(job.msg_id, bounce::NoticeKind::Relayed, std::move(idx));
-      if (!deferred.empty()) send_delay_warning(job.msg_id, deferred);
-      send_failure_notices(job.msg_id);
+        send_notice(msg_id, bounce::NoticeKind::Relayed, std::move(idx));
+      if (!deferred.empty()) send_delay_warning(msg_id, deferred);
+      send_failure_notices(msg_id);
     }
-    maybe_remove(job.msg_id);
+    maybe_remove(msg_id);
   };
   // The common case, a transaction that delivers the message's last recipients: no record
   // and fdatasync before the removal; the removal itself is made durable (queue-format.md).
   if (records.empty() || finishes) return apply(ok_status());
-  files_.append_status(job.msg_id, std::move(records), std::move(apply));
+  files_.append_status(msg_id, std::move(records), std::move(apply));
 }
 
 bool Manager::finishes_message(const Msg& m, JobId id, const Job& job, const std::vector<Outcome>& outcomes) const {
-  if (m.jobs.size() != 1 || m.jobs[0] != id || m.notices_pending > 0 || m.failure_notice_busy) return false;
+  (void)id;  // the job is one of m's: the only one open when open_jobs is 1
+  if (m.open_jobs != 1 || m.notices_pending > 0 || m.failure_notice_busy) return false;
   std::vector<size_t> delivered;
   for (size_t k = 0; k < outcomes.size(); ++k) {
     if (outcomes[k].fate != Fate::Delivered) return false;
@@ -311,11 +309,13 @@ void Manager::send_failure_notices(const std::string& msg_id) {
   if (m.failure_notice_busy || m.removing) return;  // the running one re-checks when done
   const auto pol = policy();
   std::vector<size_t> covered, fresh;
+  const auto cov = covered_.find(msg_id);
   for (size_t i = 0; i < m.env.recipients.size(); ++i) {
     const auto& r = m.env.recipients[i];
     if (r.state != queue::RcptState::Failed || !bounce::owes_failure_notice(pol, m.env, r)) continue;
     // A bounce already queued before a restart covers it: only record it now.
-    const bool is_covered = std::find(m.covered.begin(), m.covered.end(), i) != m.covered.end();
+    const bool is_covered =
+        cov != covered_.end() && std::find(cov->second.begin(), cov->second.end(), i) != cov->second.end();
     (is_covered ? covered : fresh).push_back(i);
   }
   if (covered.empty() && fresh.empty()) return;
@@ -335,9 +335,10 @@ void Manager::send_failure_notices(const std::string& msg_id) {
       Msg& m = it->second;
       m.failure_notice_busy = false;
       if (!st.ok()) spdlog::error("bounce: id={} notice queued but not recorded: {}", msg_id, st.error().message);
-      for (size_t i : done_idx) {
-        m.env.recipients[i].state = queue::RcptState::FailedNotified;
-        std::erase(m.covered, i);
+      for (size_t i : done_idx) m.env.recipients[i].state = queue::RcptState::FailedNotified;
+      if (auto c = covered_.find(msg_id); c != covered_.end()) {
+        std::erase_if(c->second, [&](size_t i) { return std::find(done_idx.begin(), done_idx.end(), i) != done_idx.end(); });
+        if (c->second.empty()) covered_.erase(c);
       }
       send_failure_notices(msg_id);  // failures that arrived meanwhile
       maybe_remove(msg_id);
@@ -411,7 +412,7 @@ void Manager::maybe_remove(const std::string& msg_id) {
   auto it = msgs_.find(msg_id);
   if (it == msgs_.end()) return;
   Msg& m = it->second;
-  if (!m.jobs.empty() || m.removing || m.notices_pending > 0 || m.failure_notice_busy) return;
+  if (m.open_jobs > 0 || m.removing || m.notices_pending > 0 || m.failure_notice_busy) return;
   const auto pol = policy();
   for (const auto& r : m.env.recipients) {
     if (!is_final(r.state)) return;
@@ -428,23 +429,27 @@ void Manager::maybe_remove(const std::string& msg_id) {
     if (!st.ok()) spdlog::error("queue: id={} {}", msg_id, st.error().message);
     else spdlog::info("queue: id={} removed (every recipient done)", msg_id);
     msgs_.erase(msg_id);
+    covered_.erase(msg_id);
   });
 }
 
 size_t Manager::covered_entries() const noexcept {
   size_t n = 0;
-  for (const auto& [id, c] : pending_covered_) n += c.size();
-  for (const auto& [id, m] : msgs_) n += m.covered.size();
+  for (const auto& [id, c] : covered_) n += c.size();
   return n;
 }
 
 std::vector<QueueEntry> Manager::list() const {
+  std::map<std::string_view, int64_t> next;  // message → its earliest waiting job
+  for (const auto& [jid, j] : jobs_)
+    if (auto due = sched_.due(jid)) {
+      auto [it, fresh] = next.emplace(*j.msg_id, *due);
+      if (!fresh) it->second = std::min(it->second, *due);
+    }
   std::vector<QueueEntry> out;
   for (const auto& [id, m] : msgs_) {
-    int64_t next = 0;
-    for (JobId j : m.jobs)
-      if (auto due = sched_.due(j)) next = next ? std::min(next, *due) : *due;
-    out.push_back(QueueEntry{m.env, m.size, next});
+    auto it = next.find(id);
+    out.push_back(QueueEntry{m.env, m.size, it == next.end() ? 0 : it->second});
   }
   return out;
 }

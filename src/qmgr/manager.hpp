@@ -70,16 +70,15 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   struct Msg {
     queue::Envelope env;
     uint64_t size = 0;
-    // Small vectors, not sets: a queued message costs memory for as long as it waits
-    // (a million of them must fit in under a GiB).
-    std::vector<JobId> jobs;           // open jobs (waiting, ready or in flight)
-    std::vector<size_t> covered;       // recipients a bounce queued before a restart reports
+    // Kept small: a queued message costs memory for as long as it waits (a million of
+    // them must fit in under a GiB).
+    uint32_t open_jobs = 0;            // jobs waiting, ready or in flight
     bool removing = false;
     bool failure_notice_busy = false;  // a bounce is being queued
     int notices_pending = 0;           // notices of any kind being built (the file must stay)
   };
   struct Job {
-    std::string msg_id;
+    const std::string* msg_id;  // the key of its message in msgs_ (it outlives its jobs)
     std::vector<size_t> rcpts;  // indices into the message's recipients
   };
 
@@ -110,9 +109,10 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   JobId next_job_ = 1;
   bool recovering_ = true;
   bool stopped_ = false;
-  // notice-for records seen while recovering, for originals not read yet (dropped at
-  // recovery_done(): only recovery needs them).
-  std::map<std::string, std::vector<size_t>> pending_covered_;
+  // Recipients a bounce queued before a restart already reports (its notice-for record),
+  // by original message id: filled only while recovering, emptied as they are recorded
+  // notified, and dropped with their message.
+  std::map<std::string, std::vector<size_t>> covered_;
 };
 
 }  // namespace tern::qmgr
