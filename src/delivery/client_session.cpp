@@ -65,6 +65,7 @@ void ClientSession::feed(std::string_view bytes) {
   auto st = parser_.feed(bytes, replies);
   for (const auto& r : replies) {
     if (state_ == State::Closed) return;
+    ++replies_;
     on_reply(r);
   }
   if (!st.ok()) on_closed("4.5.0", "protocol error: " + st.error().message);

@@ -65,6 +65,7 @@ class ClientSession {
   [[nodiscard]] bool ready() const noexcept { return state_ == State::Ready; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
   [[nodiscard]] bool wants_body() const noexcept { return state_ == State::Body; }
+  [[nodiscard]] size_t replies() const noexcept { return replies_; }  // complete replies so far
   // Set when the session could not get to Ready (greeting or EHLO/HELO refused, or lost).
   [[nodiscard]] const std::optional<std::string>& setup_failure() const noexcept { return setup_failure_; }
   [[nodiscard]] std::optional<TxnResult> take_result() { return std::exchange(result_, std::nullopt); }
@@ -92,6 +93,7 @@ class ClientSession {
   std::optional<std::string> setup_failure_;
   std::optional<TxnResult> result_;
   bool used_ = false;  // a transaction already ran on this connection (RSET before the next)
+  size_t replies_ = 0;
 
   // Current transaction
   Transaction txn_;

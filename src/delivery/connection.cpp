@@ -316,7 +316,8 @@ void Connection::on_connected(int status) {
         pump();
       },
       [this] {
-        chunk_pending_ = false;
+        if (!awaiting_drain_) return;
+        awaiting_drain_ = false;
         send_body();
       },
   });
@@ -327,6 +328,12 @@ void Connection::on_connected(int status) {
 void Connection::pump() {
   if (!session_) return;
   if (std::string out = session_->take_output(); !out.empty()) transport_->write(std::move(out));
+  if (session_->replies() != replies_seen_) {
+    // A reply came: the next one awaited gets a deadline of its own, even in the same state
+    // (each RCPT of a transaction, HELO after a refused EHLO).
+    replies_seen_ = session_->replies();
+    armed_ = State::Done;
+  }
   if (const auto& f = session_->setup_failure()) return address_failed(*f);
   if (auto r = session_->take_result()) return finish_job(std::move(*r));
   if (session_->ready() && !session_started_) {
@@ -339,7 +346,7 @@ void Connection::pump() {
     if (!req_) return done();  // after QUIT, or an idle close
     return address_failed("connection closed before the transaction");
   }
-  if (session_->wants_body() && !chunk_pending_ && !body_done_) send_body();
+  if (session_->wants_body() && !read_pending_ && !awaiting_drain_) send_body();
   on_state_change();
 }
 
@@ -351,14 +358,15 @@ void Connection::load_transaction() {
   attempt_started_us_ = agent_.clock_.now_us();
   loading_ = true;
   body_done_ = false;
-  chunk_pending_ = false;
-  encoder_ = smtp::DotEncoder{};
+  read_pending_ = awaiting_drain_ = false;
+  encoder_ = std::make_shared<smtp::DotEncoder>();
+  const uint64_t gen = ++gen_;
   on_state_change();
   bool smtputf8 = false;
   for (const auto& p : req_->mail_params) smtputf8 |= iequals(p, "SMTPUTF8");
   auto alive = alive_;
-  queue::BodyReader::open(agent_.loop_, req_->path, [this, alive, smtputf8](Result<std::shared_ptr<queue::BodyReader>> r) {
-    if (!*alive) return;
+  queue::BodyReader::open(agent_.loop_, req_->path, [this, alive, gen, smtputf8](Result<std::shared_ptr<queue::BodyReader>> r) {
+    if (!*alive || gen != gen_ || !req_) return;
     if (!r) {
       loading_ = false;
       spdlog::error("delivery: id={} cannot read the queue file: {}", req_->msg_id, r.error().message);
@@ -371,8 +379,8 @@ void Connection::load_transaction() {
     bool ascii = is_ascii(req_->sender);
     for (const auto& a : req_->rcpts) ascii = ascii && is_ascii(a);
     if (!ascii) return start_transaction(true);  // the session fails it (5.6.7)
-    queue::read_data_prefix(agent_.loop_, req_->path, kMaxHeaderCheck, true, [this, alive](Result<std::string> h) {
-      if (!*alive) return;
+    queue::read_data_prefix(agent_.loop_, req_->path, kMaxHeaderCheck, true, [this, alive, gen](Result<std::string> h) {
+      if (!*alive || gen != gen_ || !req_) return;
       start_transaction(!h || !is_ascii(*h));
     });
   });
@@ -406,24 +414,25 @@ void Connection::start_transaction(bool smtputf8) {
 // pull the next one when the transport has drained (so at most one piece waits in the
 // socket's queue). Each piece that goes out is progress for the data_block deadline.
 void Connection::send_body() {
-  if (!session_ || !session_->wants_body() || !reader_ || chunk_pending_) return;
+  if (!session_ || !session_->wants_body() || !reader_ || read_pending_ || awaiting_drain_) return;
   if (body_done_) {
     session_->body_sent();
     return on_state_change();
   }
-  chunk_pending_ = true;
+  read_pending_ = true;
   auto alive = alive_;
+  const uint64_t gen = gen_;
   reader_->next(
       kChunk,
-      [this](std::string& piece, bool last) {  // thread pool: this->encoder_ only
+      [enc = encoder_](std::string& piece, bool last) {  // thread pool: never `this`
         std::string out;
-        encoder_.encode(piece, out);
-        if (last) encoder_.finish(out);
+        enc->encode(piece, out);
+        if (last) enc->finish(out);
         piece = std::move(out);
       },
-      [this, alive](Result<std::string> piece) {
-        if (!*alive) return;
-        chunk_pending_ = false;
+      [this, alive, gen](Result<std::string> piece) {
+        if (!*alive || gen != gen_) return;
+        read_pending_ = false;
         if (!session_ || !session_->wants_body()) return pump();
         if (!piece) {
           spdlog::error("delivery: id={} reading the queue file: {}", req_->msg_id, piece.error().message);
@@ -435,7 +444,7 @@ void Connection::send_body() {
         armed_ = State::Done;
         on_state_change();
         if (!transport_->write(std::move(*piece))) {
-          chunk_pending_ = true;  // on_drain continues
+          awaiting_drain_ = true;  // on_drain continues
           return;
         }
         send_body();
@@ -482,6 +491,9 @@ void Connection::drop_connection() {
   alarm_->cancel();
   armed_ = State::Done;
   connecting_ = false;
+  ++gen_;  // answers still on their way belong to the connection dropped here
+  loading_ = read_pending_ = awaiting_drain_ = body_done_ = false;
+  replies_seen_ = 0;
   if (transport_) transport_->close_after_flush();
   transport_.reset();
   session_.reset();
@@ -498,6 +510,7 @@ void Connection::report(std::vector<Outcome> outs) {
 void Connection::done() {
   if (finished_) return;
   finished_ = true;
+  *alive_ = false;  // nothing asynchronous acts on this connection any more
   drop_connection();
   agent_.sched_.closed(dest_.key, reached_, tried_.empty() ? "no reason" : tried_.back());
   agent_.release(id_);

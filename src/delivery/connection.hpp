@@ -84,9 +84,16 @@ class Connection {
   bool session_started_ = false;     // the current session has had its first job started
   bool loading_ = false;             // waiting for the queue file (before MAIL)
   std::shared_ptr<queue::BodyReader> reader_;
-  smtp::DotEncoder encoder_;
-  bool chunk_pending_ = false;       // a read or a drain is awaited
+  // Shared with the thread-pool job that encodes the next piece: that job may still run
+  // after this connection has moved on or gone, so it never touches `this`.
+  std::shared_ptr<smtp::DotEncoder> encoder_;
+  bool read_pending_ = false;        // a piece is being read and encoded
+  bool awaiting_drain_ = false;      // a piece is queued in the transport
   bool body_done_ = false;
+  // Bumped whenever a connection is dropped or a transaction starts: an asynchronous answer
+  // (queue file opened, piece read) for an older one is ignored.
+  uint64_t gen_ = 0;
+  size_t replies_seen_ = 0;          // SMTP replies so far (each awaited one has its own deadline)
   std::unique_ptr<Alarm> alarm_;     // the current state's deadline
   State armed_ = State::Done;        // the state whose deadline the timer holds
   bool reached_ = false;             // some session got ready: the destination is not down

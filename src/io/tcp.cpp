@@ -156,8 +156,9 @@ void Stream::set_events(Events ev) {
 namespace {
 
 // Writes raw bytes to the socket: try_write first, the rest queued. True when nothing is
-// left queued afterwards.
-bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data);
+// left queued afterwards. `owner`: the connection's own write (it gets a drain event when
+// false is returned); a filter's handshake bytes are not.
+bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data, bool owner);
 
 }  // namespace
 
@@ -178,7 +179,7 @@ void Stream::start_read() {
           }
           std::string plain, wire;
           const bool ok = h->filter->from_wire(in, plain, wire);
-          if (!wire.empty()) raw_write(h, s, std::move(wire));
+          if (!wire.empty()) raw_write(h, s, std::move(wire), false);
           if (!plain.empty())
             if (auto f = h->cb.on_data) f(plain);
           if (!ok && !h->closing) {
@@ -198,7 +199,7 @@ void Stream::stop_read() {
 
 namespace {
 
-bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data) {
+bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data, bool owner) {
   if (data.empty()) return stream->write_queue_size == 0;
   size_t sent = 0;
   if (stream->write_queue_size == 0) {
@@ -224,7 +225,7 @@ bool raw_write(Stream::Handle* h, uv_stream_t* stream, std::string&& data) {
     delete w;
     return false;  // broken: no drain will come, the read side reports the end
   }
-  h->want_drain = true;
+  if (owner) h->want_drain = true;
   return false;
 }
 
@@ -234,10 +235,12 @@ bool Stream::write(std::string&& data) {
   if (!h_) return true;
   if (h_->filter) {
     std::string wire;
-    if (!h_->filter->to_wire(data, wire)) return false;
-    return raw_write(h_, h_->stream(), std::move(wire));
+    // A filter that cannot encode has failed for good: the read side ends the transport
+    // (the TLS engine reports its error there); nothing is queued, so no drain follows.
+    if (!h_->filter->to_wire(data, wire)) return true;
+    return raw_write(h_, h_->stream(), std::move(wire), true);
   }
-  return raw_write(h_, h_->stream(), std::move(data));
+  return raw_write(h_, h_->stream(), std::move(data), true);
 }
 
 void Stream::insert_filter(std::unique_ptr<Filter> f) {

@@ -182,11 +182,11 @@ int run(int argc, char** argv) {
       [&](tern::Result<tern::queue::RecoveryStats> st) { recovery.emplace(std::move(st)); });
   for (int turns = 0; !recovery; ++turns) loop.run_once();
   if (!*recovery) {
+    // Deliveries may be under way, with thread-pool work in flight that refers to the
+    // components: exit without unwinding them (nothing unacknowledged is at stake).
     spdlog::critical("ternd: {}", recovery->error().message);
-    scheduler->stop();
-    manager->stop();
-    agent->shutdown(std::chrono::seconds(0), [] {});
-    return 1;
+    spdlog::shutdown();
+    std::_Exit(1);
   }
   const auto& stats = recovery->value();
   spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "

@@ -114,6 +114,13 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
     due = std::max(due, now) + jitter(rng_);
   }
   if (todo.empty()) return maybe_remove(id);
+  if (recovering_ && !m.env.notice_for.empty()) {
+    // A bounce read back while recovering waits until every file has been read and its
+    // original's recipients are recorded as notified: delivered and removed earlier, it
+    // could leave an original that a crash would bounce a second time.
+    held_back_.emplace_back(id, due);
+    return;
+  }
   if (m.env.held) {
     // An operator's !held record: kept, never attempted (the operations commands release
     // it; its expiry is theirs to decide too).
@@ -125,6 +132,14 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
 
 void Manager::recovery_done() {
   recovering_ = false;
+  // "Relayed" notices owed by mail delivered while recovering.
+  for (auto& [id, idx] : relayed_after_recovery_) {
+    if (auto it = msgs_.find(id); it != msgs_.end()) {
+      it->second.notices_pending--;
+      send_notice(id, bounce::NoticeKind::Relayed, std::move(idx));
+    }
+  }
+  relayed_after_recovery_.clear();
   std::erase_if(covered_, [this](const auto& c) { return !msgs_.count(c.first); });  // originals gone
   std::vector<std::string> ids;
   for (const auto& [id, m] : msgs_) ids.push_back(id);
@@ -132,6 +147,16 @@ void Manager::recovery_done() {
     send_failure_notices(id);
     maybe_remove(id);
   }
+  // Bounces read back while recovering: scheduled after the appends above were issued.
+  for (auto& [id, due] : held_back_) {
+    auto it = msgs_.find(id);
+    if (it == msgs_.end()) continue;
+    std::vector<size_t> todo;
+    for (size_t i = 0; i < it->second.env.recipients.size(); ++i)
+      if (!is_final(it->second.env.recipients[i].state)) todo.push_back(i);
+    if (!todo.empty()) make_jobs(it->second, todo, due);
+  }
+  held_back_.clear();
 }
 
 // Groups recipients by destination: one job (one transaction) per destination.
@@ -269,9 +294,15 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
     if (!deferred.empty()) make_jobs(m, deferred, now + backoff_us(attempts));
     if (!retry_now.empty()) make_jobs(m, retry_now, now);
     // Notices: the recipients' states above are durable (or logged as not) before any is built.
-    if (!recovering_) {
-      if (auto idx = bounce::relayed_notice_due(m.env, delivered); !idx.empty())
+    if (auto idx = bounce::relayed_notice_due(m.env, delivered); !idx.empty()) {
+      if (recovering_) {  // sent at recovery_done(); the message stays until then
+        m.notices_pending++;
+        relayed_after_recovery_.emplace_back(msg_id, std::move(idx));
+      } else {
         send_notice(msg_id, bounce::NoticeKind::Relayed, std::move(idx));
+      }
+    }
+    if (!recovering_) {
       if (!deferred.empty()) send_delay_warning(msg_id, deferred);
       send_failure_notices(msg_id);
     }
@@ -368,7 +399,10 @@ void Manager::retry_notices_later() {
   retry_alarm_.set(clock_.now_us() + kNoticeRetryUs, [this] {
     std::vector<std::string> ids;
     for (const auto& [id, m] : msgs_) ids.push_back(id);
-    for (const auto& id : ids) send_failure_notices(id);
+    for (const auto& id : ids) {
+      send_failure_notices(id);
+      maybe_remove(id);
+    }
   });
 }
 
@@ -426,9 +460,27 @@ void Manager::maybe_remove(const std::string& msg_id) {
                      msg_id, r.address, log_safe(r.last_reply));
   }
   files_.remove(msg_id, [this, msg_id](Status st) {
-    if (!st.ok()) spdlog::error("queue: id={} {}", msg_id, st.error().message);
-    else spdlog::info("queue: id={} removed (every recipient done)", msg_id);
-    msgs_.erase(msg_id);
+    auto it = msgs_.find(msg_id);
+    if (it == msgs_.end()) return;
+    if (!st.ok()) {
+      // Not durably gone: a restart could bring it back with recipients still open (their
+      // delivery was not recorded on the fast path). Record every state now and try the
+      // removal again later.
+      spdlog::error("queue: id={} {}; recording its state and retrying", msg_id, st.error().message);
+      std::string records;
+      const auto& env = it->second.env;
+      for (size_t i = 0; i < env.recipients.size(); ++i) {
+        const auto& r = env.recipients[i];
+        records += queue::encode_status(i, r.state, r.updated_us, r.last_relay, r.last_reply);
+      }
+      files_.append_status(msg_id, std::move(records), [this, msg_id](Status) {
+        if (auto m = msgs_.find(msg_id); m != msgs_.end()) m->second.removing = false;
+        retry_notices_later();  // also retries the removal
+      });
+      return;
+    }
+    spdlog::info("queue: id={} removed (every recipient done)", msg_id);
+    msgs_.erase(it);
     covered_.erase(msg_id);
   });
 }

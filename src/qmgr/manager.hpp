@@ -113,6 +113,10 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   // by original message id: filled only while recovering, emptied as they are recorded
   // notified, and dropped with their message.
   std::map<std::string, std::vector<size_t>> covered_;
+  // While recovering: bounces read back (scheduled at recovery_done) and "relayed"
+  // notices owed by mail delivered meanwhile (sent then).
+  std::vector<std::pair<std::string, int64_t>> held_back_;
+  std::vector<std::pair<std::string, std::vector<size_t>>> relayed_after_recovery_;
 };
 
 }  // namespace tern::qmgr

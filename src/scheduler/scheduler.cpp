@@ -83,6 +83,14 @@ void Scheduler::arm() {
 
 void Scheduler::on_alarm() {
   const int64_t now = clock_.now_us();
+  // Destinations that were down and have nothing left are forgotten once their time is up
+  // (swept at most once a minute: the scan is over every destination).
+  if (now - last_sweep_us_ >= 60 * kSecond) {
+    last_sweep_us_ = now;
+    std::erase_if(dests_, [now](const auto& d) {
+      return d.second.jobs == 0 && d.second.conns == 0 && d.second.down_until_us <= now;
+    });
+  }
   std::vector<std::pair<int64_t, JobId>> later;
   while (!waiting_.empty() && waiting_.begin()->first <= now) {
     const JobId id = waiting_.begin()->second;

@@ -107,6 +107,7 @@ class Scheduler {
   std::map<std::string, Dest> dests_;
   uint32_t total_conns_ = 0;
   int64_t alarm_at_ = 0;
+  int64_t last_sweep_us_ = 0;
   bool stopped_ = false;
   bool dispatching_ = false;
 };

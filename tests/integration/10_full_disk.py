@@ -77,8 +77,14 @@ def scenario(ctx):
         h.expect_reply(r, 452, "4.3.1", "3 MiB message on a 2 MiB disk, after end of data")
         h.check_eq(t.queue_ids(), [], "nothing in msg/")
         h.check_eq(t.tmp_files(), [], "nothing left in tmp/")
-        h.check("write failed" in t.log() or "commit failed" in t.log(),
-                "the failure is logged")
+        # The log is written by ternd's logging thread: wait for the line (bounded).
+        logged = False
+        for _ in range(100):
+            logged = "write failed" in t.log() or "commit failed" in t.log()
+            if logged:
+                break
+            time.sleep(0.1)
+        h.check(logged, "the failure is logged")
 
         h.step("the session still works")
         r = h.send_raw_message(c, "a@client.example", ["b@partner.example"], h.dot_stuff(SMALL))

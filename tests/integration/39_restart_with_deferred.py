@@ -75,6 +75,7 @@ def scenario(ctx):
     t.config["delivery"]["retry"] = {"initial": "1s", "max": "2s", "factor": 2}
     t.write_config()
     t.start()
+    t.wait_log("queue: recovered", count=2)  # written by ternd's logging thread
     h.check("queue: recovered 3 message(s)" in t.log().split("==== start #2 ====")[-1],
             "ternd recovered the three messages")
     t_up = time.monotonic()

@@ -62,6 +62,7 @@ def scenario(ctx):
     h.step("restart on the same queue; the sink answers fast now")
     sink.data_delay = 0.1
     t.start()
+    t.wait_log("queue: recovered", count=2)  # written by ternd's logging thread
     h.check("queue: recovered" in t.log().split("==== start #2 ====")[-1], "ternd recovered the queue")
     sinks.wait_queue_empty(t, 25, "every message delivered after the restart (queue empty)")
     time.sleep(2.5)  # a stray retry would show up by now

@@ -158,6 +158,8 @@ struct World {
     s.hostname = "tern.example.net";
     s.delivery.timeouts.greeting = std::chrono::seconds(5);
     s.delivery.timeouts.data_block = std::chrono::seconds(10);
+    s.delivery.timeouts.mail = std::chrono::seconds(5);
+    s.delivery.timeouts.rcpt = std::chrono::seconds(5);
     s.self.hostname = "tern.example.net";
     agent = std::make_unique<delivery::Agent>(loop, clock, jobs, sched, resolver, s, 1);
     agent->set_io({[this](const Endpoint& to, const IpAddress*, std::function<void(int)> done) {
@@ -268,4 +270,26 @@ TEST_CASE("connection: the body waits for drain events, and no progress for data
   CHECK(o.fate == Fate::Deferred);
   CHECK(o.status == "4.4.2");
   CHECK(o.text.find("no progress") != std::string::npos);
+}
+
+TEST_CASE("connection: each awaited reply has its own deadline, even in the same state") {
+  World w;
+  w.jobs.req.rcpts = {"a@dest.example", "b@dest.example", "c@dest.example"};
+  w.jobs.req.rcpt_params = {{}, {}, {}};
+  w.open();
+  auto t = w.transports[0];
+  t->connected(0);
+  w.feed(t, "220 mx1\r\n");
+  w.feed(t, "250 mx1\r\n");  // no PIPELINING: one command per reply
+  REQUIRE(w.until([&] { return t->written.find("MAIL FROM") != std::string::npos; }));
+  // A slow server: every reply takes 4 s, against a 5 s RCPT deadline. Three RCPTs take
+  // 12 s in all, which is fine: each one is answered within its own 5 s.
+  w.advance(4 * kS);
+  w.feed(t, "250 ok\r\n");
+  for (int i = 0; i < 3; ++i) {
+    w.advance(4 * kS);
+    w.feed(t, "250 ok\r\n");
+  }
+  CHECK(w.jobs.reports.empty());
+  CHECK(t->written.find("DATA\r\n") != std::string::npos);
 }

@@ -50,6 +50,10 @@ class Files final : public qmgr::QueueFiles {
     done(ok_status());
   }
   void remove(const std::string& id, std::function<void(Status)> done) override {
+    if (fail_remove) {
+      fail_remove = false;
+      return done(Error::temp("remove failed: Input/output error"));
+    }
     removed.push_back(id);
     done(ok_status());
   }
@@ -64,6 +68,7 @@ class Files final : public qmgr::QueueFiles {
   size_t appends = 0;
   bool hold = false;
   bool fail_next = false;
+  bool fail_remove = false;  // the next removal fails
   std::vector<std::function<void()>> held;
 };
 

@@ -309,3 +309,47 @@ TEST_CASE("qmgr: a transaction that delivers the last open recipients removes th
   CHECK(w.files.appended["M2"].find("status 0 delivered") != std::string::npos);
   CHECK(w.notices.count(bounce::NoticeKind::Relayed) == 1);
 }
+
+TEST_CASE("qmgr: while recovering, a bounce read back waits, and relayed notices wait with their message") {
+  World w;
+  auto bounce = message("B1", {"a@example.org"}, "");
+  bounce.notice_for = "M1";
+  bounce.notice_rcpts = {0};
+  w.mgr->add(bounce, 100, true);
+  auto m2 = message("M2", {"y@a.example"});
+  m2.recipients[0].params = {"NOTIFY=SUCCESS"};
+  w.mgr->add(m2, 100, true);
+  w.clock.advance_us(3 * kS);  // past the restart jitter
+  auto o = w.due();
+  REQUIRE(o.size() == 1);  // M2 only: the bounce is not scheduled before recovery is done
+  auto req = w.mgr->begin(o[0].job);
+  REQUIRE(req);
+  CHECK(req->msg_id == "M2");
+  w.mgr->report(o[0].job, {delivered()}, w.clock.now_us());
+  w.sched->closed(o[0].dest.key, true, "");
+  CHECK(w.notices.count(bounce::NoticeKind::Relayed) == 0);
+  CHECK(w.files.removed.empty());  // kept: its notice is still owed
+  w.mgr->recovery_done();
+  CHECK(w.notices.count(bounce::NoticeKind::Relayed) == 1);
+  CHECK(w.files.removed == std::vector<std::string>{"M2"});
+  auto later = w.due();
+  REQUIRE(later.size() == 1);  // now the bounce goes
+  CHECK(w.mgr->begin(later[0].job)->msg_id == "B1");
+}
+
+TEST_CASE("qmgr: a failed removal keeps the message, records its state and tries again") {
+  World w;
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  w.files.fail_remove = true;
+  auto o = w.due();
+  REQUIRE(o.size() == 1);
+  w.attempt(o[0], delivered());
+  CHECK(w.mgr->messages() == 1);  // not forgotten
+  CHECK(w.files.appended["M1"].find("status 0 delivered") != std::string::npos);
+  REQUIRE(w.notice_alarm.armed());
+  w.clock.advance_us(w.notice_alarm.at() - w.clock.now_us());
+  w.notice_alarm.poll();
+  CHECK(w.files.removed == std::vector<std::string>{"M1"});
+  CHECK(w.mgr->messages() == 0);
+}
