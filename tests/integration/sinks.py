@@ -413,56 +413,20 @@ class RawSink(_Base):
         return self.sock is not None
 
 
-class ScriptedSink(_Base):
+class ScriptedSink(RawSink):
     """A minimal SMTP server on a plain socket thread, for what aiosmtpd cannot do:
     read_rate=B        read the message data at about B bytes/s (a slow but live next hop);
                        keeps only a SHA-256 and the length of what it got (no 30 MB copies)
     drip=S             send the greeting one byte every S seconds (a hostile next hop)
     Each finished message is (mail_from, rcpt_tos, length, sha256 of the un-stuffed data,
-    first 4 KiB); peers are recorded like the other sinks'."""
+    first 4 KiB); peers are recorded like the other sinks'. Sockets and threads are
+    RawSink's; only the dialogue differs."""
 
     def __init__(self, address, port, name=None, read_rate=None, drip=None):
-        super().__init__(address, port, name)
+        super().__init__(address, port, name, greeting="220 scripted ESMTP")
         self.read_rate = read_rate
         self.drip = drip
-        self.sock = None
-        self.thread = None
-        self.stopping = threading.Event()
         self.done = []
-        self.clients = []
-
-    def start(self):
-        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            s.bind((self.address, self.port))
-        except OSError as e:
-            s.close()
-            h.fail(f"{self.name}: cannot bind {self.address}:{self.port}: {e}")
-        s.listen(64)
-        s.settimeout(0.1)
-        self.sock = s
-        self.stopping.clear()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
-        print(f"  ..   {self.name} (scripted: read_rate={self.read_rate} drip={self.drip}) "
-              f"listening on {self.address}:{self.port}", flush=True)
-        return self
-
-    def _run(self):
-        for _ in range(1_000_000):  # each turn waits at most 0.1 s; stop ends it
-            if self.stopping.is_set():
-                return
-            try:
-                c, peer = self.sock.accept()
-            except socket.timeout:
-                continue
-            except OSError:
-                return
-            self._connected(peer)
-            with self.lock:
-                self.clients.append(c)
-            threading.Thread(target=self._talk, args=(c,), daemon=True).start()
 
     def _talk(self, c):
         import hashlib
@@ -566,26 +530,6 @@ class ScriptedSink(_Base):
     def finished(self):
         with self.lock:
             return list(self.done)
-
-    def stop(self):
-        self.stopping.set()
-        if self.thread:
-            self.thread.join(timeout=5)
-            self.thread = None
-        if self.sock:
-            self.sock.close()
-            self.sock = None
-        with self.lock:
-            for c in self.clients:
-                try:
-                    c.close()
-                except OSError:
-                    pass
-            self.clients = []
-
-    @property
-    def running(self):
-        return self.sock is not None
 
 
 # ---------------------------------------------------------------------------------------
