@@ -164,6 +164,7 @@ Store::Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, i
 }
 
 Store::~Store() {
+  *alive_ = false;
   ::close(lock_fd_);
   ::close(tmp_fd_);
   ::close(msg_fd_);
@@ -248,7 +249,8 @@ void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
           s->fd = -1;
         }
       },
-      [this, s, final] {
+      [this, alive = alive_, s, final] {
+        if (!*alive) return;  // the Store is gone (shutdown): nothing to update
         s->job_running = false;
         if (final) s->finished = true;
         write_done(s);
@@ -276,7 +278,8 @@ void Store::discard(const std::shared_ptr<Spool>& s) {
         if (s->fd >= 0) ::close(s->fd), s->fd = -1;
         ::unlinkat(tmp_fd, s->id.c_str(), 0);
       },
-      [this, s, err] {
+      [this, alive = alive_, s, err] {
+        if (!*alive) return;  // the Store is gone (shutdown): nothing to update
         if (!s->commit_requested) return;
         --in_flight_;
         spdlog::error("queue: id={} write failed: {}", s->id, std::strerror(err ? err : EIO));
@@ -324,7 +327,8 @@ void Store::run_batch() {
           ::fsync(msg_fd);
         }
       },
-      [this, batch, removals, rename_errs, dir_err] {
+      [this, alive = alive_, batch, removals, rename_errs, dir_err] {
+        if (!*alive) return;  // the Store is gone (shutdown): nothing to update
         batch_running_ = false;
         for (auto& r : *removals) {
           const int err = r.err ? r.err : *dir_err;
@@ -360,7 +364,8 @@ void Store::refresh_free_space() {
         struct statvfs v {};
         if (::statvfs(dir.c_str(), &v) == 0) *result = uint64_t(v.f_bavail) * v.f_frsize;
       },
-      [this, result] {
+      [this, alive = alive_, result] {
+        if (!*alive) return;  // the Store is gone (shutdown): nothing to update
         free_refresh_running_ = false;
         free_bytes_ = *result;
       });
@@ -398,7 +403,8 @@ void Store::start_append(const std::string& id) {
         if (*err && sized && ::ftruncate(fd, st.st_size) == 0) ::fdatasync(fd);
         ::close(fd);
       },
-      [this, id, err] {
+      [this, alive = alive_, id, err] {
+        if (!*alive) return;  // the Store is gone (shutdown): nothing to update
         auto it = appends_.find(id);
         AppendQueue& q = it->second;
         std::vector<PendingAppend> finished(std::make_move_iterator(q.items.begin()),

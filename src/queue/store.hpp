@@ -154,6 +154,9 @@ class Store {
   bool batch_running_ = false;
   size_t in_flight_ = 0;
   std::function<void(const Envelope&, uint64_t)> committed_cb_;
+  // Thread-pool completions still queued when the Store is destroyed (at exit) see this
+  // false and do nothing.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
   // Status appends per message id: [0, in_flight) are being written, the rest wait.
   struct AppendQueue {
     std::vector<PendingAppend> items;
