@@ -158,6 +158,10 @@ Store::Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, i
       lock_fd_(lock_fd),
       tmp_fd_(tmp_fd),
       msg_fd_(msg_fd),
+      dir_fds_(nullptr, [tmp_fd, msg_fd](void*) {
+        ::close(tmp_fd);
+        ::close(msg_fd);
+      }),
       free_timer_(loop) {
   refresh_free_space();
   free_timer_.start(1000, 1000, [this] { refresh_free_space(); });
@@ -165,9 +169,7 @@ Store::Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, i
 
 Store::~Store() {
   *alive_ = false;
-  ::close(lock_fd_);
-  ::close(tmp_fd_);
-  ::close(msg_fd_);
+  ::close(lock_fd_);  // tmp/ and msg/ close with the last thread-pool job using them
 }
 
 Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& dir, const Clock& clock) {
@@ -217,7 +219,7 @@ void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
   }
   const int tmp_fd = tmp_fd_;
   loop_.queue_work(
-      [s, final, tmp_fd] {
+      [s, final, tmp_fd, fds = dir_fds_] {
         if (s->err) return;
         if (s->fd < 0) {
           s->fd = ::openat(tmp_fd, s->id.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
@@ -274,7 +276,7 @@ void Store::discard(const std::shared_ptr<Spool>& s) {
   const int tmp_fd = tmp_fd_;
   const int err = s->err;
   loop_.queue_work(
-      [s, tmp_fd] {
+      [s, tmp_fd, fds = dir_fds_] {
         if (s->fd >= 0) ::close(s->fd), s->fd = -1;
         ::unlinkat(tmp_fd, s->id.c_str(), 0);
       },
@@ -306,7 +308,7 @@ void Store::run_batch() {
   auto dir_err = std::make_shared<int>(0);
   const int tmp_fd = tmp_fd_, msg_fd = msg_fd_;
   loop_.queue_work(
-      [batch, removals, rename_errs, dir_err, tmp_fd, msg_fd] {
+      [batch, removals, rename_errs, dir_err, tmp_fd, msg_fd, fds = dir_fds_] {
         for (auto& r : *removals)
           if (::unlinkat(msg_fd, r.id.c_str(), 0) != 0 && errno != ENOENT) r.err = errno;
         for (size_t i = 0; i < batch->size(); ++i) {
@@ -387,7 +389,7 @@ void Store::start_append(const std::string& id) {
   auto err = std::make_shared<int>(0);
   const int msg_fd = msg_fd_;
   loop_.queue_work(
-      [id, records = std::move(records), err, msg_fd] {
+      [id, records = std::move(records), err, msg_fd, fds = dir_fds_] {
         int fd = ::openat(msg_fd, id.c_str(), O_WRONLY | O_APPEND | O_CLOEXEC);
         if (fd < 0) {
           *err = errno;

@@ -139,6 +139,9 @@ class Store {
   int lock_fd_;  // flock'd for the process's lifetime: one ternd per queue
   int tmp_fd_;
   int msg_fd_;
+  // Owns tmp_fd_ and msg_fd_: every thread-pool job that uses them holds a copy, so a job
+  // still queued at exit never works on a closed (or reused) descriptor.
+  std::shared_ptr<void> dir_fds_;
   IdGenerator ids_;
   uint64_t min_free_ = 0;
   uint64_t free_bytes_ = UINT64_MAX;
