@@ -18,8 +18,6 @@ namespace tern::io {
 
 class Stream final : public Transport {
  public:
-  using Callbacks = Events;
-
   ~Stream() override;  // closes the socket if still open
   Stream(const Stream&) = delete;
   Stream& operator=(const Stream&) = delete;
@@ -34,7 +32,6 @@ class Stream final : public Transport {
   }
 
   void set_events(Events ev) override;
-  void set_callbacks(Callbacks cb) { set_events(std::move(cb)); }
   void start_read() override;
   void stop_read() override;
   using Transport::write;

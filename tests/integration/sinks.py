@@ -359,7 +359,18 @@ class RawSink(_Base):
             with self.lock:
                 self.clients.append(c)
             if self.greeting is not None:
-                threading.Thread(target=self._talk, args=(c,), daemon=True).start()
+                threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        """One connection's thread: the dialogue (_talk, which subclasses replace), then
+        the socket is closed whatever happened."""
+        try:
+            self._talk(c)
+        finally:
+            try:
+                c.close()
+            except OSError:
+                pass
 
     def _talk(self, c):
         try:
@@ -386,11 +397,6 @@ class RawSink(_Base):
                     c.sendall(b"503 5.5.1 No service\r\n")
         except OSError:
             pass
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
 
     def stop(self):
         self.stopping.set()
@@ -521,11 +527,6 @@ class ScriptedSink(RawSink):
                     c.sendall(b"502 5.5.2 what\r\n")
         except OSError:
             pass
-        finally:
-            try:
-                c.close()
-            except OSError:
-                pass
 
     def finished(self):
         with self.lock:
