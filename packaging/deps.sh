@@ -7,7 +7,7 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libuv1-dev libunbound-dev libssl-dev libspdlog-dev
        libyaml-cpp-dev doctest-dev libcrypt-dev)
-test=(python3 python3-aiosmtpd python3-dnslib swaks libnet-ssleay-perl openssl util-linux)
+test=(python3 python3-aiosmtpd python3-dnslib python3-cryptography swaks libnet-ssleay-perl openssl util-linux)
 bench=(postfix procps)
 
 want=("${build[@]}")

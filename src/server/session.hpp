@@ -24,12 +24,21 @@ struct SessionSettings {
   std::string hostname;
   config::Limits limits;
   RelayPolicy policy;
+  bool tls_available = false;  // a server certificate is loaded: STARTTLS can be offered
 };
 
 struct ClientInfo {
   IpAddress address;
   uint16_t port = 0;
   bool relay = false;  // in relay.networks
+  bool implicit_tls = false;  // came in on a tls: implicit listener (no STARTTLS there)
+};
+
+// What the TLS handshake established, for Received: and the log.
+struct TlsSummary {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;
+  int bits = 0;
 };
 
 // How the queue answered a commit request.
@@ -57,13 +66,19 @@ class SessionHost {
 class Session {
  public:
   // Bdat: a BDAT transaction between chunks; BdatChunk: reading a chunk's octets (RFC 3030).
-  enum class State { Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, Closed };
+  // StartTls: the 220 to STARTTLS is out; the glue runs the handshake and reports back
+  // through on_tls_started (or ends the connection).
+  enum class State { Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, StartTls, Closed };
 
   Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client, SessionHost& host);
 
   void start();                      // queues the 220 greeting
   void feed(std::string_view bytes); // client input
   void on_commit(CommitOutcome outcome);
+  // The TLS handshake completed (after STARTTLS, or on an implicit-TLS listener before any
+  // command). After STARTTLS the session starts over: the client must greet again
+  // (RFC 3207 §4.2).
+  void on_tls_started(TlsSummary tls);
   void on_timeout();
   void on_shutdown();                // server stopping: finish the transaction, then 421
 
@@ -72,6 +87,7 @@ class Session {
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
   // False while the session waits for the queue: the glue stops reading meanwhile.
+  // (During the TLS handshake reading goes on: those bytes are the handshake's.)
   [[nodiscard]] bool wants_input() const noexcept {
     return state_ != State::WaitCommit && state_ != State::Closed;
   }
@@ -80,11 +96,11 @@ class Session {
     return state_ == State::Data || state_ == State::BdatChunk || skip_octets_ > 0;
   }
   [[nodiscard]] const std::string& last_queue_id() const noexcept { return queue_id_; }
+  // The 220 to STARTTLS is queued: once it is written, the glue must start the handshake.
+  [[nodiscard]] bool wants_tls() const noexcept { return state_ == State::StartTls; }
+  [[nodiscard]] const std::optional<TlsSummary>& tls() const noexcept { return tls_; }
   [[nodiscard]] uint32_t messages_accepted() const noexcept { return accepted_; }
 
-  // STARTTLS (a later issue) must call this: input pipelined before the TLS handshake is
-  // discarded, never interpreted after it (CVE-2011-0411).
-  void discard_buffered_input() noexcept;
 
  private:
   using Verb = smtp::Verb;
@@ -106,6 +122,7 @@ class Session {
   void error(int code, std::string_view enhanced, std::string_view text);
   void close_with(int code, std::string_view enhanced, std::string_view text);
   [[nodiscard]] std::string received_header() const;
+  [[nodiscard]] bool starttls_offered() const noexcept;
 
   void cmd_helo(const smtp::Command& c);
   void cmd_ehlo(const smtp::Command& c);
@@ -119,6 +136,7 @@ class Session {
   void cmd_help(const smtp::Command& c);
   void cmd_non_smtp(const smtp::Command& c);
   void cmd_bdat(const smtp::Command& c);
+  void cmd_starttls(const smtp::Command& c);
   void skip_bdat(const smtp::Command& c);
 
   std::shared_ptr<const SessionSettings> settings_;
@@ -135,6 +153,7 @@ class Session {
   uint32_t accepted_ = 0;
 
   // Per-session
+  std::optional<TlsSummary> tls_;
   std::string helo_;
   bool esmtp_ = false;
   // Per-transaction

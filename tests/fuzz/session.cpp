@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     c.limits.max_message_size = 4096;
     c.limits.max_recipients = 5;
     return std::make_shared<const tern::server::SessionSettings>(
-        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c)});
+        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c), true});
   }();
   if (size < 1) return 0;
   Host host;

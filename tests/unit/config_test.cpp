@@ -286,15 +286,15 @@ TEST_CASE("config: relative paths resolve against the config file's directory") 
 TEST_CASE("config: unknown keys are errors at every level") {
   CHECK(error_of(kHead + "log_levle: info\n") ==
         "t.yaml:3: log_levle: unknown key (expected hostname, listen, queue_dir, "
-        "queue_min_free, relay, postmaster, log_level, limits, timeouts, delivery, routes, dns or "
-                                   "control)");
+        "queue_min_free, relay, postmaster, log_level, limits, timeouts, delivery, routes, dns, "
+        "control or tls)");
   CHECK(error_of(kHead + "limits:\n  max_errors: 5\n  max_errrors: 5\n")
             .rfind("t.yaml:5: limits.max_errrors: unknown key (expected max_message_size,", 0) ==
         0);
   CHECK(error_of(kHead + "delivery:\n  retry:\n    inital: 1m\n") ==
         "t.yaml:5: delivery.retry.inital: unknown key (expected initial, max or factor)");
-  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:25\n    tls: true\n") ==
-        "t.yaml:5: listen[0].tls: unknown key (expected address)");
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:25\n    port: 25\n") ==
+        "t.yaml:5: listen[0].port: unknown key (expected address or tls)");
   CHECK(error_of(kHead + "relay:\n  domains:\n    - name: a.example\n      recipient: [x]\n") ==
         "t.yaml:6: relay.domains[0].recipient: unknown key "
         "(expected name, recipients or recipients_file)");
