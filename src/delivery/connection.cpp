@@ -325,7 +325,9 @@ bool Connection::start_tls() {
   const Candidate& c = cands_[current_];
   tls::ClientOptions opts;
   if (!IpAddress::parse(c.host)) opts.sni = c.host;
-  if (tls_plan_.level == config::TlsLevel::Verify) opts.names = verify_names(tls_plan_, c.host, mx_secure_);
+  // Names are checked at every level so the log's verified= means the same everywhere;
+  // only `verify` acts on the answer.
+  opts.names = verify_names(tls_plan_, c.host, mx_secure_);
   auto engine = tls::Engine::client(it->second, opts, tls_);
   if (!engine) {
     tls_->error = "cannot create a TLS connection";

@@ -41,7 +41,7 @@ std::string connect_error(int err) { return std::string("connect failed: ") + st
 Outcome unreachable(const std::vector<std::string>& tried, const std::vector<std::string>& statuses) {
   bool all_tls = !statuses.empty() && statuses.size() == tried.size();
   for (const auto& s : statuses) all_tls = all_tls && s.starts_with("4.7.");
-  std::string text = all_tls ? "No host could be reached with the TLS required" : "No host could be reached";
+  std::string text = all_tls ? "No host could be reached with the security required" : "No host could be reached";
   for (size_t i = 0; i < tried.size(); ++i) text += (i ? "; " : ": ") + tried[i];
   return Outcome::make(Fate::Deferred, all_tls ? statuses.back() : "4.4.1", std::move(text));
 }

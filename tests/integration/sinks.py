@@ -272,7 +272,9 @@ class Sink(_Base):
                 extra["ssl_context"] = self.implicit_tls_context
             if self.auth_users:
                 extra["auth_callback"] = self._auth
-                extra["auth_require_tls"] = True
+                # aiosmtpd only knows STARTTLS as TLS: on an implicit-TLS sink every
+                # connection is TLS already.
+                extra["auth_require_tls"] = self.implicit_tls_context is None
             c = _Controller(self, hostname=self.address, port=self.port,
                             server_hostname=self.hostname, ready_timeout=5.0,
                             data_size_limit=self.size_limit or 0,
@@ -459,14 +461,19 @@ class ScriptedSink(RawSink):
     read_rate=B        read the message data at about B bytes/s (a slow but live next hop);
                        keeps only a SHA-256 and the length of what it got (no 30 MB copies)
     drip=S             send the greeting one byte every S seconds (a hostile next hop)
+    starttls=B         offer STARTTLS and answer it with the bytes B (e.g. an injection:
+                       b"220 go\\r\\n250 x\\r\\n"), never starting TLS; counted in starttls_seen
     Each finished message is (mail_from, rcpt_tos, length, sha256 of the un-stuffed data,
     first 4 KiB); peers are recorded like the other sinks'. Sockets and threads are
     RawSink's; only the dialogue differs."""
 
-    def __init__(self, address, port, name=None, read_rate=None, drip=None):
+    def __init__(self, address, port, name=None, read_rate=None, drip=None, starttls=None):
         super().__init__(address, port, name, greeting="220 scripted ESMTP")
         self.read_rate = read_rate
         self.drip = drip
+        self.starttls = starttls
+        self.starttls_seen = 0
+        self.verbs = []  # every command verb received, in order
         self.done = []
 
     def _talk(self, c):
@@ -507,8 +514,15 @@ class ScriptedSink(RawSink):
                 if ln is None:
                     return
                 verb = ln[:4].upper()
+                with self.lock:
+                    self.verbs.append(ln[:8].upper())
                 if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250-scripted\r\n250 8BITMIME\r\n" if verb == b"EHLO" else b"250 scripted\r\n")
+                    tls = b"250-STARTTLS\r\n" if self.starttls else b""
+                    c.sendall(b"250-scripted\r\n" + tls + b"250 8BITMIME\r\n" if verb == b"EHLO" else b"250 scripted\r\n")
+                elif self.starttls and ln.upper() == b"STARTTLS":
+                    with self.lock:
+                        self.starttls_seen += 1
+                    c.sendall(self.starttls)
                 elif verb == b"MAIL":
                     mail, rcpts = ln.split(b":", 1)[1].split(b">")[0].lstrip(b" <").decode(), []
                     c.sendall(b"250 2.1.0 ok\r\n")
