@@ -77,7 +77,8 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::load(const std::stri
   if (SSL_CTX_use_certificate_chain_file(impl->ctx, cert_file.c_str()) != 1)
     return Error::perm(cert_file + ": cannot load the certificate chain: " + openssl_error());
   if (SSL_CTX_use_PrivateKey_file(impl->ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
-    return Error::perm(key_file + ": cannot load the private key: " + openssl_error());
+    return Error::perm(key_file + ": cannot load the private key, or it does not match the certificate in " +
+                       cert_file + ": " + openssl_error());
   if (SSL_CTX_check_private_key(impl->ctx) != 1)
     return Error::perm(key_file + ": the key does not match the certificate in " + cert_file);
   std::string description = describe_leaf(impl->ctx);
