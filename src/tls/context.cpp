@@ -73,7 +73,10 @@ Result<std::shared_ptr<const ServerContext>> ServerContext::load(const std::stri
   SSL_CTX_set_options(impl->ctx, SSL_OP_CIPHER_SERVER_PREFERENCE);
   SSL_CTX_set_cipher_list(impl->ctx, kServerCiphers12);
   SSL_CTX_set_max_early_data(impl->ctx, 0);  // no 0-RTT data: it could be replayed
-  SSL_CTX_set_num_tickets(impl->ctx, 1);     // resumption for clients that reconnect often
+  // Resumption through stateless tickets only: no server-side session cache growing with
+  // the number of clients.
+  SSL_CTX_set_num_tickets(impl->ctx, 1);
+  SSL_CTX_set_session_cache_mode(impl->ctx, SSL_SESS_CACHE_OFF);
   if (SSL_CTX_use_certificate_chain_file(impl->ctx, cert_file.c_str()) != 1)
     return Error::perm(cert_file + ": cannot load the certificate chain: " + openssl_error());
   if (SSL_CTX_use_PrivateKey_file(impl->ctx, key_file.c_str(), SSL_FILETYPE_PEM) != 1)
