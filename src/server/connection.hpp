@@ -35,6 +35,7 @@ class Connection final : public SessionHost {
   void abort_message() override;
   int64_t now_us() override;
   void log_event(std::string_view what) override;
+  void count_reject(int code, std::string_view enhanced) override;
 
  private:
   void on_data(std::string_view bytes);
