@@ -157,6 +157,7 @@ struct Config {
   std::map<std::string, Route> routes;  // key: canonical domain or "*"
   Dns dns;
   Control control;
+  std::optional<Endpoint> metrics_listen;  // metrics.listen: Prometheus endpoint; off when unset
   std::string log_level = "info";  // trace, debug, info, warn, error
   std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload
 };

@@ -23,6 +23,7 @@
 #include "delivery/self.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "io/loop.hpp"
+#include "metrics/server.hpp"
 #include "qmgr/manager.hpp"
 #include "queue/injector.hpp"
 #include "queue/store.hpp"
@@ -250,6 +251,15 @@ int run(int argc, char** argv) {
 
   std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
   std::unique_ptr<tern::admin::ControlServer> control_server = std::move(control.value());
+  std::unique_ptr<tern::metrics::Server> metrics_server;
+  if (cfg->metrics_listen) {
+    auto m = tern::metrics::Server::start(loop, *cfg->metrics_listen, counters, gauges);
+    if (!m) {
+      spdlog::critical("ternd: metrics.listen: {}", m.error().message);
+      return 1;
+    }
+    metrics_server = std::move(m.value());
+  }
   bool stopping = false;
   tern::config::Config running = *cfg;  // the configuration in force (SIGHUP replaces it)
   auto stop = [&] {
@@ -267,6 +277,7 @@ int run(int argc, char** argv) {
       agent->shutdown(running.timeouts.shutdown, [&] {
         (*store)->close();
         control_server.reset();
+        metrics_server.reset();
         resolver->reset();
         sig_hup.reset();
         sig_int.reset();
