@@ -159,6 +159,7 @@ struct Config {
   Control control;
   std::optional<Endpoint> metrics_listen;  // metrics.listen: Prometheus endpoint; off when unset
   std::string log_level = "info";  // trace, debug, info, warn, error
+  bool log_json = false;           // log_format: json (one JSON object per line)
   std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload
 };
 

@@ -18,6 +18,7 @@
 #include "admin/control.hpp"
 #include "bounce/notifier.hpp"
 #include "common/clock.hpp"
+#include "common/log_format.hpp"
 #include "config/config.hpp"
 #include "delivery/agent.hpp"
 #include "delivery/self.hpp"
@@ -78,12 +79,16 @@ constexpr size_t kLogQueueLines = 16384;
 // full the oldest queued line is overwritten (overrun_oldest) rather than the loop waiting
 // for room: under a flood heavy enough to fill 16k lines, losing a line is better than
 // stalling every connection. spdlog::shutdown() (main's exit path) writes out what is queued.
-void setup_logging(const std::string& level) {
+void setup_logging(const std::string& level, bool json) {
   spdlog::init_thread_pool(kLogQueueLines, 1);
   auto sink = std::make_shared<spdlog::sinks::stderr_sink_mt>();
   auto logger = std::make_shared<spdlog::async_logger>("tern", sink, spdlog::thread_pool(),
                                                        spdlog::async_overflow_policy::overrun_oldest);
-  logger->set_pattern("%Y-%m-%dT%H:%M:%S.%e %l %v");
+  // Under systemd, stderr is a journal stream: journald stamps the time and reads "<N>"
+  // priority prefixes.
+  const char* journal = std::getenv("JOURNAL_STREAM");
+  logger->set_formatter(tern::make_log_formatter(json ? tern::LogFormat::Json : tern::LogFormat::Text,
+                                                 journal && *journal));
   spdlog::set_default_logger(logger);
   spdlog::set_level(spdlog::level::from_str(level));
   spdlog::flush_on(spdlog::level::trace);  // each line leaves the logging thread at once
@@ -135,7 +140,7 @@ int run(int argc, char** argv) {
   setenv("UV_THREADPOOL_SIZE", "16", 0);
   std::signal(SIGPIPE, SIG_IGN);
   ::umask(027);  // queue files 0640, directories 0750, whatever the caller's umask
-  setup_logging(cfg->log_level);
+  setup_logging(cfg->log_level, cfg->log_json);
   // The soft limit is raised to the hard one: the default soft 1024 is far below what the
   // default connection limits need.
   const uint64_t fds = tern::io::raise_fd_limit();
@@ -309,6 +314,11 @@ int run(int argc, char** argv) {
     (*store)->set_min_free(next.queue_min_free);
     check_fd_budget(next, fds);
     spdlog::set_level(spdlog::level::from_str(next.log_level));
+    if (next.log_json != running.log_json) {
+      const char* journal = std::getenv("JOURNAL_STREAM");
+      spdlog::default_logger()->set_formatter(tern::make_log_formatter(
+          next.log_json ? tern::LogFormat::Json : tern::LogFormat::Text, journal && *journal));
+    }
     running = std::move(next);
     spdlog::info("ternd: configuration reloaded from {}", config_path);
   };
