@@ -736,7 +736,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "tls", "metrics", "log_format"});
+                        "control", "tls", "metrics", "log_format", "user"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -749,6 +749,10 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   cfg.relay = read_relay(f.get("relay"));
   const Value* postmaster = f.get("postmaster");
   cfg.postmaster = postmaster ? read_postmaster(*postmaster) : default_postmaster(cfg.hostname);
+  if (auto* x = f.get("user")) {
+    cfg.user = scalar_of(*x, "a user name");
+    if (cfg.user.empty() || cfg.user.find_first_of(" \t:/") != std::string::npos) x->fail("not a user name: " + quote(cfg.user));
+  }
   if (auto* x = f.get("log_format")) cfg.log_json = read_word(*x, {"text", "json"}) == "json";
   if (auto* x = f.get("log_level"))
     cfg.log_level = read_word(*x, {"trace", "debug", "info", "warn", "error"});

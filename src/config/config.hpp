@@ -145,6 +145,7 @@ struct Tls {
 struct Config {
   std::string source_path;  // the file this was loaded from
   std::string hostname;     // default: the system host name
+  std::string user;         // started as root: drop to this user (empty: stay)
   std::vector<Listen> listen;
   Tls tls;
   std::string queue_dir;    // absolute after loading (relative paths resolve against the file's dir)

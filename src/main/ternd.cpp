@@ -30,19 +30,23 @@
 #include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
 #include "server/server.hpp"
+#include "service/notify.hpp"
+#include "service/privileges.hpp"
 #include "tls/context.hpp"
 
 namespace {
 
 constexpr const char* kUsage =
-    "usage: ternd --config PATH [--check]\n"
+    "usage: ternd --config PATH [--check] [--allow-root]\n"
     "  --config PATH  configuration file (YAML)\n"
     "  --check        validate the configuration and exit (0 = valid)\n"
+    "  --allow-root   run as root although the config names no user: to drop to\n"
     "  --version      print the version\n";
 
 struct Flags {
   std::string config;
   bool check = false;
+  bool allow_root = false;
 };
 
 // Hand-written: two flags do not earn a dependency.
@@ -53,6 +57,7 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
     if (a == "--config" && i + 1 < argc) f.config = argv[++i];
     else if (a.starts_with("--config=")) f.config = a.substr(9);
     else if (a == "--check") f.check = true;
+    else if (a == "--allow-root") f.allow_root = true;
     else if (a == "--version") {
       std::printf("ternd 0.1.0\n");
       std::exit(0);
@@ -141,6 +146,20 @@ int run(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
   ::umask(027);  // queue files 0640, directories 0750, whatever the caller's umask
   setup_logging(cfg->log_level, cfg->log_json);
+  // Root only as long as needed: everything from here on (the queue, its files and lock,
+  // the sockets) is done as `user:`, with CAP_NET_BIND_SERVICE kept for ports below 1024.
+  if (::geteuid() == 0 && cfg->user.empty() && !flags->allow_root) {
+    spdlog::critical("ternd: refusing to run as root: set user: in {} (ternd then drops to it after start) "
+                     "or pass --allow-root", flags->config);
+    return 1;
+  }
+  if (!cfg->user.empty()) {
+    if (auto st = tern::service::drop_privileges(cfg->user); !st) {
+      spdlog::critical("ternd: {}", st.error().message);
+      return 1;
+    }
+    spdlog::info("ternd: running as user {} (uid {})", cfg->user, ::geteuid());
+  }
   // The soft limit is raised to the hard one: the default soft 1024 is far below what the
   // default connection limits need.
   const uint64_t fds = tern::io::raise_fd_limit();
@@ -255,6 +274,7 @@ int run(int argc, char** argv) {
   }
 
   std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
+  std::unique_ptr<tern::io::Timer> watchdog;
   std::unique_ptr<tern::admin::ControlServer> control_server = std::move(control.value());
   std::unique_ptr<tern::metrics::Server> metrics_server;
   if (cfg->metrics_listen) {
@@ -275,6 +295,7 @@ int run(int argc, char** argv) {
     }
     stopping = true;
     spdlog::info("ternd: stop requested");
+    tern::service::notify_stopping();
     // Inbound first (no new mail), then outbound (transactions in flight finish).
     server->shutdown([&] {
       scheduler->stop();
@@ -287,6 +308,7 @@ int run(int argc, char** argv) {
         sig_hup.reset();
         sig_int.reset();
         sig_term.reset();
+        if (watchdog) watchdog->stop();
         spdlog::info("ternd: stopped");
       });
     });
@@ -333,6 +355,7 @@ int run(int argc, char** argv) {
       return;
     }
     reload_running = true;
+    tern::service::notify_reloading();
     struct Loaded {
       std::optional<tern::Result<tern::config::Config>> config;
       std::optional<tern::delivery::AgentSettings> settings;
@@ -369,12 +392,21 @@ int run(int argc, char** argv) {
             server_tls = tls;
             apply_config(std::move(loaded->config->value()), std::move(*loaded->settings), std::move(tls));
           }
-          if (std::exchange(reload_again, false)) reload();
+          if (std::exchange(reload_again, false)) return reload();
+          tern::service::notify_ready("accepting mail; " + std::to_string(manager->messages()) + " message(s) queued");
         });
   };
   sig_hup = std::make_unique<tern::io::Signal>(loop, SIGHUP, [&] { reload(); });
 
   spdlog::info("ternd: ready");
+  tern::service::notify_ready("accepting mail; " + std::to_string(manager->messages()) + " message(s) queued");
+  // The watchdog is pinged from the loop itself: a stuck loop stops the pings.
+  if (const uint64_t wd = tern::service::watchdog_interval_us()) {
+    watchdog = std::make_unique<tern::io::Timer>(loop);
+    const uint64_t every_ms = std::max<uint64_t>(wd / 2000, 1);
+    watchdog->start(every_ms, every_ms, [] { tern::service::notify_watchdog(); });
+    spdlog::info("ternd: systemd watchdog every {} ms", every_ms);
+  }
   loop.run();
   server.reset();
   agent.reset();

@@ -44,7 +44,7 @@ def scenario(ctx):
     h.step("same config started twice (the listen address is taken)")
     c, body = start_transfer(t)
     tmp_before = t.tmp_files()
-    p = subprocess.run([h.TERND, "--config", t.config_path], stdout=subprocess.PIPE,
+    p = subprocess.run([h.TERND, "--config", t.config_path] + h.root_flag(), stdout=subprocess.PIPE,
                        stderr=subprocess.PIPE, timeout=15)
     err = p.stderr.decode(errors="replace")
     h.check_eq(p.returncode, 1, "the second ternd exits 1")

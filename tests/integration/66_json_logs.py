@@ -54,7 +54,7 @@ def scenario(ctx):
     t2 = ctx.tern(name="journal", **sinks.delivery_overrides(port, dns_port))
     env = dict(os.environ, JOURNAL_STREAM="8:12345")
     with open(t2.log_path, "ab") as log:
-        p = subprocess.Popen([h.TERND, "--config", t2.config_path], stdin=subprocess.DEVNULL, stdout=log,
+        p = subprocess.Popen([h.TERND, "--config", t2.config_path] + h.root_flag(), stdin=subprocess.DEVNULL, stdout=log,
                              stderr=log, env=env)
     try:
         sinks.wait_until(lambda: "ternd: ready" in t2.log(), 15, "the journal-mode ternd is ready")

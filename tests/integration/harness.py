@@ -38,6 +38,12 @@ ID_RE = re.compile(r"^[0-9A-HJKMNP-TV-Z]{11}$")
 QUEUED_RE = re.compile(r"Ok: queued as ([0-9A-HJKMNP-TV-Z]{11})$")
 
 
+def root_flag():
+    """["--allow-root"] when the tests run as root (CI does): ternd refuses root without a
+    `user:` to drop to unless told so."""
+    return ["--allow-root"] if os.geteuid() == 0 else []
+
+
 class Failure(AssertionError):
     pass
 
@@ -403,7 +409,7 @@ class Tern:
         log.write(f"==== start #{self.starts} ====\n".encode())
         log.flush()
         # cwd "/": relative paths in the config must not depend on where ternd was started.
-        self.proc = subprocess.Popen([TERND, "--config", self.config_path], cwd="/",
+        self.proc = subprocess.Popen([TERND, "--config", self.config_path] + root_flag(), cwd="/",
                                      stdin=subprocess.DEVNULL, stdout=log, stderr=log)
         log.close()
         if wait:
