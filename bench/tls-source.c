@@ -5,9 +5,10 @@
  *       per message: connect, 220, EHLO, STARTTLS, handshake, EHLO, MAIL, RCPT, DATA,
  *       SIZE bytes, ".", QUIT, close. -r reuses each session's last TLS session (resumption).
  *       Prints "sent N failed F seconds T resumed R user_s U sys_s Y".
- *   tls-source -i CONNS [-s THREADS] [-H SECONDS] HOST:PORT
+ *   tls-source -i CONNS [-s THREADS] [-H SECONDS] [-P] HOST:PORT
  *       opens CONNS connections that each reach EHLO after the handshake, prints
  *       "idle_established N failed F" and holds them until killed or SECONDS (600) pass.
+ *       -P: plain connections that stop after the first EHLO (no STARTTLS), for comparison.
  * Every network wait is bounded by -T (default 30 s) through socket timeouts. */
 #include <arpa/inet.h>
 #include <netinet/in.h>
@@ -27,7 +28,7 @@
 
 static struct sockaddr_in g_addr;
 static SSL_CTX* g_ctx;
-static int g_sessions = 20, g_messages = 4000, g_size = 1024, g_resume = 0, g_idle = 0;
+static int g_sessions = 20, g_messages = 4000, g_size = 1024, g_resume = 0, g_idle = 0, g_plain = 0;
 static int g_timeout = 30, g_hold = 600;
 static char* g_body;
 static atomic_int g_next, g_sent, g_failed, g_resumed;
@@ -113,6 +114,7 @@ static int open_tls(struct conn* c, SSL_SESSION* resume) {
   if (connect(c->fd, (struct sockaddr*)&g_addr, sizeof g_addr) != 0) return -1;
   if (reply(c) != 220) return -1;
   if (cmd(c, "EHLO client.bench.example\r\n", 250) < 0) return -1;
+  if (g_plain) return 0;
   if (cmd(c, "STARTTLS\r\n", 220) < 0) return -1;
   if (c->len != 0) return -1; /* nothing may follow the 220 before the handshake */
   c->ssl = SSL_new(g_ctx);
@@ -183,7 +185,7 @@ static double now(void) {
 
 int main(int argc, char** argv) {
   int o;
-  while ((o = getopt(argc, argv, "s:m:l:ri:T:H:")) != -1) {
+  while ((o = getopt(argc, argv, "s:m:l:ri:T:H:P")) != -1) {
     switch (o) {
       case 's': g_sessions = atoi(optarg); break;
       case 'm': g_messages = atoi(optarg); break;
@@ -192,6 +194,7 @@ int main(int argc, char** argv) {
       case 'i': g_idle = atoi(optarg); break;
       case 'T': g_timeout = atoi(optarg); break;
       case 'H': g_hold = atoi(optarg); break;
+      case 'P': g_plain = 1; break;
       default: fprintf(stderr, "usage: see the comment at the top of tls-source.c\n"); return 2;
     }
   }
