@@ -4,7 +4,8 @@
  *   tls-source [-s SESSIONS] [-m MESSAGES] [-l SIZE] [-r] [-T SECONDS] HOST:PORT
  *       per message: connect, 220, EHLO, STARTTLS, handshake, EHLO, MAIL, RCPT, DATA,
  *       SIZE bytes, ".", QUIT, close. -r reuses each session's last TLS session (resumption).
- *       Prints "sent N failed F seconds T resumed R user_s U sys_s Y".
+ *       Prints "sent N failed F seconds T resumed R user_s U sys_s Y". -P: the same dialogue
+ *       without STARTTLS (to compare the client with smtp-source).
  *   tls-source -i CONNS [-s THREADS] [-H SECONDS] [-P] HOST:PORT
  *       opens CONNS connections that each reach EHLO after the handshake, prints
  *       "idle_established N failed F" and holds them until killed or SECONDS (600) pass.
