@@ -119,6 +119,8 @@ static int open_tls(struct conn* c, SSL_SESSION* resume) {
   c->spare = NULL;
   if (!c->ssl) return -1;
   SSL_set_fd(c->ssl, c->fd);
+  /* A cleared SSL object would offer its last session again: only ours, or none. */
+  SSL_set_session(c->ssl, NULL);
   if (resume) {
     SSL_SESSION* copy = fresh_copy(resume);
     if (copy) SSL_set_session(c->ssl, copy);
