@@ -63,6 +63,18 @@ struct Dir {
   ~Dir() { std::system(("rm -rf " + path).c_str()); }
 };
 
+// A self-signed certificate for `name`, loaded as a server context and trusted by a client one.
+struct SelfSigned {
+  Dir d;
+  std::pair<std::string, std::string> files;
+  Result<std::shared_ptr<const tls::ServerContext>> server;
+  Result<std::shared_ptr<const tls::ClientContext>> client;
+  explicit SelfSigned(const std::string& name)
+      : files(make_cert(d.path, name)),
+        server(tls::ServerContext::load(files.first, files.second)),
+        client(tls::ClientContext::load(files.first)) {}
+};
+
 // Moves bytes between the two engines until neither has anything to say.
 void shuttle(tls::Engine& srv, tls::Engine& cli, std::string& to_srv, std::string& to_cli, std::string& srv_plain,
              std::string& cli_plain, bool& srv_ok, bool& cli_ok) {
@@ -132,10 +144,9 @@ constexpr bool kPlainMalloc = true;
 // buffers: SSL_MODE_RELEASE_BUFFERS gives back the read and write buffers (about 17 KiB
 // each) once they are empty, which is what keeps the budget.
 TEST_CASE("tls engine: an idle server connection holds no record buffers") {
-  Dir d;
-  auto [crt, key] = make_cert(d.path, "mx.test.example");
-  auto sctx = tls::ServerContext::load(crt, key);
-  auto cctx = tls::ClientContext::load(crt);
+  SelfSigned certs("mx.test.example");
+  auto& sctx = certs.server;
+  auto& cctx = certs.client;
   REQUIRE(sctx.ok());
   REQUIRE(cctx.ok());
   std::vector<std::unique_ptr<tls::Engine>> idle;
@@ -171,10 +182,9 @@ TEST_CASE("tls engine: an idle server connection holds no record buffers") {
 }
 
 TEST_CASE("tls engine: a name mismatch is reported, not fatal; garbage is fatal with a reason") {
-  Dir d;
-  auto [crt, key] = make_cert(d.path, "mx.other.example");
-  auto sctx = tls::ServerContext::load(crt, key);
-  auto cctx = tls::ClientContext::load(crt);
+  SelfSigned certs("mx.other.example");
+  auto& sctx = certs.server;
+  auto& cctx = certs.client;
   REQUIRE(sctx.ok());
   REQUIRE(cctx.ok());
   auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
