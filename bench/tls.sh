@@ -12,6 +12,8 @@
 #        IDLE=10000 idle connections (0 skips), TERND=build/ternd, TERN_PORT, PF_PORT,
 #        HOLE_PORT.
 set -euo pipefail
+# ternd refuses root without a user: to drop to; the bench runs it as root on purpose.
+ROOT_FLAG=$([ "$(id -u)" -eq 0 ] && echo --allow-root || true)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 N=${N:-4000} S=${S:-20} SIZE=${SIZE:-1024} REPS=${REPS:-3} RESUME=${RESUME:-1}
@@ -51,7 +53,7 @@ tern_pid=
 start_tern() {  # name
   { bench_config "$TERN_PORT" "$work/$1-queue" "$HOLE_PORT"
     echo "tls: {cert: $work/cert.pem, key: $work/key.pem}"; } >"$work/$1.yaml"
-  "$TERND" --config "$work/$1.yaml" 2>"$work/$1.log" &
+  "$TERND" --config "$work/$1.yaml" $ROOT_FLAG 2>"$work/$1.log" &
   tern_pid=$!
   pids+=($tern_pid)
   wait_port "$TERN_PORT"
