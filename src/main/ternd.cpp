@@ -321,14 +321,14 @@ int run(int argc, char** argv) {
                           std::shared_ptr<const tern::tls::ServerContext> next_tls) {
     if (next.queue_dir != running.queue_dir)
       spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
-    bool listen_changed = next.listen.size() != running.listen.size();
-    for (size_t i = 0; !listen_changed && i < next.listen.size(); ++i)
-      listen_changed = next.listen[i].address.str() != running.listen[i].address.str();
-    if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
     if (next.dns.forwarders != running.dns.forwarders || next.control.socket != running.control.socket)
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
     server->apply(next, std::move(next_tls));
+    // New listeners open (below 1024 too: CAP_NET_BIND_SERVICE is kept), removed ones close;
+    // sessions in progress go on.
+    if (auto st = server->listen(next.listen); !st)
+      spdlog::error("ternd: reload: {}; the other listeners are in place", st.error().message);
     scheduler->apply(limits(next));
     manager->apply(qmgr_settings(next));
     notifier.apply(notifier_settings(next));
