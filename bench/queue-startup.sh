@@ -8,7 +8,9 @@
 #
 #   bench/queue-startup.sh [N]        N = 1000000 by default
 # Knobs: TERND=build/ternd; SCRATCH=/tmp (where the queue is written; it is removed
-#        afterwards); LIMIT=600 seconds to wait for the daemon to greet.
+#        afterwards); LIMIT=600 seconds to wait for the daemon to greet; QUEUE=DIR keeps the
+#        generated queue in DIR (DIR/big) and reuses it on the next run with the same DIR
+#        (ternd, routing to a listener that never greets, changes nothing in it).
 # Writing the files costs what creating a file costs on SCRATCH's file system: on an ext4
 # without a journal whose directory sees much creating and deleting (a busy /tmp), each
 # create scans the inodes freed in the last ~30 s (~1 ms a file), so for 1,000,000 files a
@@ -21,6 +23,12 @@ repo=$(dirname "$here")
 N=${1:-1000000}
 TERND=${TERND:-$repo/build/ternd} LIMIT=${LIMIT:-600}
 work=$(mktemp -d "${SCRATCH:-/tmp}/tern-queue-startup.XXXXXX")
+QUEUE=${QUEUE:-}
+big=$work/big
+if [ -n "$QUEUE" ]; then
+  mkdir -p "$QUEUE"
+  big=$(cd "$QUEUE" && pwd)/big
+fi
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -38,11 +46,13 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', $hole_port)); s.listen(1024); time.sleep($LIMIT + 600)" &
 pids+=($!)
 
-config() {  # name port -> path of a config for queue $work/name
+config() {  # name port -> path of a config for queue $work/name (big: $big)
+  local qdir=$work/$1
+  [ "$1" = big ] && qdir=$big
   cat >"$work/$1.yaml" <<YAML
 hostname: tern.bench.example
 listen: [{address: "127.0.0.1:$2"}]
-queue_dir: $work/$1
+queue_dir: $qdir
 queue_min_free: 0
 log_level: info
 routes: {"*": "127.0.0.1:$hole_port"}
@@ -97,7 +107,14 @@ PY
 # The queue files, written straight into msg/ (what a ternd that had accepted them would
 # leave there after a clean stop).
 gen_t0=$(date +%s.%N)
-python3 - "$work/big/msg" "$N" <<'PY'
+if [ -d "$big/msg" ]; then
+  have=$(find "$big/msg" -maxdepth 1 -type f | wc -l)
+  if [ "$have" != "$N" ]; then
+    echo "queue-startup: $big/msg holds $have files, not $N; remove it or pick another QUEUE" >&2
+    exit 1
+  fi
+else
+python3 - "$big/msg" "$N" <<'PY'
 import os, sys, time
 d, n = sys.argv[1], int(sys.argv[2])
 os.makedirs(d, mode=0o750)
@@ -124,8 +141,9 @@ for i in range(n):
     os.close(fd)
 os.close(dfd)
 PY
+fi
 gen_t1=$(date +%s.%N)
-bytes=$(du -sk "$work/big/msg" | cut -f1)
+bytes=$(du -sk "$big/msg" | cut -f1)
 
 read -r e_rec e_greet e_rss e_hwm e_count < <(measure empty)
 read -r b_rec b_greet b_rss b_hwm b_count < <(measure big)
