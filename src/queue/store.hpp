@@ -1,7 +1,8 @@
-// The on-disk queue (queue-format.md): the only writer of new queue files. Spools incoming
-// messages through the thread pool, commits them with one rename each (renames and the
-// directory fsync shared by every message that is ready at the same time: group commit),
-// and recovers the queue at startup.
+// The on-disk queue (queue-format.md): the only writer of new queue files. Writes incoming
+// messages in place in msg/ through the thread pool, closes each with a checksummed record
+// and one fdatasync that overlaps the fsync of msg/ after its create (that directory fsync
+// shared by every message created meanwhile and every removal: group commit), and recovers
+// the queue at startup.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +48,7 @@ class Incoming {
 struct RecoveryReport {
   std::vector<Envelope> messages;  // every committed message, oldest first
   std::vector<uint64_t> sizes;     // their data sizes, same order
-  size_t leftovers_removed = 0;
+  size_t leftovers_removed = 0;  // in tmp/, or in msg/ still being received: removed
   size_t corrupt_moved = 0;
   size_t left_untouched = 0;   // need a newer tern (must-understand record): left in msg/
   size_t deleted_removed = 0;  // had a !deleted record: unlinked
@@ -71,7 +72,8 @@ class Store {
   // Stops the background free-space refresh so the loop can end.
   void close() { free_timer_.stop(); }
 
-  // Startup recovery (blocking, before serving): removes leftovers in tmp/, moves unreadable
+  // Startup recovery (blocking, before serving): removes leftovers in tmp/ and messages in
+  // msg/ that were still being received (no 250 was given for them), moves unreadable
   // files to corrupt/, unlinks files with a !deleted record, leaves alone files that need a
   // newer tern, and returns every committed message. Reads msg/ on several threads (one
   // read() per small file into a reused buffer). Messages may have `held` set.
@@ -87,11 +89,14 @@ class Store {
   //    batches already delivered stay valid, no more follow).
   // Until `done`, the caller has not seen every file: in particular not every `notice-for`
   // record, so it must not decide on bounces or delay warnings before then. Call once,
-  // before any message is committed; the Store must outlive the callbacks.
+  // before any message is begun (recovery removes files in msg/ that are still being
+  // received); the Store must outlive the callbacks.
   void recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
                      std::function<void(Result<RecoveryStats>)> done);
   static constexpr size_t kRecoveryChunk = 2048;
 
+  // Starts a message: creates msg/ID at once (in the thread pool), so that the create and
+  // the directory fsync run while the body arrives.
   std::unique_ptr<Incoming> begin(Envelope env);
 
   // Free-space reserve: true when the file system has `min_free` + `need` bytes available.
@@ -119,9 +124,10 @@ class Store {
   friend class Incoming;
   friend struct Spool;
   Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, int tmp_fd, int msg_fd);
+  void submit_create(const std::shared_ptr<Spool>& s);
   void submit_write(const std::shared_ptr<Spool>& s, bool final);
   void write_done(const std::shared_ptr<Spool>& s);
-  void queue_rename(std::shared_ptr<Spool> s);
+  void maybe_committed(const std::shared_ptr<Spool>& s);
   void run_batch();
   void refresh_free_space();
   void discard(const std::shared_ptr<Spool>& s);
@@ -147,7 +153,7 @@ class Store {
   uint64_t free_bytes_ = UINT64_MAX;
   io::Timer free_timer_;
   bool free_refresh_running_ = false;
-  std::vector<std::shared_ptr<Spool>> ready_;  // fsync'd, waiting for the next rename batch
+  std::vector<std::shared_ptr<Spool>> created_;  // created in msg/, waiting for the next directory fsync
   struct Removal {
     std::string id;
     std::function<void(Status)> done;
