@@ -173,27 +173,36 @@ int run(int argc, char** argv) {
 
   // Recovery reads msg/ on the thread pool in batches while the loop runs: recovered mail
   // is scheduled (and delivered) batch by batch, and the queue manager sends no notice
-  // until the whole queue has been read. The listener opens once it has.
-  std::optional<tern::Result<tern::queue::RecoveryStats>> recovery;
+  // until the whole queue has been read. The listener opens as soon as msg/ has been listed
+  // (new messages get names recovery does not touch), so a large queue does not keep
+  // clients waiting.
+  bool listed = false, recovered = false, stopping = false;
   (*store)->recover_async(
+      [&](size_t files) {
+        listed = true;
+        spdlog::info("queue: reading {} file(s) in msg/; accepting mail meanwhile", files);
+      },
       [&](std::vector<tern::queue::Envelope>&& msgs, std::vector<uint64_t>&& sizes) {
         for (size_t i = 0; i < msgs.size(); ++i) manager->add(std::move(msgs[i]), sizes[i], true);
       },
-      [&](tern::Result<tern::queue::RecoveryStats> st) { recovery.emplace(std::move(st)); });
-  for (int turns = 0; !recovery; ++turns) loop.run_once();
-  if (!*recovery) {
-    // Deliveries may be under way, with thread-pool work in flight that refers to the
-    // components: exit without unwinding them (nothing unacknowledged is at stake).
-    spdlog::critical("ternd: {}", recovery->error().message);
-    spdlog::shutdown();
-    std::_Exit(1);
-  }
-  const auto& stats = recovery->value();
-  spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
-               "left {} for a newer tern, removed {} deleted",
-               stats.messages, stats.leftovers_removed, stats.corrupt_moved, stats.left_untouched,
-               stats.deleted_removed);
-  manager->recovery_done();
+      [&](tern::Result<tern::queue::RecoveryStats> st) {
+        if (stopping) return;  // stopped by a signal before the end: the next start reads it all
+        if (!st) {
+          // Deliveries may be under way, with thread-pool work in flight that refers to the
+          // components: exit without unwinding them (nothing unacknowledged is at stake).
+          spdlog::critical("ternd: {}", st.error().message);
+          spdlog::shutdown();
+          std::_Exit(1);
+        }
+        const auto& stats = st.value();
+        spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
+                     "left {} for a newer tern, removed {} deleted",
+                     stats.messages, stats.leftovers_removed, stats.corrupt_moved, stats.left_untouched,
+                     stats.deleted_removed);
+        recovered = true;
+        manager->recovery_done();
+      });
+  while (!listed && !recovered) loop.run_once();
 
   auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock);
   if (!control) {
@@ -209,7 +218,6 @@ int run(int argc, char** argv) {
 
   std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
   std::unique_ptr<tern::admin::ControlServer> control_server = std::move(control.value());
-  bool stopping = false;
   tern::config::Config running = *cfg;  // the configuration in force (SIGHUP replaces it)
   auto stop = [&] {
     if (stopping) {

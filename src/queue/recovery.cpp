@@ -416,7 +416,8 @@ Result<RecoveryReport> Store::recover() {
   return r;
 }
 
-void Store::recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
+void Store::recover_async(std::function<void(size_t)> listed,
+                          std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
                           std::function<void(Result<RecoveryStats>)> done) {
   // Loop-thread state of the recovery: which chunks were handed out, which came back.
   struct State {
@@ -439,8 +440,9 @@ void Store::recover_async(std::function<void(std::vector<Envelope>&&, std::vecto
 
   // Runs on the loop: hands out chunks, passes back those that are contiguous, ends.
   auto pump = std::make_shared<std::function<void()>>();
-  *pump = [this, st, weak = std::weak_ptr<std::function<void()>>(pump)] {
+  *pump = [this, st, stopped = recovery_stopped_, weak = std::weak_ptr<std::function<void()>>(pump)] {
     auto self = weak.lock();
+    if (*stopped && !st->error) st->error = Error::temp("queue: recovery stopped (shutdown)");
     while (!st->error && st->in_flight < kAsyncChunksInFlight && st->next < st->task.chunks()) {
       const size_t index = st->next++;
       ++st->in_flight;
@@ -472,8 +474,9 @@ void Store::recover_async(std::function<void(std::vector<Envelope>&&, std::vecto
   };
   const std::string dir = dir_;
   loop_.queue_work([st, prepared, dir] { *prepared = st->task.prepare(dir, st->stats); },
-                   [st, prepared, pump] {
+                   [st, prepared, pump, listed = std::move(listed)] {
                      if (!*prepared) return st->done(prepared->error());
+                     listed(st->task.names.size());
                      (*pump)();
                    });
 }

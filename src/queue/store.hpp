@@ -69,8 +69,11 @@ class Store {
   static Result<std::unique_ptr<Store>> open(io::Loop& loop, const std::string& dir,
                                              const Clock& clock);
   ~Store();
-  // Stops the background free-space refresh so the loop can end.
-  void close() { free_timer_.stop(); }
+  // Stops the background free-space refresh and any recovery under way, so the loop can end.
+  void close() {
+    free_timer_.stop();
+    *recovery_stopped_ = true;
+  }
 
   // Startup recovery (blocking, before serving): removes leftovers in tmp/ and messages in
   // msg/ that were still being received (no 250 was given for them), moves unreadable
@@ -82,6 +85,9 @@ class Store {
   // The same recovery without blocking the loop, so delivery can start before all of msg/
   // has been read. The work runs on the thread pool (a few chunks at a time, leaving threads
   // for commits); every callback runs on the loop thread:
+  //  - `listed(files)` once, when tmp/ has been emptied and msg/ listed (`files` names),
+  //    before any batch: from then on new messages may be begun (recovery touches only the
+  //    names it listed), so the caller can open its listener;
   //  - `batch(messages, sizes)` once per chunk of up to kRecoveryChunk files, in queue order
   //    (oldest first across batches too), sizes parallel to messages;
   //  - `done(stats)` once at the end, after every batch and after tmp/ and msg/ have been
@@ -90,8 +96,11 @@ class Store {
   // Until `done`, the caller has not seen every file: in particular not every `notice-for`
   // record, so it must not decide on bounces or delay warnings before then. Call once,
   // before any message is begun (recovery removes files in msg/ that are still being
-  // received); the Store must outlive the callbacks.
-  void recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
+  // received, so none may be begun before `listed`); the Store must outlive the callbacks.
+  // close() stops a recovery under way: no more chunks are read, and `done` reports an
+  // error once the chunks in flight are back.
+  void recover_async(std::function<void(size_t files)> listed,
+                     std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
                      std::function<void(Result<RecoveryStats>)> done);
   static constexpr size_t kRecoveryChunk = 2048;
 
@@ -166,6 +175,7 @@ class Store {
   // Thread-pool completions still queued when the Store is destroyed (at exit) see this
   // false and do nothing.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<bool> recovery_stopped_ = std::make_shared<bool>(false);  // set by close()
   // Status appends per message id: [0, in_flight) are being written, the rest wait.
   struct AppendQueue {
     std::vector<PendingAppend> items;

@@ -246,15 +246,25 @@ TEST_CASE("recovery: recover_async hands out every message in order, then the co
   size_t batches = 0;
   bool sizes_match = true;
   std::optional<Result<RecoveryStats>> done;
+  std::optional<size_t> listed;
+  bool listed_first = true;
   store->recover_async(
+      [&](size_t files) {
+        listed_first = batches == 0 && !done;
+        listed = files;
+      },
       [&](std::vector<Envelope>&& msgs, std::vector<uint64_t>&& sizes) {
         ++batches;
+        listed_first &= listed.has_value();
         sizes_match &= sizes.size() == msgs.size();
         for (auto& m : msgs) ids.push_back(m.id);
       },
       [&](Result<RecoveryStats> st) { done.emplace(std::move(st)); });
   run_until(loop, [&] { return done.has_value(); });
   REQUIRE(done->ok());
+  // Told the listing (every name in msg/, before any is read) ahead of every batch.
+  CHECK(listed == n + 3);
+  CHECK(listed_first);
   CHECK((*done)->messages == n);
   CHECK((*done)->deleted_removed == 1);
   CHECK((*done)->left_untouched == 1);
@@ -416,4 +426,29 @@ TEST_CASE("recovery: a torn status append after the closing record is cut off, t
   REQUIRE(p.ok());
   CHECK(parse_end(file.substr(p->header_length + p->data_size)).has_value());
   store->close();
+}
+
+TEST_CASE("recovery: close() stops a recovery under way; done reports it once the chunks in flight are back") {
+  Fixture f;
+  auto& loop = f.loop;
+  f.create_tree();
+  const size_t n = Store::kRecoveryChunk * 8;
+  for (size_t i = 0; i < n; ++i) write_file(f.d.q(), encode_id(1000 + i), "TERN-QUEUE 2", "", "");
+  auto store = f.open();
+  size_t seen = 0, after_done = 0;
+  std::optional<Result<RecoveryStats>> done;
+  store->recover_async([&](size_t) { store->close(); },  // a stop signal right after the listing
+                       [&](std::vector<Envelope>&& msgs, std::vector<uint64_t>&&) {
+                         seen += msgs.size();
+                         if (done) ++after_done;
+                       },
+                       [&](Result<RecoveryStats> st) { done.emplace(std::move(st)); });
+  run_until(loop, [&] { return done.has_value(); });
+  REQUIRE_FALSE(done->ok());
+  CHECK(seen < n);  // not every chunk was read
+  CHECK(after_done == 0);
+  // Nothing was lost: every file is still in msg/ for the next start.
+  size_t files = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(f.d.q() + "/msg")) ++files;
+  CHECK(files == n);
 }
