@@ -1,5 +1,6 @@
 // ternd: wiring only. Flags → config → queue → listener → loop; signals for stop and reload.
 #include <sys/stat.h>
+#include <malloc.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -120,6 +121,12 @@ int run(int argc, char** argv) {
   // Disk work (writes, fsync, renames) runs in libuv's pool: enough threads for concurrent
   // fsyncs to share journal commits. Must be set before the pool starts.
   setenv("UV_THREADPOOL_SIZE", "16", 0);
+  // glibc gives each thread that allocates an arena of its own (up to 8 per core). At
+  // startup the pool threads parse the queue files, so a million envelopes end up spread
+  // over up to 16 heaps, each grown a little at a time: with 2 arenas, reading 1,000,000
+  // queued messages took ~2 s less CPU (of ~29 s; two back-to-back pairs of runs). The
+  // loop and pool threads allocate little otherwise, so 2 are plenty.
+  ::mallopt(M_ARENA_MAX, 2);
   std::signal(SIGPIPE, SIG_IGN);
   ::umask(027);  // queue files 0640, directories 0750, whatever the caller's umask
   setup_logging(cfg->log_level);
