@@ -211,17 +211,19 @@ int run(int argc, char** argv) {
       });
   while (!listed && !recovered) loop.run_once();
 
+  // A failure from here on may come while recovery (and deliveries of what it has read)
+  // still have thread-pool work in flight that refers to the components: exit without
+  // unwinding them (no message has been accepted yet).
+  auto fail_early = [](const std::string& why) {
+    spdlog::critical("ternd: {}", why);
+    spdlog::shutdown();
+    std::_Exit(1);
+  };
   auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock);
-  if (!control) {
-    spdlog::critical("ternd: {}", control.error().message);
-    return 1;
-  }
+  if (!control) fail_early(control.error().message);
 
   auto server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg);
-  if (auto st = server->listen(cfg->listen); !st) {
-    spdlog::critical("ternd: {}", st.error().message);
-    return 1;
-  }
+  if (auto st = server->listen(cfg->listen); !st) fail_early(st.error().message);
 
   std::unique_ptr<tern::io::Signal> sig_term, sig_int, sig_hup;
   std::unique_ptr<tern::admin::ControlServer> control_server = std::move(control.value());

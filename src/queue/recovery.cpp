@@ -447,8 +447,9 @@ void Store::recover_async(std::function<void(size_t)> listed,
       const size_t index = st->next++;
       ++st->in_flight;
       auto chunk = std::make_shared<std::unique_ptr<RecoveryTask::Chunk>>(std::make_unique<RecoveryTask::Chunk>());
-      loop_.queue_work([st, index, chunk] { st->task.load_chunk(index, **chunk); },
-                       [st, index, chunk, self] {
+      loop_.queue_work([st, index, chunk, fds = dir_fds_] { st->task.load_chunk(index, **chunk); },
+                       [st, index, chunk, self, alive = alive_] {
+                         if (!*alive) return;  // the Store is gone (an early exit): nothing to report
                          --st->in_flight;
                          if ((*chunk)->fatal && !st->error) st->error = *(*chunk)->fatal;
                          st->ready.emplace(index, std::move(*chunk));
@@ -466,15 +467,20 @@ void Store::recover_async(std::function<void(size_t)> listed,
     if (st->error) return st->done(*st->error);
     if (st->delivered < st->task.chunks()) return;
     auto synced = std::make_shared<Status>(ok_status());
-    loop_.queue_work([st, synced] { *synced = st->task.finish(); },
-                     [st, synced, self] {
+    loop_.queue_work([st, synced, fds = dir_fds_] { *synced = st->task.finish(); },
+                     [st, synced, self, alive = alive_] {
+                       if (!*alive) return;  // the Store is gone (an early exit): nothing to report
                        if (!*synced) return st->done(synced->error());
                        st->done(st->stats);
                      });
   };
   const std::string dir = dir_;
-  loop_.queue_work([st, prepared, dir] { *prepared = st->task.prepare(dir, st->stats); },
-                   [st, prepared, pump, listed = std::move(listed)] {
+  // Every job holds dir_fds_ (tmp/ and msg/ stay open while it may use them) and its
+  // completion checks alive_: the Store may be destroyed while recovery is under way when
+  // startup fails after the listing (the listener cannot bind, say).
+  loop_.queue_work([st, prepared, dir, fds = dir_fds_] { *prepared = st->task.prepare(dir, st->stats); },
+                   [st, prepared, pump, listed = std::move(listed), alive = alive_] {
+                     if (!*alive) return;  // the Store is gone (an early exit): nothing to report
                      if (!*prepared) return st->done(prepared->error());
                      listed(st->task.names.size());
                      (*pump)();
