@@ -289,6 +289,10 @@ void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
           }
           // Nothing may be acknowledged before the data and the closing record are on disk.
           if (!s->err && ::fdatasync(s->fd) != 0) s->err = errno;
+          if (!s->err) {
+            if (::close(s->fd) != 0) s->err = errno;
+            s->fd = -1;  // on an error discard() closes it
+          }
         }
         s->chunk.clear();
         s->chunk.shrink_to_fit();

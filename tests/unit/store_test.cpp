@@ -452,3 +452,25 @@ TEST_CASE("recovery: close() stops a recovery under way; done reports it once th
   for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator(f.d.q() + "/msg")) ++files;
   CHECK(files == n);
 }
+
+TEST_CASE("store: committing messages leaves no descriptor open") {
+  Fixture f;
+  auto& loop = f.loop;
+  auto store = f.open();
+  auto open_fds = [] {
+    size_t n = 0;
+    for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/fd")) ++n;
+    return n;
+  };
+  commit_one(loop, *store, "Subject: warm-up\r\n\r\nbody\r\n");  // the loop's own descriptors
+  const size_t before = open_fds();
+  for (int i = 0; i < 50; ++i) commit_one(loop, *store, "Subject: x\r\n\r\nbody " + std::to_string(i) + "\r\n");
+  auto in = store->begin(envelope());  // and one aborted after its create
+  in->append("Subject: gone\r\n\r\n");
+  const std::string path = f.d.q() + "/msg/" + in->id();
+  run_until(loop, [&] { return exists(path); });
+  in.reset();
+  run_until(loop, [&] { return !exists(path); });
+  CHECK(open_fds() <= before);
+  store->close();
+}
