@@ -551,6 +551,17 @@ void Session::on_commit(CommitOutcome outcome) {
   pump();  // commands pipelined behind the data
 }
 
+void Session::on_tls_started(TlsSummary tls) {
+  if (state_ == State::Closed) return;
+  tls_ = std::move(tls);
+  // RFC 3207 §4.2: nothing learnt from the client before the handshake carries over.
+  reset_transaction();
+  helo_.clear();
+  esmtp_ = false;
+  discard_buffered_input();
+  state_ = State::Ready;
+}
+
 void Session::on_timeout() {
   if (state_ == State::Closed) return;
   close_with(421, "4.4.2", "Error: timeout exceeded");

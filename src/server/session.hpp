@@ -32,6 +32,14 @@ struct ClientInfo {
   bool relay = false;  // in relay.networks
 };
 
+// What the TLS handshake established. (Stand-in for the STARTTLS work on main, issue 9:
+// the same interface, so AUTH can require TLS; main's version replaces this at the merge.)
+struct TlsSummary {
+  std::string version;  // "TLSv1.3"
+  std::string cipher;
+  int bits = 0;
+};
+
 // How the queue answered a commit request.
 enum class CommitOutcome { Committed, NoSpace, IoError };
 
@@ -64,6 +72,8 @@ class Session {
   void start();                      // queues the 220 greeting
   void feed(std::string_view bytes); // client input
   void on_commit(CommitOutcome outcome);
+  // The glue finished a TLS handshake on this connection (stand-in, see TlsSummary).
+  void on_tls_started(TlsSummary tls);
   void on_timeout();
   void on_shutdown();                // server stopping: finish the transaction, then 421
 
@@ -118,6 +128,7 @@ class Session {
   void cmd_vrfy(const smtp::Command& c);
   void cmd_help(const smtp::Command& c);
   void cmd_non_smtp(const smtp::Command& c);
+  [[nodiscard]] bool tls_active() const noexcept { return tls_.has_value(); }
   void cmd_bdat(const smtp::Command& c);
   void skip_bdat(const smtp::Command& c);
 
@@ -137,6 +148,7 @@ class Session {
   // Per-session
   std::string helo_;
   bool esmtp_ = false;
+  std::optional<TlsSummary> tls_;
   // Per-transaction
   queue::Envelope env_;
   bool smtputf8_ = false;
