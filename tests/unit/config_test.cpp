@@ -11,38 +11,15 @@
 #include <string>
 
 #include "common/strings.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace tern;
 using namespace tern::config;
 using namespace std::chrono_literals;
+using tern::test::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "tern-config-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // Writes `text` to `name` (relative to the directory) and returns the full path.
-  std::string write(const std::string& name, const std::string& text) const {
-    const fs::path p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-};
 
 // Loads `text` expecting failure; returns the message after checking it is a single
 // permanent-error line.
