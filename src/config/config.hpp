@@ -113,6 +113,16 @@ struct Control {
 
 struct Listen {
   Endpoint address;
+  // auth: required (a submission port): MAIL is refused with 530 5.7.0 until AUTH succeeds,
+  // even from relay.networks.
+  bool auth_required = false;
+};
+
+// SMTP AUTH (RFC 4954) for clients that submit or relay: offered after TLS only.
+struct Auth {
+  std::string users_file;  // "name:crypt-hash" lines; empty = AUTH not offered
+  bool show_user = false;  // put the authenticated name into Received:
+  uint32_t verifiers = 2;  // threads that check passwords (off the loop; a restart applies it)
 };
 
 struct Config {
@@ -129,6 +139,7 @@ struct Config {
   std::map<std::string, Route> routes;  // key: canonical domain or "*"
   Dns dns;
   Control control;
+  Auth auth;
   std::string log_level = "info";  // trace, debug, info, warn, error
 };
 

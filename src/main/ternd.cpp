@@ -16,6 +16,7 @@
 #include <string>
 
 #include "admin/control.hpp"
+#include "auth/users.hpp"
 #include "bounce/notifier.hpp"
 #include "common/clock.hpp"
 #include "config/config.hpp"
@@ -103,6 +104,21 @@ void check_fd_budget(const tern::config::Config& c, uint64_t fd_limit) {
                  fd_limit, c.limits.max_connections, c.delivery.max_in_flight, kFdReserve, need);
 }
 
+// The users file is read here too (besides by the verifiers, whenever it changes), so that
+// --check and startup report a bad line as file:line. Its warnings (a world-readable file,
+// weak legacy hashes) go to `warn`.
+bool users_file_ok(const tern::config::Config& c, const std::function<void(const std::string&)>& warn,
+                   std::string& error) {
+  if (c.auth.users_file.empty()) return true;
+  auto users = tern::auth::load_users(c.auth.users_file);
+  if (!users) {
+    error = users.error().message;
+    return false;
+  }
+  for (const auto& w : users->warnings) warn(w);
+  return true;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -111,6 +127,12 @@ int run(int argc, char** argv) {
   auto cfg = tern::config::load_file(flags->config);
   if (!cfg) {
     std::fprintf(stderr, "ternd: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  std::string users_error;
+  if (!users_file_ok(*cfg, [](const std::string& w) { std::fprintf(stderr, "ternd: warning: %s\n", w.c_str()); },
+                     users_error)) {
+    std::fprintf(stderr, "ternd: %s\n", users_error.c_str());
     return 1;
   }
   if (flags->check) {
@@ -277,6 +299,12 @@ int run(int argc, char** argv) {
         [loaded, config_path, agent_settings] {
           loaded->config.emplace(tern::config::load_file(config_path));
           if (*loaded->config) loaded->settings.emplace(agent_settings(loaded->config->value()));
+          // Reported only: the verifiers re-read the users file themselves when it changes
+          // (and answer 454 while it is broken).
+          std::string why;
+          if (*loaded->config &&
+              !users_file_ok(loaded->config->value(), [](const std::string& w) { spdlog::warn("ternd: {}", w); }, why))
+            spdlog::error("ternd: reload: {}", why);
         },
         [&, loaded] {
           reload_running = false;

@@ -263,15 +263,15 @@ TEST_CASE("config: relative paths resolve against the config file's directory") 
 TEST_CASE("config: unknown keys are errors at every level") {
   CHECK(error_of(kHead + "log_levle: info\n") ==
         "t.yaml:3: log_levle: unknown key (expected hostname, listen, queue_dir, "
-        "queue_min_free, relay, postmaster, log_level, limits, timeouts, delivery, routes, dns or "
-                                   "control)");
+        "queue_min_free, relay, postmaster, log_level, limits, timeouts, delivery, routes, dns, "
+                                   "control or auth)");
   CHECK(error_of(kHead + "limits:\n  max_errors: 5\n  max_errrors: 5\n")
             .rfind("t.yaml:5: limits.max_errrors: unknown key (expected max_message_size,", 0) ==
         0);
   CHECK(error_of(kHead + "delivery:\n  retry:\n    inital: 1m\n") ==
         "t.yaml:5: delivery.retry.inital: unknown key (expected initial, max or factor)");
   CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:25\n    tls: true\n") ==
-        "t.yaml:5: listen[0].tls: unknown key (expected address)");
+        "t.yaml:5: listen[0].tls: unknown key (expected address or auth)");
   CHECK(error_of(kHead + "relay:\n  domains:\n    - name: a.example\n      recipient: [x]\n") ==
         "t.yaml:6: relay.domains[0].recipient: unknown key "
         "(expected name, recipients or recipients_file)");
@@ -540,6 +540,9 @@ TEST_CASE("config: the shipped tern.yaml loads and documents the real defaults")
   CHECK(c.dns.timeout == d.dns.timeout);
   CHECK(c.control.socket == "/var/spool/tern/control.sock");
   CHECK(c.control.group.empty());
+  CHECK(c.auth.users_file == d.auth.users_file);
+  CHECK(c.auth.show_user == d.auth.show_user);
+  CHECK(c.auth.verifiers == d.auth.verifiers);
 }
 
 TEST_CASE("config: postmaster must not be a mailbox of tern itself") {
@@ -627,4 +630,34 @@ TEST_CASE("config: the shipped dev.yaml loads") {
   CHECK(r->relay.domains.empty());
   CHECK(r->postmaster == "root@localhost");
   CHECK(r->log_level == "info");
+}
+
+TEST_CASE("config: auth keys and auth: required listeners") {
+  auto d = load_string(kHead, "t.yaml");
+  REQUIRE(d.ok());
+  CHECK(d->auth.users_file.empty());
+  CHECK_FALSE(d->auth.show_user);
+  CHECK(d->auth.verifiers == 2);
+  CHECK_FALSE(d->listen.at(0).auth_required);
+
+  auto r = load_string(kHead +
+                           "listen:\n  - address: 127.0.0.1:25\n  - address: 127.0.0.1:587\n    auth: required\n"
+                           "  - address: 127.0.0.1:2525\n    auth: optional\n"
+                           "auth:\n  users_file: users\n  show_user: true\n  verifiers: 4\n",
+                       "/etc/tern/tern.yaml");
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->auth.users_file == "/etc/tern/users");
+  CHECK(r->auth.show_user);
+  CHECK(r->auth.verifiers == 4);
+  REQUIRE(r->listen.size() == 3);
+  CHECK_FALSE(r->listen[0].auth_required);
+  CHECK(r->listen[1].auth_required);
+  CHECK_FALSE(r->listen[2].auth_required);
+
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:587\n    auth: yes\n") ==
+        "t.yaml:5: listen[0].auth: expected required or optional, got \"yes\"");
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:587\n    auth: required\n")
+            .find("has auth: required but auth.users_file is not set") != std::string::npos);
+  CHECK(error_of(kHead + "auth:\n  verifiers: 0\n").rfind("t.yaml:4: auth.verifiers: must be at least 1", 0) == 0);
+  CHECK(error_of(kHead + "auth:\n  user_file: x\n").rfind("t.yaml:4: auth.user_file: unknown key", 0) == 0);
 }
