@@ -3,6 +3,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/log_escape.hpp"
 #include "server/server.hpp"
 
 namespace tern::server {
@@ -75,11 +76,13 @@ void Connection::finish(const char* why) {
   if (finished_) return;
   finished_ = true;
   timer_.stop();
+  if (auth_delay_) auth_delay_->stop();
   incoming_.reset();  // an unfinished message is removed
   tcp_->close_after_flush();
-  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} duration={:.3f}s", id_,
+  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} duration={:.3f}s{}{}", id_,
                client_.address.str(), why, session_.messages_accepted(),
-               double(now_us() - started_us_) / 1e6);
+               double(now_us() - started_us_) / 1e6, session_.authenticated() ? " user=" : "",
+               session_.authenticated() ? log_safe(session_.authenticated_user()) : std::string());
   server_.release(id_);
 }
 
@@ -117,6 +120,23 @@ void Connection::commit_message() {
 }
 
 void Connection::abort_message() { incoming_.reset(); }
+
+bool Connection::verify_credentials(const smtp::sasl::Credentials& credentials) {
+  return server_.verify(credentials, [this, alive = std::weak_ptr<bool>(alive_)](AuthOutcome outcome) {
+    if (!alive.lock() || finished_) return;
+    if (outcome != AuthOutcome::Rejected) {
+      session_.on_auth_result(outcome);
+      return settle();
+    }
+    // A wrong password is answered late, later for each recent failure from this address.
+    const int64_t delay_us = server_.auth_throttle_.failure(client_.address, now_us());
+    if (!auth_delay_) auth_delay_ = std::make_unique<io::Timer>(server_.loop_);
+    auth_delay_->start(uint64_t(delay_us / 1000), 0, [this] {
+      session_.on_auth_result(AuthOutcome::Rejected);
+      settle();
+    });
+  });
+}
 
 int64_t Connection::now_us() { return server_.clock_.now_us(); }
 

@@ -32,6 +32,7 @@ class Connection final : public SessionHost {
   void commit_message() override;
   void abort_message() override;
   int64_t now_us() override;
+  bool verify_credentials(const smtp::sasl::Credentials& credentials) override;
   void log_event(std::string_view what) override;
 
  private:
@@ -50,6 +51,9 @@ class Connection final : public SessionHost {
   int64_t started_us_ = 0;
   bool finished_ = false;
   bool reading_ = false;
+  // Verifier answers and failure delays arrive after the connection may be gone.
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::unique_ptr<io::Timer> auth_delay_;  // holds a 535 back (AuthThrottle)
 };
 
 }  // namespace tern::server

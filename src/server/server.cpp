@@ -3,6 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth/hash.hpp"
+#include "auth/verifier.hpp"
+#include "common/limits.hpp"
 #include "server/connection.hpp"
 #include "smtp/reply.hpp"
 
@@ -16,21 +19,56 @@ Server::Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, co
 Server::~Server() = default;
 
 std::shared_ptr<const SessionSettings> Server::make_settings(const config::Config& cfg) {
-  return std::make_shared<const SessionSettings>(SessionSettings{cfg.hostname, cfg.limits, RelayPolicy(cfg)});
+  return std::make_shared<const SessionSettings>(SessionSettings{
+      cfg.hostname, cfg.limits, RelayPolicy(cfg), !cfg.auth.users_file.empty(), cfg.auth.show_user});
 }
 
 void Server::apply(const config::Config& cfg) {
   settings_ = make_settings(cfg);
   timeouts_ = cfg.timeouts;
+  if (cfg.auth.users_file.empty()) {
+    verifier_.reset();
+  } else if (!verifier_ || verifier_->path() != cfg.auth.users_file) {
+    verifier_ = std::make_shared<auth::Verifier>(cfg.auth.users_file);
+  }
+  // The thread count is fixed when the first users file appears; a reload does not change it.
+  if (!verifiers_) verifier_threads_ = cfg.auth.verifiers;
+  if (verifier_ && !verifiers_)
+    verifiers_ = std::make_unique<io::WorkerPool>(loop_, verifier_threads_,
+                                                  verifier_threads_ * limits::kVerifyQueuePerWorker);
+}
+
+bool Server::verify(const smtp::sasl::Credentials& credentials, std::function<void(AuthOutcome)> done) {
+  if (!verifier_ || !verifiers_) return false;
+  struct Job {
+    std::string user, password;
+    AuthOutcome outcome = AuthOutcome::TempFail;
+    std::string error;
+    ~Job() { auth::wipe(password); }
+  };
+  auto job = std::make_shared<Job>();
+  job->user = credentials.user;
+  job->password = credentials.password;
+  return verifiers_->submit(
+      [v = verifier_, job] {
+        auto r = v->verify(job->user, job->password);
+        auth::wipe(job->password);
+        if (!r) job->error = r.error().message;
+        else job->outcome = r.value() == auth::Verdict::Accepted ? AuthOutcome::Accepted : AuthOutcome::Rejected;
+      },
+      [job, done = std::move(done)] {
+        if (!job->error.empty()) spdlog::error("smtpd: auth: {}", job->error);
+        done(job->outcome);
+      });
 }
 
 Status Server::listen(const std::vector<config::Listen>& listen) {
   for (const auto& l : listen) {
-    auto lst = io::TcpListener::listen(loop_, l.address, [this](std::unique_ptr<io::Stream> c) {
-      accept(std::move(c));
+    auto lst = io::TcpListener::listen(loop_, l.address, [this, auth = l.auth_required](std::unique_ptr<io::Stream> c) {
+      accept(std::move(c), auth);
     });
     if (!lst) return lst.error();
-    spdlog::info("smtpd: listening on {}", l.address.str());
+    spdlog::info("smtpd: listening on {}{}", l.address.str(), l.auth_required ? " (auth required)" : "");
     listeners_.push_back(std::move(lst.value()));
   }
   return ok_status();
@@ -47,7 +85,7 @@ const char* admission_refusal(const config::Limits& lim, size_t open_total, uint
   return nullptr;
 }
 
-void Server::accept(std::unique_ptr<io::Stream> tcp) {
+void Server::accept(std::unique_ptr<io::Stream> tcp, bool auth_required) {
   const IpAddress addr = tcp->peer().address;
   const std::string key = addr.str();
   const bool relay = settings_->policy.client_may_relay(addr);
@@ -61,7 +99,7 @@ void Server::accept(std::unique_ptr<io::Stream> tcp) {
   }
   ++per_client_[key];
   const uint64_t id = next_id_++;
-  ClientInfo client{addr, tcp->peer().port, relay};
+  ClientInfo client{addr, tcp->peer().port, relay, auth_required};
   auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client);
   Connection* raw = conn.get();
   conns_.emplace(id, std::move(conn));
