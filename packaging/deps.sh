@@ -7,8 +7,10 @@ set -euo pipefail
 
 build=(build-essential cmake pkg-config libuv1-dev libunbound-dev libssl-dev libspdlog-dev
        libyaml-cpp-dev doctest-dev libcrypt-dev)
-test=(python3 python3-aiosmtpd python3-dnslib swaks libnet-ssleay-perl openssl util-linux)
-bench=(postfix procps)
+# Postfix is a test peer too (the TLS interop scenario runs a private instance on loopback).
+test=(python3 python3-aiosmtpd python3-dnslib python3-cryptography swaks libnet-ssleay-perl openssl util-linux
+      postfix)
+bench=(procps)
 
 want=("${build[@]}")
 case "${1:-build}" in
@@ -28,7 +30,18 @@ echo "deps: installing ${missing[*]}" >&2
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
-# Postfix must not configure or start a system mail service: bench runs a private instance.
+# Daemon packages (Postfix) must neither configure nor start a system service: the tests and
+# bench run private instances on loopback. debconf says "No configuration", and a
+# policy-rc.d that refuses every start (exit 101) is in place for the install only.
 echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
+policy=/usr/sbin/policy-rc.d
+own_policy=no
+if [ ! -e "$policy" ]; then
+  printf '#!/bin/sh\nexit 101\n' | "${sudo[@]}" tee "$policy" >/dev/null
+  "${sudo[@]}" chmod 755 "$policy"
+  own_policy=yes
+fi
+cleanup() { [ "$own_policy" = yes ] && "${sudo[@]}" rm -f "$policy"; }
+trap cleanup EXIT
 "${sudo[@]}" apt-get update -qq
 "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null

@@ -136,6 +136,7 @@ void ControlServer::serve(std::unique_ptr<io::Stream> s) {
       },
       [this, c](int) { drop(c); },
       nullptr,
+      nullptr,
   });
   c->stream->start_read();
 }

@@ -2,6 +2,7 @@
 // "PATH:LINE: KEY: message". The only file in tern that includes yaml-cpp.
 #include "config/config.hpp"
 
+#include <sys/stat.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
 
@@ -278,6 +279,12 @@ std::string read_domain(const Value& v) {
 
 // Relative paths are taken from the config file's directory, so a config and the files it
 // names can move together; the result is absolute so a later chdir cannot change it.
+TlsLevel read_tls_level(const Value& v) {
+  const std::string w = read_word(v, {"none", "may", "encrypt", "verify"});
+  return w == "none" ? TlsLevel::None : w == "may" ? TlsLevel::May : w == "encrypt" ? TlsLevel::Encrypt
+                                                                                   : TlsLevel::Verify;
+}
+
 std::string resolve_path(const Value& v, const std::string& text) {
   if (text.empty()) v.fail("expected a path, got an empty string");
   fs::path p = fs::path(text).is_absolute() ? fs::path(text) : v.source().dir / text;
@@ -305,7 +312,7 @@ std::string default_hostname(const Value& root) {
 std::vector<Listen> read_listen(const Value& v) {
   std::vector<Listen> out;
   for (const Value& item : items_of(v)) {
-    const Fields f(item, {"address", "auth"});
+    const Fields f(item, {"address", "tls", "auth"});
     const Value& a = f.need("address");
     const std::string text = scalar_of(a, "an address like 127.0.0.1:25 or [::1]:25");
     auto ep = Endpoint::parse(text);
@@ -314,6 +321,7 @@ std::vector<Listen> read_listen(const Value& v) {
     for (const Listen& l : out)
       if (l.address.str() == ep->str()) a.fail("duplicate listen address " + ep->str());
     Listen l{*ep};
+    if (auto* x = f.get("tls")) l.implicit_tls = read_word(*x, {"starttls", "implicit"}) == "implicit";
     if (auto* x = f.get("auth")) l.auth_required = read_word(*x, {"required", "optional"}) == "required";
     out.push_back(std::move(l));
   }
@@ -521,7 +529,22 @@ void read_delivery(const Value* v, Delivery& out) {
   if (!v) return;
   const Fields f(*v, {"port", "retry", "max_queue_time", "max_in_flight", "max_per_destination",
                       "max_mx_hosts", "max_addresses", "address_family", "prefer_ipv6",
-                      "external_addresses", "source_address", "timeouts", "delay_warning", "double_bounce"});
+                      "external_addresses", "source_address", "timeouts", "delay_warning", "double_bounce",
+                      "tls", "tls_ca_file", "tls_policy"});
+  if (auto* x = f.get("tls")) out.tls = read_tls_level(*x);
+  if (auto* x = f.get("tls_ca_file")) out.tls_ca_file = resolve_path(*x, scalar_of(*x, "a path"));
+  if (auto* x = f.get("tls_policy")) {
+    if (!x->node().IsMap()) x->fail("expected a map of domain: none|may|encrypt|verify, got " + x->describe());
+    for (const auto& kv : x->node()) {
+      const std::string name = kv.first.IsScalar() ? kv.first.Scalar() : "";
+      const int line = line_of(kv.first, x->line());
+      const Value key_v(x->source(), kv.first, child_key(x->key(), name), line);
+      const std::string domain = canonical_domain(name);
+      if (auto why = domain_problem(domain)) key_v.fail("not a domain name: " + *why);
+      if (out.tls_policy.count(domain)) key_v.fail("duplicate domain");
+      out.tls_policy.emplace(domain, read_tls_level(Value(x->source(), kv.second, key_v.key(), line)));
+    }
+  }
   if (auto* x = f.get("delay_warning")) {
     // "0" (no unit) is accepted here: it reads as "off", not as an ambiguous amount.
     out.delay_warning = x->node().IsScalar() && x->node().Scalar() == "0" ? Seconds(0) : read_duration(*x, Seconds(0));
@@ -567,8 +590,61 @@ void read_delivery(const Value* v, Delivery& out) {
   if (auto* x = f.get("timeouts")) read_client_timeouts(*x, out.timeouts);
 }
 
-// routes: {domain: "host[:port]" | "[v6addr]:port" | "[addr]"} — the next hop replaces MX.
-std::map<std::string, Route> read_routes(const Value* v) {
+// The password of a smarthost route, from a file only tern may read (never inline in the
+// config, which is world-readable by default). One line; a trailing newline is dropped.
+std::string read_password_file(const Value& v, const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) v.fail(path + ": " + errno_text(errno));
+  if (st.st_mode & (S_IRWXG | S_IRWXO)) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%03o", unsigned(st.st_mode & 0777));
+    v.fail(path + ": a password file must be readable only by its owner (mode " + mode + "); chmod 600");
+  }
+  std::string why;
+  auto text = read_whole_file(path, why);
+  if (!text) v.fail(path + ": cannot read: " + why);
+  while (!text->empty() && (text->back() == '\n' || text->back() == '\r')) text->pop_back();
+  if (text->empty()) v.fail(path + ": the password file is empty");
+  if (text->find_first_of("\r\n") != std::string::npos || text->find('\0') != std::string::npos)
+    v.fail(path + ": the password file must hold one line");
+  return *text;
+}
+
+// The map form of a route: next_hop plus TLS and credentials.
+void read_route_map(const Value& val, Route& r, std::string& next_hop, const Value*& hop_value,
+                    std::vector<std::string>& warnings) {
+  const Fields f(val, {"next_hop", "tls", "tls_ca_file", "implicit_tls", "auth"});
+  hop_value = &f.need("next_hop");
+  next_hop = scalar_of(*hop_value, "a next hop \"host[:port]\"");
+  if (auto* x = f.get("tls")) r.tls = read_tls_level(*x);
+  if (auto* x = f.get("tls_ca_file")) r.tls_ca_file = resolve_path(*x, scalar_of(*x, "a path"));
+  if (auto* x = f.get("implicit_tls")) r.implicit_tls = read_word(*x, {"true", "false"}) == "true";
+  if (auto* x = f.get("auth")) {
+    const Fields a(*x, {"username", "password_file"});
+    RouteAuth auth;
+    auth.username = scalar_of(a.need("username"), "a user name");
+    if (auth.username.empty() || auth.username.find_first_of(std::string("\0\r\n", 3)) != std::string::npos)
+      a.need("username").fail("a user name must be one non-empty line");
+    const Value& pf = a.need("password_file");
+    auth.password_file = resolve_path(pf, scalar_of(pf, "a path"));
+    auth.password = read_password_file(pf, auth.password_file);
+    r.auth = std::move(auth);
+    // Credentials are never sent in plaintext, and only to a peer that proved who it is
+    // unless the operator explicitly settles for encryption alone.
+    if (!r.tls) r.tls = TlsLevel::Verify;
+    if (*r.tls == TlsLevel::None || *r.tls == TlsLevel::May)
+      f.need("tls").fail("a route with auth needs tls: verify (or encrypt): credentials are never sent in plaintext");
+    if (*r.tls == TlsLevel::Encrypt)
+      warnings.push_back(val.key() + ": tls: encrypt with auth: the smarthost's certificate is not checked, so a "
+                         "man in the middle could collect the password; prefer tls: verify");
+  }
+  if (r.implicit_tls && r.tls && *r.tls == TlsLevel::None)
+    f.need("tls").fail("implicit_tls: true contradicts tls: none");
+}
+
+// routes: {domain: "host[:port]" | "[v6addr]:port" | "[addr]" | {next_hop: ..., tls: ...}}
+// — the next hop replaces MX.
+std::map<std::string, Route> read_routes(const Value* v, std::vector<std::string>& warnings) {
   std::map<std::string, Route> out;
   if (!v || v->node().IsNull()) return out;
   if (!v->node().IsMap()) v->fail("expected a map of domain: next hop, got " + v->describe());
@@ -583,20 +659,24 @@ std::map<std::string, Route> read_routes(const Value* v) {
       if (auto why = domain_problem(domain)) key_v.fail("not a domain name or \"*\": " + *why);
     }
     if (out.count(domain)) key_v.fail("duplicate route");
-    const std::string text = scalar_of(val, "a next hop \"host[:port]\"");
     Route r;
+    std::string text;
+    const Value* hop = &val;
+    if (val.node().IsMap()) read_route_map(val, r, text, hop, warnings);
+    else text = scalar_of(val, "a next hop \"host[:port]\" or a map with next_hop");
+    const Value& val_hop = *hop;
     std::string_view host = text;
     std::string_view port;
     bool had_colon = false;
     if (!host.empty() && host.front() == '[') {
       const size_t close = host.find(']');
-      if (close == std::string_view::npos) val.fail("missing ] in " + quote(text));
+      if (close == std::string_view::npos) val_hop.fail("missing ] in " + quote(text));
       port = host.substr(close + 1);
       host = host.substr(1, close - 1);
-      if (!port.empty() && port.front() != ':') val.fail("expected :port after ] in " + quote(text));
+      if (!port.empty() && port.front() != ':') val_hop.fail("expected :port after ] in " + quote(text));
       had_colon = !port.empty();
       if (had_colon) port.remove_prefix(1);
-      if (!IpAddress::parse(host)) val.fail("not an IP address inside []: " + quote(text));
+      if (!IpAddress::parse(host)) val_hop.fail("not an IP address inside []: " + quote(text));
     } else {
       const size_t colon = host.rfind(':');
       if (colon != std::string_view::npos) {
@@ -606,13 +686,13 @@ std::map<std::string, Route> read_routes(const Value* v) {
       }
       if (!IpAddress::parse(host)) {
         if (auto why = domain_problem(canonical_domain(host)))
-          val.fail("bad next-hop host " + quote(text) + ": " + *why);
+          val_hop.fail("bad next-hop host " + quote(text) + ": " + *why);
       }
     }
-    if (had_colon && port.empty()) val.fail("empty port in " + quote(text));
+    if (had_colon && port.empty()) val_hop.fail("empty port in " + quote(text));
     if (!port.empty()) {
       auto n = parse_digits(port);
-      if (!n || *n < 1 || *n > 65535) val.fail("bad port in " + quote(text));
+      if (!n || *n < 1 || *n > 65535) val_hop.fail("bad port in " + quote(text));
       r.port = uint16_t(*n);
     }
     r.host = IpAddress::parse(host) ? std::string(host) : canonical_domain(host);
@@ -670,7 +750,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "auth"});
+                        "control", "tls", "auth"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -688,7 +768,17 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   read_limits(f.get("limits"), cfg.limits);
   read_timeouts(f.get("timeouts"), cfg.timeouts);
   read_delivery(f.get("delivery"), cfg.delivery);
-  cfg.routes = read_routes(f.get("routes"));
+  cfg.routes = read_routes(f.get("routes"), cfg.warnings);
+  if (auto* x = f.get("tls")) {
+    const Fields t(*x, {"cert", "key"});
+    const Value& cert = t.need("cert");
+    const Value& key = t.need("key");
+    cfg.tls.cert = resolve_path(cert, scalar_of(cert, "a path"));
+    cfg.tls.key = resolve_path(key, scalar_of(key, "a path"));
+  }
+  for (const auto& l : cfg.listen)
+    if (l.implicit_tls && cfg.tls.cert.empty())
+      f.need("listen").fail("listener " + l.address.str() + " has tls: implicit but no tls: cert/key is configured");
   read_dns(f.get("dns"), cfg.dns);
   read_control(f.get("control"), cfg.control, cfg.queue_dir);
   read_auth(f.get("auth"), cfg.auth);
@@ -696,6 +786,10 @@ Config read_config(const Source& src, const YAML::Node& doc) {
     for (const Listen& l : cfg.listen)
       if (l.auth_required)
         lv->fail("listener " + l.address.str() + " has auth: required but auth.users_file is not set");
+  // AUTH is offered only inside TLS: without a certificate the users file is never used.
+  if (!cfg.auth.users_file.empty() && cfg.tls.cert.empty())
+    cfg.warnings.push_back("auth.users_file: no tls: cert/key is configured, so AUTH is never offered "
+                           "(it needs TLS first)");
   // tern keeps no mailboxes: mail for postmaster@<hostname> would be rewritten to itself and
   // then fail as a loop (5.4.6) unless a route sends that domain elsewhere.
   if (postmaster) {
@@ -716,6 +810,16 @@ std::optional<uint64_t> scaled(std::string_view digits, uint64_t mult, uint64_t 
 }
 
 }  // namespace
+
+const char* to_string(TlsLevel level) noexcept {
+  switch (level) {
+    case TlsLevel::None: return "none";
+    case TlsLevel::May: return "may";
+    case TlsLevel::Encrypt: return "encrypt";
+    case TlsLevel::Verify: return "verify";
+  }
+  return "?";
+}
 
 std::optional<Seconds> parse_duration(std::string_view text) {
   // The unit is mandatory: a bare "300" could mean seconds or milliseconds to a reader.

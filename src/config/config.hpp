@@ -77,6 +77,12 @@ struct ClientTimeouts {
 
 enum class AddressFamily { Any, Ipv4, Ipv6 };
 
+// Outbound TLS: none (never STARTTLS), may (when offered; a failed handshake is retried in
+// plaintext), encrypt (required, any certificate), verify (required, certificate checked
+// against the CA file and the names of the destination).
+enum class TlsLevel { None, May, Encrypt, Verify };
+[[nodiscard]] const char* to_string(TlsLevel level) noexcept;
+
 struct Delivery {
   uint16_t port = 25;
   Retry retry;
@@ -92,12 +98,26 @@ struct Delivery {
   ClientTimeouts timeouts;
   Seconds delay_warning{4 * 3600};       // warn the sender once after this; 0 = never
   bool double_bounce_to_postmaster = false;  // an undeliverable bounce goes to postmaster
+  TlsLevel tls = TlsLevel::May;
+  std::string tls_ca_file;                    // empty: the system store
+  std::map<std::string, TlsLevel> tls_policy; // per recipient domain (canonical)
+};
+
+// Credentials for a smarthost (RFC 4954 AUTH, client side).
+struct RouteAuth {
+  std::string username;
+  std::string password_file;
+  std::string password;  // read from password_file at load; never logged
 };
 
 // A fixed next hop for a domain ("*" = every other domain: a smarthost).
 struct Route {
   std::string host;    // a name (resolved by A/AAAA) or an IP address literal
   uint16_t port = 0;   // 0 = delivery.port
+  std::optional<TlsLevel> tls;  // unset: delivery.tls, or verify with auth
+  std::string tls_ca_file;      // empty: delivery.tls_ca_file
+  bool implicit_tls = false;    // TLS from the first byte (port 465, RFC 8314)
+  std::optional<RouteAuth> auth;
 };
 
 struct Dns {
@@ -113,9 +133,16 @@ struct Control {
 
 struct Listen {
   Endpoint address;
+  bool implicit_tls = false;  // tls: implicit — TLS from the first byte (RFC 8314)
   // auth: required (a submission port): MAIL is refused with 530 5.7.0 until AUTH succeeds,
   // even from relay.networks.
   bool auth_required = false;
+};
+
+// The server certificate; STARTTLS is offered on plain listeners once set.
+struct Tls {
+  std::string cert;  // PEM chain, leaf first; empty: no TLS
+  std::string key;
 };
 
 // SMTP AUTH (RFC 4954) for clients that submit or relay: offered after TLS only.
@@ -129,6 +156,7 @@ struct Config {
   std::string source_path;  // the file this was loaded from
   std::string hostname;     // default: the system host name
   std::vector<Listen> listen;
+  Tls tls;
   std::string queue_dir;    // absolute after loading (relative paths resolve against the file's dir)
   uint64_t queue_min_free = 100ull * 1024 * 1024;  // bytes; MAIL gets 452 4.3.1 below it
   Relay relay;
@@ -141,6 +169,7 @@ struct Config {
   Control control;
   Auth auth;
   std::string log_level = "info";  // trace, debug, info, warn, error
+  std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload
 };
 
 // Loads and validates a config file. On failure the error message is a single line

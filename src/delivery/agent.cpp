@@ -25,6 +25,18 @@ Agent::Agent(io::Loop& loop, const Clock& clock, qmgr::Jobs& jobs, scheduler::Sc
 
 Agent::~Agent() = default;
 
+void load_tls_clients(AgentSettings& s) {
+  std::vector<std::string> files{s.delivery.tls_ca_file};
+  for (const auto& [domain, r] : s.routes)
+    if (!r.tls_ca_file.empty()) files.push_back(r.tls_ca_file);
+  for (const auto& f : files) {
+    if (s.tls_clients.count(f) || s.tls_errors.count(f)) continue;
+    auto ctx = tls::ClientContext::load(f);
+    if (ctx) s.tls_clients.emplace(f, std::move(ctx.value()));
+    else s.tls_errors.emplace(f, ctx.error().message);
+  }
+}
+
 void Agent::open(const scheduler::Destination& d, scheduler::JobId first) {
   const uint64_t id = next_id_++;
   auto w = std::make_unique<Connection>(*this, id, d, first);

@@ -19,6 +19,7 @@
 #include "io/transport.hpp"
 #include "qmgr/jobs.hpp"
 #include "scheduler/scheduler.hpp"
+#include "tls/context.hpp"
 
 namespace tern::delivery {
 
@@ -28,7 +29,16 @@ struct AgentSettings {
   std::string hostname;  // our EHLO name
   config::Delivery delivery;
   dns::Self self;
+  std::map<std::string, config::Route> routes;  // TLS and credentials of route destinations
+  // Client TLS contexts by CA file ("" = the system store), loaded off the loop with the
+  // configuration; a file that failed to load is absent and its error is kept.
+  std::map<std::string, std::shared_ptr<const tls::ClientContext>> tls_clients;
+  std::map<std::string, std::string> tls_errors;
 };
+
+// Builds the client TLS contexts every configured CA file needs (reads files: call off
+// the loop).
+void load_tls_clients(AgentSettings& s);
 
 // How connections reach the world: TCP connects and timers. ternd uses the real ones
 // (io::Stream::connect, io::ClockAlarm); unit tests drive a Connection through fakes.

@@ -3,6 +3,7 @@
 #include "delivery/client_session.hpp"
 
 #include "common/strings.hpp"
+#include "smtp/base64.hpp"
 #include "delivery/outcome.hpp"
 
 namespace tern::delivery {
@@ -17,6 +18,19 @@ Capabilities parse_ehlo(const smtp::Reply& r) {
     else if (iequals(kw, "8BITMIME")) c.eightbitmime = true;
     else if (iequals(kw, "SMTPUTF8")) c.smtputf8 = true;
     else if (iequals(kw, "DSN")) c.dsn = true;
+    else if (iequals(kw, "STARTTLS")) c.starttls = true;
+    else if (iequals(kw, "AUTH")) {
+      // "AUTH PLAIN LOGIN CRAM-MD5": the mechanisms, space separated.
+      std::string_view rest = line.size() > 5 ? line.substr(5) : std::string_view{};
+      while (!rest.empty()) {
+        const size_t sp = rest.find(' ');
+        const std::string_view mech = rest.substr(0, sp);
+        if (iequals(mech, "PLAIN")) c.auth_plain = true;
+        if (iequals(mech, "LOGIN")) c.auth_login = true;
+        if (sp == std::string_view::npos) break;
+        rest.remove_prefix(sp + 1);
+      }
+    }
     else if (iequals(kw, "SIZE")) {
       c.size = true;
       if (line.size() > 5) {
@@ -41,6 +55,9 @@ ClientSession::Wait ClientSession::waiting_for() const noexcept {
     case State::Greeting: return Wait::Greeting;
     case State::Ehlo:
     case State::Helo:
+    case State::StartTls:
+    case State::Handshake:
+    case State::Auth:
     case State::Rset: return Wait::Helo;
     case State::Txn:
       if (answered_ >= cmds_.size()) return Wait::None;
@@ -63,18 +80,84 @@ void ClientSession::feed(std::string_view bytes) {
   if (state_ == State::Closed) return;
   std::vector<smtp::Reply> replies;
   auto st = parser_.feed(bytes, replies);
-  for (const auto& r : replies) {
+  for (size_t i = 0; i < replies.size(); ++i) {
     if (state_ == State::Closed) return;
     ++replies_;
-    on_reply(r);
+    on_reply(replies[i]);
+    if (state_ == State::Handshake && (i + 1 < replies.size() || parser_.has_pending())) {
+      // Bytes after the 220 to STARTTLS, before the handshake: injected by whoever sits in
+      // the plaintext path, to be read as if they came inside TLS (the "STARTTLS
+      // injection" of 2021). The connection is not to be trusted at all.
+      fail_setup("TLS: the server sent data after its 220 to STARTTLS before the handshake "
+                 "(possible injection attack); connection dropped", "4.7.0", true);
+      return;
+    }
   }
   if (!st.ok()) on_closed("4.5.0", "protocol error: " + st.error().message);
 }
 
-void ClientSession::fail_setup(std::string why) {
-  setup_failure_ = std::move(why);
-  send("QUIT");
+void ClientSession::fail_setup(std::string why, std::string status, bool tls) {
+  setup_failure_ = SetupFailure{std::move(status), std::move(why), tls};
+  // After a broken STARTTLS exchange nothing more is said in plaintext.
+  if (!tls) send("QUIT");
   state_ = State::Closed;
+}
+
+// The EHLO reply is in (first, or again inside TLS): STARTTLS, then AUTH, then ready.
+void ClientSession::after_ehlo() {
+  if (!sec_.tls_active && sec_.starttls && caps_.starttls) {
+    send("STARTTLS");  // alone: exactly one reply is read before the handshake
+    state_ = State::StartTls;
+    return;
+  }
+  if (!sec_.tls_active && sec_.require_tls)
+    return fail_setup("TLS is required but the server does not offer STARTTLS", "4.7.4", true);
+  if (sec_.auth && !authenticated_) {
+    if (!sec_.tls_active) return fail_setup("credentials are never sent without TLS", "4.7.4", true);
+    const auto& a = *sec_.auth;
+    if (caps_.auth_plain) {
+      // RFC 4616: empty authorization identity, NUL, user, NUL, password.
+      std::string msg;
+      msg += '\0';
+      msg += a.username;
+      msg += '\0';
+      msg += a.password;
+      send("AUTH PLAIN " + smtp::base64_encode(msg));
+    } else if (caps_.auth_login) {
+      send("AUTH LOGIN");
+      auth_step_ = 0;
+    } else {
+      return fail_setup("the server offers neither AUTH PLAIN nor AUTH LOGIN", "4.7.0");
+    }
+    state_ = State::Auth;
+    return;
+  }
+  state_ = State::Ready;
+}
+
+// RFC 4954: 235 authenticated; 334 asks for the next LOGIN step; anything else is a
+// failure of tern's own configuration (wrong credentials), never the recipient's: the
+// mail waits (4.7.8) rather than bounces. The reply text is logged; the secret never is.
+void ClientSession::on_auth_reply(const smtp::Reply& r) {
+  if (r.code == 235) {
+    authenticated_ = true;
+    state_ = State::Ready;
+    return;
+  }
+  if (r.code == 334 && !caps_.auth_plain && auth_step_ < 2) {
+    send(smtp::base64_encode(auth_step_ == 0 ? sec_.auth->username : sec_.auth->password));
+    ++auth_step_;
+    return;
+  }
+  fail_setup("authentication as " + sec_.auth->username + " failed: " + r.str(), "4.7.8");
+}
+
+void ClientSession::on_tls_started() {
+  if (state_ != State::Handshake) return;
+  sec_.tls_active = true;
+  caps_ = Capabilities{};
+  send("EHLO " + helo_);
+  state_ = State::Ehlo;
 }
 
 void ClientSession::on_reply(const smtp::Reply& r) {
@@ -90,7 +173,9 @@ void ClientSession::on_reply(const smtp::Reply& r) {
     case State::Ehlo:
       if (r.positive()) {
         caps_ = parse_ehlo(r);
-        state_ = State::Ready;
+        after_ehlo();
+      } else if (sec_.require_tls || sec_.auth) {
+        fail_setup("EHLO: " + r.str(), "4.7.4", true);  // STARTTLS and AUTH need ESMTP
       } else if (r.permanent()) {
         send("HELO " + helo_);  // RFC 5321 §3.2: an old server may not know EHLO
         state_ = State::Helo;
@@ -106,6 +191,22 @@ void ClientSession::on_reply(const smtp::Reply& r) {
         fail_setup("HELO: " + r.str());
       }
       return;
+    case State::StartTls:
+      if (r.code == 220) {
+        state_ = State::Handshake;  // the driver stacks TLS on the connection now
+      } else if (sec_.require_tls) {
+        fail_setup("STARTTLS refused: " + r.str(), "4.7.4", true);
+      } else {
+        state_ = State::Ready;  // opportunistic: go on in plaintext, as offered
+      }
+      return;
+    case State::Handshake:
+      // A reply while the handshake should be running: the feed() check above catches
+      // one in the same read; this one came in a later plaintext read.
+      fail_setup("TLS: unexpected plaintext from the server during the handshake", "4.7.0", true);
+      return;
+    case State::Auth:
+      return on_auth_reply(r);
     case State::Rset:
       if (r.positive()) return begin_mail();
       decide_all(from_reply(r, "RSET: ", Fate::Deferred), true);
@@ -301,7 +402,12 @@ void ClientSession::on_closed(std::string status, std::string why) {
     case State::Greeting:
     case State::Ehlo:
     case State::Helo:
-      setup_failure_ = std::move(why);
+    case State::Auth:
+      setup_failure_ = SetupFailure{"4.4.2", std::move(why), false};
+      break;
+    case State::StartTls:
+    case State::Handshake:
+      setup_failure_ = SetupFailure{"4.7.5", std::move(why), true};
       break;
     case State::Rset:
     case State::Txn:

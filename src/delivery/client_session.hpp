@@ -24,6 +24,29 @@ struct Capabilities {
   bool eightbitmime = false;
   bool smtputf8 = false;
   bool dsn = false;
+  bool starttls = false;     // RFC 3207
+  bool auth_plain = false;   // RFC 4954 AUTH with the PLAIN mechanism (RFC 4616)
+  bool auth_login = false;   // the LOGIN mechanism
+};
+
+// What the route or domain asks of TLS and authentication on this connection.
+struct ClientSecurity {
+  bool starttls = false;     // say STARTTLS when the server offers it
+  bool require_tls = false;  // never go on in plaintext (encrypt, verify, credentials)
+  bool tls_active = false;   // implicit TLS: the connection is TLS from the first byte
+  struct Credentials {
+    std::string username;
+    std::string password;
+  };
+  std::optional<Credentials> auth;  // sent only inside TLS
+};
+
+// A session that could not get ready: why, and the enhanced status code that names the
+// class of failure (4.7.x for TLS and authentication).
+struct SetupFailure {
+  std::string status;
+  std::string why;
+  bool tls_failure = false;  // counts as a TLS failure (no plaintext retry, 4.7.x deferral)
 };
 Capabilities parse_ehlo(const smtp::Reply& r);
 
@@ -49,9 +72,12 @@ struct TxnResult {
 
 class ClientSession {
  public:
-  enum class State { Greeting, Ehlo, Helo, Ready, Rset, Txn, Body, DataEnd, Quit, Closed };
+  // StartTls: STARTTLS sent, its reply awaited. Handshake: the driver runs the TLS
+  // handshake and calls on_tls_started(). Auth: an AUTH exchange is under way.
+  enum class State { Greeting, Ehlo, Helo, StartTls, Handshake, Auth, Ready, Rset, Txn, Body, DataEnd, Quit, Closed };
 
-  explicit ClientSession(std::string helo_name) : helo_(std::move(helo_name)) {}
+  explicit ClientSession(std::string helo_name, ClientSecurity security = {})
+      : helo_(std::move(helo_name)), sec_(std::move(security)) {}
 
   void feed(std::string_view bytes);  // server bytes
   // Connection lost or timed out: `status` is the enhanced code for the recipients.
@@ -59,6 +85,12 @@ class ClientSession {
   void start(Transaction t);          // only in Ready
   void body_sent();                   // only in Body: the whole dot-stuffed body is out
   void quit();
+  // The TLS handshake after STARTTLS completed (and passed the driver's checks): EHLO again,
+  // with everything learnt before forgotten (RFC 3207 §4.2).
+  void on_tls_started();
+  [[nodiscard]] bool wants_tls() const noexcept { return state_ == State::Handshake; }
+  [[nodiscard]] bool tls_active() const noexcept { return sec_.tls_active; }
+  [[nodiscard]] bool authenticated() const noexcept { return authenticated_; }
 
   [[nodiscard]] std::string take_output() { return std::exchange(out_, {}); }
   [[nodiscard]] State state() const noexcept { return state_; }
@@ -67,7 +99,7 @@ class ClientSession {
   [[nodiscard]] bool wants_body() const noexcept { return state_ == State::Body; }
   [[nodiscard]] size_t replies() const noexcept { return replies_; }  // complete replies so far
   // Set when the session could not get to Ready (greeting or EHLO/HELO refused, or lost).
-  [[nodiscard]] const std::optional<std::string>& setup_failure() const noexcept { return setup_failure_; }
+  [[nodiscard]] const std::optional<SetupFailure>& setup_failure() const noexcept { return setup_failure_; }
   [[nodiscard]] std::optional<TxnResult> take_result() { return std::exchange(result_, std::nullopt); }
   [[nodiscard]] const Capabilities& capabilities() const noexcept { return caps_; }
   // Which RFC 5321 §4.5.3.2 timeout applies while waiting in the current state.
@@ -82,7 +114,9 @@ class ClientSession {
   void send_next_commands();
   void finish_txn();
   void begin_mail();
-  void fail_setup(std::string why);
+  void fail_setup(std::string why, std::string status = "4.4.0", bool tls = false);
+  void after_ehlo();
+  void on_auth_reply(const smtp::Reply& r);
   void decide_all(const Outcome& o, bool only_open);
 
   std::string helo_;
@@ -90,7 +124,10 @@ class ClientSession {
   std::string out_;
   smtp::ReplyParser parser_;
   Capabilities caps_;
-  std::optional<std::string> setup_failure_;
+  ClientSecurity sec_;
+  std::optional<SetupFailure> setup_failure_;
+  bool authenticated_ = false;
+  int auth_step_ = 0;  // LOGIN: 0 = user name asked, 1 = password asked
   std::optional<TxnResult> result_;
   bool used_ = false;  // a transaction already ran on this connection (RSET before the next)
   size_t replies_ = 0;

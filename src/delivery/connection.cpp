@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+
 #include "common/log_escape.hpp"
 #include "common/strings.hpp"
 #include "delivery/agent.hpp"
@@ -36,6 +38,9 @@ const char* to_string(Connection::State s) noexcept {
     case S::Connecting: return "connecting";
     case S::Greeting: return "greeting";
     case S::Ehlo: return "EHLO/HELO reply";
+    case S::StartTls: return "STARTTLS reply";
+    case S::Handshake: return "TLS handshake";
+    case S::Auth: return "AUTH reply";
     case S::Ready: return "ready";
     case S::Loading: return "queue file";
     case S::Mail: return "MAIL reply";
@@ -69,6 +74,9 @@ Connection::State Connection::state() const noexcept {
     case ClientSession::State::Greeting: return State::Greeting;
     case ClientSession::State::Ehlo:
     case ClientSession::State::Helo: return State::Ehlo;
+    case ClientSession::State::StartTls: return State::StartTls;
+    case ClientSession::State::Handshake: return State::Handshake;
+    case ClientSession::State::Auth: return State::Auth;
     case ClientSession::State::Ready: return State::Ready;
     case ClientSession::State::Rset: return State::Rset;
     case ClientSession::State::Body: return State::Body;
@@ -97,6 +105,9 @@ void Connection::on_state_change() {
     case State::Connecting: d = t.connect; break;
     case State::Greeting: d = t.greeting; break;
     case State::Ehlo:
+    case State::StartTls:
+    case State::Handshake:  // Postfix bounds the handshake like a command reply too
+    case State::Auth:
     case State::Rset: d = t.helo; break;
     case State::Mail: d = t.mail; break;
     case State::Rcpt: d = t.rcpt; break;
@@ -123,6 +134,7 @@ void Connection::on_deadline() {
   }
   if (!session_) return;
   const std::string why = "Timeout waiting for the " + std::string(to_string(s)) + " from " + relay();
+  if (s == State::Handshake || (tls_ && !tls_->done)) return tls_failed("handshake timed out");
   if (s == State::Body)
     session_->on_closed("4.4.2", "Timeout sending the data to " + relay() + " (no progress)");
   else
@@ -175,6 +187,7 @@ void Connection::abort() {
 }
 
 void Connection::resolve() {
+  tls_plan_ = plan_tls(dest_, agent_.settings_.delivery, agent_.settings_.routes);
   phase_resolving_ = true;
   on_state_change();
   auto alive = alive_;
@@ -189,6 +202,7 @@ void Connection::resolve() {
   agent_.resolver_.resolve_mx(dest_.domain, [this, alive](dns::MxAnswer a) {
     if (!*alive) return;
     if (auto o = classify_mx_answer(dest_.domain, a)) return fail_all_jobs(*o);
+    mx_secure_ = a.secure;
     if (a.rcode == dns::Rcode::NoData) {
       // No MX: the domain itself is the implicit MX (RFC 5321 §5.1).
       return resolve_addresses({dns::MxHost{0, dest_.domain, {}}}, true);
@@ -267,24 +281,87 @@ void Connection::fail_all_jobs(const Outcome& o) {
     return done();
   }
   tried_.push_back(o.text);
+  tried_status_.push_back(o.status);
   if (req_) report(std::vector<Outcome>(req_->rcpts.size(), o));
   done();
 }
 
 // One line per address that failed, so "why was the primary not used?" has an answer.
-void Connection::address_failed(std::string why) {
+void Connection::address_failed(std::string why, std::string status) {
   const Candidate& c = cands_[current_];
   spdlog::info("delivery: id={} dest={} host={} address={} port={} failed: {}", req_ ? req_->msg_id : "-",
                dest_.key, c.host, c.address.str(), c.port, log_safe(why));
   tried_.push_back(c.relay() + ": " + why);
+  tried_status_.push_back(std::move(status));
   connect_next();
+}
+
+// The handshake failed (or timed out). Under `may` without credentials the same address
+// is tried again at once in plaintext, so mail is not stuck behind a broken TLS stack
+// (Postfix does the same); otherwise it is a failed address like any other, never a
+// plaintext fallback.
+void Connection::tls_failed(std::string why) {
+  const Candidate& c = cands_[current_];
+  if (tls_plan_.level == config::TlsLevel::May && !tls_plan_.auth && plaintext_cand_ != current_) {
+    spdlog::warn("delivery: id={} host={} address={} TLS handshake failed ({}); retrying in plaintext",
+                 req_ ? req_->msg_id : "-", c.host, c.address.str(), log_safe(why));
+    plaintext_cand_ = current_;
+    next_cand_ = current_;
+    return connect_next();
+  }
+  address_failed("TLS handshake failed: " + why, "4.7.5");
+}
+
+// Stacks the TLS engine on the connection (after the 220 to STARTTLS, or at once for
+// implicit TLS). SNI and the names to verify are those of the host connected to.
+bool Connection::start_tls() {
+  tls_ = std::make_shared<tls::Info>();
+  auto it = agent_.settings_.tls_clients.find(tls_plan_.ca_file);
+  if (it == agent_.settings_.tls_clients.end()) {
+    auto e = agent_.settings_.tls_errors.find(tls_plan_.ca_file);
+    tls_->error = e != agent_.settings_.tls_errors.end() ? e->second : "no TLS client context";
+    return false;
+  }
+  const Candidate& c = cands_[current_];
+  tls::ClientOptions opts;
+  if (!IpAddress::parse(c.host)) opts.sni = c.host;
+  // Names are checked at every level so the log's verified= means the same everywhere;
+  // only `verify` acts on the answer.
+  opts.names = verify_names(tls_plan_, c.host, mx_secure_);
+  auto engine = tls::Engine::client(it->second, opts, tls_);
+  if (!engine) {
+    tls_->error = "cannot create a TLS connection";
+    return false;
+  }
+  return transport_->insert_filter(std::move(engine));
+}
+
+// The handshake completed: under `verify` the peer must have proved who it is before a
+// single command (or credential) goes out.
+void Connection::on_tls_ready() {
+  if (!session_ || !tls_) return;
+  const Candidate& c = cands_[current_];
+  spdlog::info("delivery: conn={} host={} address={} TLS established: {} cipher={} verified={}{}{}", id_, c.host,
+               c.address.str(), tls_->version, tls_->cipher, tls_->verified ? "yes" : "no",
+               tls_->verified ? "" : " reason=", tls_->verified ? "" : log_safe(tls_->verify_error));
+  if (tls_plan_.level == config::TlsLevel::Verify && !tls_->verified)
+    return address_failed("TLS certificate verification failed: " + tls_->verify_error +
+                              (tls_->peer_subject.empty() ? "" : " (" + tls_->peer_subject + ")"),
+                          "4.7.5");
+  session_->on_tls_started();
+  pump();
+}
+
+std::string Connection::tls_summary() const {
+  if (!tls_ || !tls_->done) return "tls=none";
+  return "tls=" + tls_->version + " cipher=" + tls_->cipher + " verified=" + (tls_->verified ? "yes" : "no");
 }
 
 void Connection::connect_next() {
   drop_connection();
   if (stopping_ || !req_) return done();
   if (next_cand_ >= cands_.size()) {
-    report(std::vector<Outcome>(req_->rcpts.size(), unreachable(tried_)));
+    report(std::vector<Outcome>(req_->rcpts.size(), unreachable(tried_, tried_status_)));
     return done();
   }
   current_ = next_cand_++;
@@ -303,15 +380,22 @@ void Connection::connect_next() {
 void Connection::on_connected(int status) {
   connecting_ = false;
   if (status != 0) return address_failed(connect_error(status));
-  session_ = std::make_unique<ClientSession>(agent_.settings_.hostname);
+  session_ = std::make_unique<ClientSession>(agent_.settings_.hostname,
+                                             session_security(tls_plan_, plaintext_cand_ == current_));
   session_started_ = false;
+  tls_.reset();
   const std::string rel = relay();
   transport_->set_events({
       [this](std::string_view b) {
         session_->feed(b);
         pump();
       },
-      [this, rel](int) {
+      [this, rel](int err) {
+        if (tls_ && !tls_->done) return tls_failed(tls_->error.empty() ? "connection closed" : tls_->error);
+        if (tls_ && err == -EPROTO) {
+          session_->on_closed("4.7.5", "TLS error with " + rel + ": " + tls_->error);
+          return pump();
+        }
         session_->on_closed("4.4.2", "Connection lost with " + rel);
         pump();
       },
@@ -320,7 +404,10 @@ void Connection::on_connected(int status) {
         awaiting_drain_ = false;
         send_body();
       },
+      [this] { on_tls_ready(); },
   });
+  // Implicit TLS (a port-465 smarthost): the handshake comes before the greeting.
+  if (tls_plan_.implicit && !start_tls()) return address_failed("cannot start TLS: " + tls_->error, "4.7.5");
   transport_->start_read();
   on_state_change();
 }
@@ -334,7 +421,12 @@ void Connection::pump() {
     replies_seen_ = session_->replies();
     armed_ = State::Done;
   }
-  if (const auto& f = session_->setup_failure()) return address_failed(*f);
+  if (const auto& f = session_->setup_failure()) return address_failed(f->why, f->status);
+  if (session_->wants_tls() && !tls_) {
+    // The one reply to STARTTLS was read and nothing followed it: start the handshake.
+    if (!start_tls()) return address_failed("cannot start TLS: " + tls_->error, "4.7.5");
+    return on_state_change();
+  }
   if (auto r = session_->take_result()) return finish_job(std::move(*r));
   if (session_->ready() && !session_started_) {
     // A fresh session (the first, or one after a reconnect) is ready: run the held job.
@@ -460,6 +552,7 @@ void Connection::finish_job(TxnResult r) {
   for (auto& o : r.rcpts) {
     o.relay = relay();
     o.dsn_passed = r.dsn_passed;
+    o.tls = tls_summary();
   }
   report(std::move(r.rcpts));
   next_job();
@@ -482,6 +575,7 @@ void Connection::next_job() {
     return done();
   }
   tried_.clear();
+  tried_status_.clear();
   if (session_ && session_->ready()) return load_transaction();
   next_cand_ = current_;
   connect_next();

@@ -15,12 +15,14 @@
 #include "common/outcome.hpp"
 #include "delivery/candidates.hpp"
 #include "delivery/client_session.hpp"
+#include "delivery/tls_policy.hpp"
 #include "io/loop.hpp"
 #include "io/transport.hpp"
 #include "qmgr/jobs.hpp"
 #include "queue/body_reader.hpp"
 #include "scheduler/destination.hpp"
 #include "smtp/data_encoder.hpp"
+#include "tls/engine.hpp"
 
 namespace tern::delivery {
 
@@ -32,7 +34,7 @@ class Connection {
     Starting,    // getting the first job's request
     Resolving,   // MX, then A/AAAA
     Connecting,  // TCP to the current candidate
-    Greeting, Ehlo, Ready, Loading, Mail, Rcpt, Data, Body, DataEnd, Rset, Quit,
+    Greeting, Ehlo, StartTls, Handshake, Auth, Ready, Loading, Mail, Rcpt, Data, Body, DataEnd, Rset, Quit,
     Done,
   };
 
@@ -60,7 +62,11 @@ class Connection {
   void send_body();
   void finish_job(TxnResult r);
   void next_job();
-  void address_failed(std::string why);
+  void address_failed(std::string why, std::string status = {});
+  bool start_tls();
+  void on_tls_ready();
+  void tls_failed(std::string why);
+  [[nodiscard]] std::string tls_summary() const;
   void drop_connection();
   void on_state_change();
   void on_deadline();
@@ -78,6 +84,11 @@ class Connection {
   size_t next_cand_ = 0;
   size_t current_ = 0;               // index of the candidate connected to
   std::vector<std::string> tried_;   // "relay: why" for each address that failed
+  std::vector<std::string> tried_status_;  // and the status code of each (4.7.x: TLS)
+  TlsPlan tls_plan_;
+  bool mx_secure_ = false;           // the MX answer was DNSSEC-validated
+  size_t plaintext_cand_ = SIZE_MAX; // the candidate retried without TLS after a failed handshake
+  std::shared_ptr<tls::Info> tls_;   // this connection's TLS, once a handshake has begun
   std::unique_ptr<io::Transport> transport_;
   bool connecting_ = false;
   std::unique_ptr<ClientSession> session_;

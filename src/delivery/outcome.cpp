@@ -38,10 +38,12 @@ Outcome no_address(const std::string& what, bool any_tempfail) {
 
 std::string connect_error(int err) { return std::string("connect failed: ") + std::strerror(-err); }
 
-Outcome unreachable(const std::vector<std::string>& tried) {
-  std::string text = "No host could be reached";
+Outcome unreachable(const std::vector<std::string>& tried, const std::vector<std::string>& statuses) {
+  bool all_tls = !statuses.empty() && statuses.size() == tried.size();
+  for (const auto& s : statuses) all_tls = all_tls && s.starts_with("4.7.");
+  std::string text = all_tls ? "No host could be reached with the security required" : "No host could be reached";
   for (size_t i = 0; i < tried.size(); ++i) text += (i ? "; " : ": ") + tried[i];
-  return Outcome::make(Fate::Deferred, "4.4.1", std::move(text));
+  return Outcome::make(Fate::Deferred, all_tls ? statuses.back() : "4.4.1", std::move(text));
 }
 
 Outcome timed_out(std::string_view what, const std::string& relay) {

@@ -35,7 +35,9 @@ std::string connect_error(int err);
 
 // Every address failed: deferred (4.4.1), naming each address tried and why, so "why was
 // the primary not used?" has an answer in the queue and the DSN.
-Outcome unreachable(const std::vector<std::string>& tried);
+// When every address failed on TLS (4.7.x statuses), the recipients are deferred with
+// the TLS status instead, so the reason names the TLS failure.
+Outcome unreachable(const std::vector<std::string>& tried, const std::vector<std::string>& statuses = {});
 
 // A state's deadline passed (RFC 5321 §4.5.3.2).
 Outcome timed_out(std::string_view what, const std::string& relay);

@@ -180,6 +180,10 @@ void Stream::start_read() {
           std::string plain, wire;
           const bool ok = h->filter->from_wire(in, plain, wire);
           if (!wire.empty()) raw_write(h, s, std::move(wire), false);
+          // The owner learns of the finished handshake before it sees the bytes that follow.
+          if (h->filter->take_ready())
+            if (auto f = h->cb.on_ready) f();
+          if (h->closing) return;
           if (!plain.empty())
             if (auto f = h->cb.on_data) f(plain);
           if (!ok && !h->closing) {
@@ -243,8 +247,13 @@ bool Stream::write(std::string&& data) {
   return raw_write(h_, h_->stream(), std::move(data), true);
 }
 
-void Stream::insert_filter(std::unique_ptr<Filter> f) {
-  if (h_) h_->filter = std::move(f);
+bool Stream::insert_filter(std::unique_ptr<Filter> f) {
+  if (!h_) return false;
+  std::string wire;
+  if (!f->start(wire)) return false;
+  h_->filter = std::move(f);
+  if (!wire.empty()) raw_write(h_, h_->stream(), std::move(wire), false);
+  return true;
 }
 
 size_t Stream::queued_bytes() const noexcept { return h_ ? h_->stream()->write_queue_size : 0; }

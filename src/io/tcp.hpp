@@ -36,7 +36,7 @@ class Stream final : public Transport {
   void stop_read() override;
   using Transport::write;
   bool write(std::string&& data) override;
-  void insert_filter(std::unique_ptr<Filter> f) override;
+  [[nodiscard]] bool insert_filter(std::unique_ptr<Filter> f) override;
   void close_after_flush() override;
   void close() override;
   [[nodiscard]] const Endpoint& peer() const noexcept override { return peer_; }

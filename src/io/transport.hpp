@@ -24,6 +24,15 @@ class Filter {
   virtual bool from_wire(std::string_view in, std::string& plain, std::string& wire) = 0;
   // Application bytes out, appended to `wire`.
   virtual bool to_wire(std::string_view plain, std::string& wire) = 0;
+  // Called once when the filter is inserted: bytes that must go out first (a TLS client's
+  // hello). False: the filter cannot start (the transport ends with -EPROTO).
+  virtual bool start(std::string& wire) {
+    (void)wire;
+    return true;
+  }
+  // True once, after the from_wire() call that completed the filter's setup (the TLS
+  // handshake); the transport then fires on_ready before handing on the plain bytes.
+  virtual bool take_ready() { return false; }
 };
 
 class Transport {
@@ -35,6 +44,8 @@ class Transport {
     // taken everything written so far (into the kernel's buffer). Never called from
     // inside write().
     std::function<void()> on_drain;
+    // The inserted filter finished its setup (the TLS handshake is complete).
+    std::function<void()> on_ready;
   };
 
   virtual ~Transport() = default;
@@ -48,7 +59,8 @@ class Transport {
   [[nodiscard]] virtual size_t queued_bytes() const noexcept = 0;
   // Every later byte in either direction passes through `f`. Bytes already read and not
   // yet handed to on_data are not re-filtered: the caller discards them (RFC 3207 §5).
-  virtual void insert_filter(std::unique_ptr<Filter> f) = 0;
+  // False when the filter could not start (nothing was sent).
+  [[nodiscard]] virtual bool insert_filter(std::unique_ptr<Filter> f) = 0;
   // Sends what is queued, then closes. No event fires after close() or close_after_flush().
   virtual void close_after_flush() = 0;
   virtual void close() = 0;

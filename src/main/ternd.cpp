@@ -29,6 +29,7 @@
 #include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
 #include "server/server.hpp"
+#include "tls/context.hpp"
 
 namespace {
 
@@ -135,7 +136,18 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "ternd: %s\n", users_error.c_str());
     return 1;
   }
+  // The certificate is part of the configuration: a bad one stops the start (and --check).
+  std::shared_ptr<const tern::tls::ServerContext> tls_ctx;
+  if (!cfg->tls.cert.empty()) {
+    auto ctx = tern::tls::ServerContext::load(cfg->tls.cert, cfg->tls.key);
+    if (!ctx) {
+      std::fprintf(stderr, "ternd: %s: tls: %s\n", flags->config.c_str(), ctx.error().message.c_str());
+      return 1;
+    }
+    tls_ctx = std::move(ctx.value());
+  }
   if (flags->check) {
+    for (const auto& w : cfg->warnings) std::fprintf(stderr, "ternd: warning: %s\n", w.c_str());
     std::printf("ternd: %s: configuration is valid\n", flags->config.c_str());
     return 0;
   }
@@ -151,6 +163,8 @@ int run(int argc, char** argv) {
   spdlog::info("ternd: starting: hostname={} config={} queue={} open-files={}", cfg->hostname,
                cfg->source_path, cfg->queue_dir, fds);
   check_fd_budget(*cfg, fds);
+  for (const auto& w : cfg->warnings) spdlog::warn("ternd: config: {}", w);
+  if (tls_ctx) spdlog::info("ternd: TLS certificate loaded: {}", tls_ctx->description());
 
   tern::SystemClock clock;
   tern::io::Loop loop;
@@ -178,8 +192,13 @@ int run(int argc, char** argv) {
     return tern::bounce::NotifierSettings{c.hostname, c.postmaster,
                                           int64_t(c.delivery.max_queue_time.count()) * 1000000, c.queue_dir};
   };
+  // Reads files (interface addresses, CA certificates): runs off the loop on reload.
   auto agent_settings = [](const tern::config::Config& c) {
-    return tern::delivery::AgentSettings{c.hostname, c.delivery, tern::delivery::make_self(c)};
+    tern::delivery::AgentSettings s{c.hostname, c.delivery, tern::delivery::make_self(c), c.routes, {}, {}};
+    tern::delivery::load_tls_clients(s);
+    for (const auto& [file, why] : s.tls_errors)
+      spdlog::error("ternd: outbound TLS: {}; mail needing these CA certificates waits", why);
+    return s;
   };
   tern::io::ClockAlarm sched_alarm(loop, clock), notice_alarm(loop, clock);
   tern::queue::Injector injector(**store);
@@ -223,7 +242,7 @@ int run(int argc, char** argv) {
     return 1;
   }
 
-  auto server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg);
+  auto server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg, tls_ctx);
   if (auto st = server->listen(cfg->listen); !st) {
     spdlog::critical("ternd: {}", st.error().message);
     return 1;
@@ -260,7 +279,8 @@ int run(int argc, char** argv) {
   sig_term = std::make_unique<tern::io::Signal>(loop, SIGTERM, stop);
   sig_int = std::make_unique<tern::io::Signal>(loop, SIGINT, stop);
   // Applies a configuration read by `reload` (on the loop thread).
-  auto apply_config = [&](tern::config::Config&& next, tern::delivery::AgentSettings&& settings) {
+  auto apply_config = [&](tern::config::Config&& next, tern::delivery::AgentSettings&& settings,
+                          std::shared_ptr<const tern::tls::ServerContext> next_tls) {
     if (next.queue_dir != running.queue_dir)
       spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
     bool listen_changed = next.listen.size() != running.listen.size();
@@ -269,7 +289,8 @@ int run(int argc, char** argv) {
     if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
     if (next.dns.forwarders != running.dns.forwarders || next.control.socket != running.control.socket)
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
-    server->apply(next);
+    for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
+    server->apply(next, std::move(next_tls));
     scheduler->apply(limits(next));
     manager->apply(qmgr_settings(next));
     notifier.apply(notifier_settings(next));
@@ -284,6 +305,7 @@ int run(int argc, char** argv) {
   // on the thread pool, never on the loop; the result is applied back on the loop. A SIGHUP
   // during a reload runs one more reload after it (the file may have changed again).
   bool reload_running = false, reload_again = false;
+  std::shared_ptr<const tern::tls::ServerContext> server_tls = tls_ctx;  // the certificate in use
   std::function<void()> reload = [&] {
     if (reload_running) {
       reload_again = true;
@@ -293,18 +315,25 @@ int run(int argc, char** argv) {
     struct Loaded {
       std::optional<tern::Result<tern::config::Config>> config;
       std::optional<tern::delivery::AgentSettings> settings;
+      std::shared_ptr<const tern::tls::ServerContext> tls;
+      std::string tls_error;
     };
     auto loaded = std::make_shared<Loaded>();
     loop.queue_work(
         [loaded, config_path, agent_settings] {
           loaded->config.emplace(tern::config::load_file(config_path));
-          if (*loaded->config) loaded->settings.emplace(agent_settings(loaded->config->value()));
+          if (!*loaded->config) return;
+          loaded->settings.emplace(agent_settings(loaded->config->value()));
           // Reported only: the verifiers re-read the users file themselves when it changes
           // (and answer 454 while it is broken).
           std::string why;
-          if (*loaded->config &&
-              !users_file_ok(loaded->config->value(), [](const std::string& w) { spdlog::warn("ternd: {}", w); }, why))
+          if (!users_file_ok(loaded->config->value(), [](const std::string& w) { spdlog::warn("ternd: {}", w); }, why))
             spdlog::error("ternd: reload: {}", why);
+          const auto& t = loaded->config->value().tls;
+          if (t.cert.empty()) return;
+          auto ctx = tern::tls::ServerContext::load(t.cert, t.key);
+          if (ctx) loaded->tls = std::move(ctx.value());
+          else loaded->tls_error = ctx.error().message;
         },
         [&, loaded] {
           reload_running = false;
@@ -312,8 +341,18 @@ int run(int argc, char** argv) {
           if (!*loaded->config)
             spdlog::error("ternd: reload failed, keeping the running configuration: {}",
                           loaded->config->error().message);
-          else
-            apply_config(std::move(loaded->config->value()), std::move(*loaded->settings));
+          else {
+            auto tls = loaded->tls;
+            if (!loaded->tls_error.empty()) {
+              // A bad certificate file must not take TLS down: the running one stays.
+              spdlog::error("ternd: reload: tls: {}; keeping the certificate in use", loaded->tls_error);
+              tls = server_tls;
+            } else if (tls) {
+              spdlog::info("ternd: TLS certificate loaded: {}", tls->description());
+            }
+            server_tls = tls;
+            apply_config(std::move(loaded->config->value()), std::move(*loaded->settings), std::move(tls));
+          }
           if (std::exchange(reload_again, false)) reload();
         });
   };

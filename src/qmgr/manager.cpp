@@ -297,8 +297,9 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
         attempts = std::max(attempts, r.attempts);
         deferred.push_back(idx);
       }
-      spdlog::info("delivery: id={} to=<{}> relay={} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", msg_id,
-                   r.address, o.relay.empty() ? "none" : o.relay, double(now - m.env.arrival_us) / 1e6,
+      spdlog::info("delivery: id={} to=<{}> relay={} {} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", msg_id,
+                   r.address, o.relay.empty() ? "none" : o.relay, o.tls.empty() ? "tls=none" : o.tls,
+                   double(now - m.env.arrival_us) / 1e6,
                    attempted ? double(now - attempt_started_us) / 1e6 : 0.0, o.status, log_status(o, expiry[k]),
                    log_safe(o.text));
     }

@@ -3,6 +3,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cerrno>
+
 #include "common/log_escape.hpp"
 #include "server/server.hpp"
 
@@ -13,12 +15,14 @@ constexpr size_t kMaxQueuedReplies = 1 << 20;  // unread reply bytes before the 
 }
 
 Connection::Connection(Server& server, uint64_t id, std::unique_ptr<io::Transport> tcp,
-                       std::shared_ptr<const SessionSettings> settings, ClientInfo client)
+                       std::shared_ptr<const SessionSettings> settings, ClientInfo client,
+                       std::shared_ptr<const tls::ServerContext> tls)
     : server_(server),
       id_(id),
       tcp_(std::move(tcp)),
       client_(client),
       settings_(std::move(settings)),
+      tls_ctx_(std::move(tls)),
       session_(settings_, client_, *this),
       timer_(server.loop_) {}
 
@@ -32,11 +36,41 @@ void Connection::start() {
       [this](std::string_view b) { on_data(b); },
       [this](int err) {
         if (session_.in_data() || incoming_) spdlog::warn("smtpd: conn={} lost connection in DATA", id_);
+        if (tls_ && !tls_->done) {
+          spdlog::info("smtpd: conn={} client=[{}] TLS handshake failed: {}", id_, client_.address.str(),
+                       tls_->error.empty() ? (err == 0 ? "client closed" : "read error") : tls_->error);
+          return finish("TLS handshake failed");
+        }
+        if (tls_ && err == -EPROTO) {
+          spdlog::info("smtpd: conn={} client=[{}] TLS error: {}", id_, client_.address.str(), tls_->error);
+          return finish("TLS error");
+        }
         finish(err == 0 ? "client closed" : "read error");
       },
       nullptr,  // replies are small; the unread-reply bound below is enough back-pressure
+      [this] { on_tls_ready(); },
   });
+  // Implicit TLS (RFC 8314): the handshake comes first; the greeting waits in the engine.
+  if (client_.implicit_tls && !start_tls()) return finish("TLS unavailable");
   session_.start();
+  settle();
+}
+
+// Stacks the TLS engine on the socket: every later byte is TLS.
+bool Connection::start_tls() {
+  tls_ = std::make_shared<tls::Info>();
+  auto engine = tls_ctx_ ? tls::Engine::server(tls_ctx_, tls_) : nullptr;
+  if (!engine || !tcp_->insert_filter(std::move(engine))) {
+    spdlog::error("smtpd: conn={} cannot start TLS: {}", id_, tls_->error.empty() ? "no context" : tls_->error);
+    return false;
+  }
+  return true;
+}
+
+void Connection::on_tls_ready() {
+  spdlog::info("smtpd: conn={} client=[{}] TLS established: {} cipher={} bits={}", id_, client_.address.str(),
+               tls_->version, tls_->cipher, tls_->bits);
+  session_.on_tls_started({tls_->version, tls_->cipher, tls_->bits});
   settle();
 }
 
@@ -48,6 +82,13 @@ void Connection::on_data(std::string_view bytes) {
 void Connection::settle() {
   if (finished_) return;
   if (session_.has_output()) tcp_->write(session_.take_output());
+  // STARTTLS: the 220 went out in plaintext just above; everything after is TLS.
+  if (session_.wants_tls() && !tls_) {
+    if (!start_tls()) {
+      tcp_->close();
+      return finish("TLS unavailable");
+    }
+  }
   // A client that pipelines without reading its replies would make them pile up here.
   if (tcp_->queued_bytes() > kMaxQueuedReplies) {
     spdlog::warn("smtpd: conn={} client=[{}] is not reading its replies; closing", id_, client_.address.str());
@@ -79,10 +120,13 @@ void Connection::finish(const char* why) {
   if (auth_delay_) auth_delay_->stop();
   incoming_.reset();  // an unfinished message is removed
   tcp_->close_after_flush();
-  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} duration={:.3f}s{}{}", id_,
-               client_.address.str(), why, session_.messages_accepted(),
-               double(now_us() - started_us_) / 1e6, session_.authenticated() ? " user=" : "",
-               session_.authenticated() ? log_safe(session_.authenticated_user()) : std::string());
+  std::string tls = "none";
+  if (tls_ && tls_->done) tls = tls_->version + " cipher=" + tls_->cipher;
+  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} tls={}{}{} duration={:.3f}s", id_,
+               client_.address.str(), why, session_.messages_accepted(), tls,
+               session_.authenticated() ? " user=" : "",
+               session_.authenticated() ? log_safe(session_.authenticated_user()) : std::string(),
+               double(now_us() - started_us_) / 1e6);
   server_.release(id_);
 }
 

@@ -9,6 +9,7 @@
 #include "io/transport.hpp"
 #include "queue/store.hpp"
 #include "server/session.hpp"
+#include "tls/engine.hpp"
 
 namespace tern::server {
 
@@ -17,7 +18,8 @@ class Server;
 class Connection final : public SessionHost {
  public:
   Connection(Server& server, uint64_t id, std::unique_ptr<io::Transport> tcp,
-             std::shared_ptr<const SessionSettings> settings, ClientInfo client);
+             std::shared_ptr<const SessionSettings> settings, ClientInfo client,
+             std::shared_ptr<const tls::ServerContext> tls);
   ~Connection() override;
 
   void start();
@@ -39,12 +41,16 @@ class Connection final : public SessionHost {
   void on_data(std::string_view bytes);
   void settle();  // after any event: flush replies, arm the timer, close if done
   void finish(const char* why);
+  bool start_tls();
+  void on_tls_ready();
 
   Server& server_;
   uint64_t id_;
   std::unique_ptr<io::Transport> tcp_;
   ClientInfo client_;
   std::shared_ptr<const SessionSettings> settings_;
+  std::shared_ptr<const tls::ServerContext> tls_ctx_;  // the certificate this session started with
+  std::shared_ptr<tls::Info> tls_;                     // set once a handshake has begun
   Session session_;
   io::Timer timer_;
   std::unique_ptr<queue::Incoming> incoming_;

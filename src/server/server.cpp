@@ -11,20 +11,22 @@
 
 namespace tern::server {
 
-Server::Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, const config::Config& cfg)
+Server::Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, const config::Config& cfg,
+               std::shared_ptr<const tls::ServerContext> tls)
     : loop_(loop), injector_(injector), clock_(clock), reaper_(loop) {
-  apply(cfg);
+  apply(cfg, std::move(tls));
 }
 
 Server::~Server() = default;
 
-std::shared_ptr<const SessionSettings> Server::make_settings(const config::Config& cfg) {
+std::shared_ptr<const SessionSettings> Server::make_settings(const config::Config& cfg, bool tls) {
   return std::make_shared<const SessionSettings>(SessionSettings{
-      cfg.hostname, cfg.limits, RelayPolicy(cfg), !cfg.auth.users_file.empty(), cfg.auth.show_user});
+      cfg.hostname, cfg.limits, RelayPolicy(cfg), tls, !cfg.auth.users_file.empty(), cfg.auth.show_user});
 }
 
-void Server::apply(const config::Config& cfg) {
-  settings_ = make_settings(cfg);
+void Server::apply(const config::Config& cfg, std::shared_ptr<const tls::ServerContext> tls) {
+  tls_ = std::move(tls);
+  settings_ = make_settings(cfg, tls_ != nullptr);
   timeouts_ = cfg.timeouts;
   if (cfg.auth.users_file.empty()) {
     verifier_.reset();
@@ -64,11 +66,12 @@ bool Server::verify(const smtp::sasl::Credentials& credentials, std::function<vo
 
 Status Server::listen(const std::vector<config::Listen>& listen) {
   for (const auto& l : listen) {
-    auto lst = io::TcpListener::listen(loop_, l.address, [this, auth = l.auth_required](std::unique_ptr<io::Stream> c) {
-      accept(std::move(c), auth);
+    auto lst = io::TcpListener::listen(loop_, l.address, [this, l](std::unique_ptr<io::Stream> c) {
+      accept(std::move(c), l);
     });
     if (!lst) return lst.error();
-    spdlog::info("smtpd: listening on {}{}", l.address.str(), l.auth_required ? " (auth required)" : "");
+    spdlog::info("smtpd: listening on {}{}{}", l.address.str(), l.implicit_tls ? " (implicit TLS)" : "",
+                 l.auth_required ? " (auth required)" : "");
     listeners_.push_back(std::move(lst.value()));
   }
   return ok_status();
@@ -85,7 +88,7 @@ const char* admission_refusal(const config::Limits& lim, size_t open_total, uint
   return nullptr;
 }
 
-void Server::accept(std::unique_ptr<io::Stream> tcp, bool auth_required) {
+void Server::accept(std::unique_ptr<io::Stream> tcp, const config::Listen& listener) {
   const IpAddress addr = tcp->peer().address;
   const std::string key = addr.str();
   const bool relay = settings_->policy.client_may_relay(addr);
@@ -93,14 +96,15 @@ void Server::accept(std::unique_ptr<io::Stream> tcp, bool auth_required) {
   if (refusal) {
     spdlog::warn("smtpd: refused connection from [{}]: {}", key, refusal);
     if (per_client_[key] == 0) per_client_.erase(key);
-    tcp->write(smtp::reply(421, "4.7.0", settings_->hostname + " " + refusal));
+    // On an implicit-TLS port the client expects a handshake, not text: just close.
+    if (!listener.implicit_tls) tcp->write(smtp::reply(421, "4.7.0", settings_->hostname + " " + refusal));
     tcp->close_after_flush();
     return;
   }
   ++per_client_[key];
   const uint64_t id = next_id_++;
-  ClientInfo client{addr, tcp->peer().port, relay, auth_required};
-  auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client);
+  ClientInfo client{addr, tcp->peer().port, relay, listener.implicit_tls, listener.auth_required};
+  auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client, tls_);
   Connection* raw = conn.get();
   conns_.emplace(id, std::move(conn));
   raw->start();

@@ -17,6 +17,7 @@
 #include "queue/injector.hpp"
 #include "server/auth_throttle.hpp"
 #include "server/session.hpp"
+#include "tls/context.hpp"
 
 namespace tern::auth {
 class Verifier;
@@ -34,13 +35,15 @@ class Connection;
 
 class Server {
  public:
-  Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, const config::Config& cfg);
+  // `tls`: the server certificate (nullptr: no TLS; STARTTLS is not offered).
+  Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, const config::Config& cfg,
+         std::shared_ptr<const tls::ServerContext> tls);
   ~Server();
 
   // Opens every configured listener. A failure is fatal at startup (the caller exits 1).
   Status listen(const std::vector<config::Listen>& listen);
-  // Applies a reloaded config to sessions that start from now on.
-  void apply(const config::Config& cfg);
+  // Applies a reloaded config (and certificate) to sessions that start from now on.
+  void apply(const config::Config& cfg, std::shared_ptr<const tls::ServerContext> tls);
   // Stops accepting, lets transactions finish up to timeouts.shutdown, then calls `done`.
   void shutdown(std::function<void()> done);
 
@@ -48,18 +51,19 @@ class Server {
 
  private:
   friend class Connection;
-  void accept(std::unique_ptr<io::Stream> tcp, bool auth_required);
+  void accept(std::unique_ptr<io::Stream> tcp, const config::Listen& listener);
   // Hands a password check to a verifier worker; `done` runs on the loop with the answer.
   // False when AUTH is off or every verifier is busy and the wait queue is full.
   bool verify(const smtp::sasl::Credentials& credentials, std::function<void(AuthOutcome)> done);
   void release(uint64_t id);
   void check_drained();
-  static std::shared_ptr<const SessionSettings> make_settings(const config::Config& cfg);
+  static std::shared_ptr<const SessionSettings> make_settings(const config::Config& cfg, bool tls);
 
   io::Loop& loop_;
   queue::Injector& injector_;  // the one path into the queue
   const Clock& clock_;
   std::shared_ptr<const SessionSettings> settings_;
+  std::shared_ptr<const tls::ServerContext> tls_;
   config::Timeouts timeouts_;
   std::vector<std::unique_ptr<io::TcpListener>> listeners_;
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;

@@ -47,6 +47,8 @@ const Session::CommandSpec Session::kCommands[] = {
     {Verb::Vrfy, kAnyCommandState, "", &Session::cmd_vrfy},
     {Verb::Help, kAnyCommandState, "", &Session::cmd_help},
     {Verb::NonSmtp, kAnyCommandState, "", &Session::cmd_non_smtp},
+    {Verb::Starttls, bit(State::Ready) | bit(State::Greeted), "Error: MAIL transaction in progress",
+     &Session::cmd_starttls},
     {Verb::Auth, kAnyCommandState, "", &Session::cmd_auth},
 };
 
@@ -94,13 +96,9 @@ void Session::feed(std::string_view bytes) {
   pump();
 }
 
-void Session::discard_buffered_input() noexcept {
-  in_.clear();
-  in_pos_ = 0;
-}
-
 void Session::pump() {
-  while (state_ != State::Closed && state_ != State::WaitCommit && state_ != State::WaitAuth &&
+  while (state_ != State::Closed && state_ != State::WaitCommit && state_ != State::StartTls &&
+         state_ != State::WaitAuth &&
          in_pos_ < in_.size()) {
     if (skip_octets_ > 0) {  // a refused BDAT chunk: its octets are data, never commands
       const uint64_t n = std::min<uint64_t>(skip_octets_, in_.size() - in_pos_);
@@ -177,7 +175,7 @@ void Session::handle_line(std::string_view line) {
     (this->*spec.run)(c);
     return;
   }
-  // Recognised but not offered (yet): EXPN, STARTTLS, AUTH, ETRN, TURN.
+  // Recognised but not offered: EXPN, AUTH, ETRN, TURN.
   error(502, "5.5.1", "Error: command not implemented");
 }
 
@@ -238,13 +236,52 @@ void Session::cmd_ehlo(const smtp::Command& c) {
                                      "ENHANCEDSTATUSCODES",
                                      "CHUNKING",  // RFC 3030 BDAT; BINARYMIME is not offered
                                  });
-  if (settings_->auth_offered && tls_active()) {
-    // RFC 4954 §4: offered only where it can be used: after TLS, so no password crosses the
-    // network in the clear. The last line was "250 CHUNKING": continue it and append.
+  if (starttls_offered()) {
+    // The last line of the reply was "250 CHUNKING": make it a continuation and append.
     const size_t last = out_.rfind("250 CHUNKING\r\n");
     out_[last + 3] = '-';
+    out_ += "250 STARTTLS\r\n";
+  }
+  if (settings_->auth_offered && tls_active()) {
+    // RFC 4954 §4: offered only where it can be used: after TLS, so no password crosses the
+    // network in the clear. The last line is the previous last one: continue it and append.
+    const size_t last = out_.rfind("\r\n250 ");
+    out_[last + 5] = '-';
     out_ += "250 AUTH PLAIN LOGIN\r\n";
   }
+}
+
+bool Session::starttls_offered() const noexcept {
+  return settings_->tls_available && !client_.implicit_tls && !tls_;
+}
+
+// RFC 3207. Whatever the client sent after the STARTTLS line, before the handshake, is
+// thrown away unread: a man in the middle could have injected it into the plaintext stream
+// to have it executed inside the protected session (CVE-2011-0411).
+void Session::cmd_starttls(const smtp::Command& c) {
+  if (tls_) return error(503, "5.5.1", "Error: TLS already active");
+  if (!starttls_offered()) return error(502, "5.5.1", "Error: command not implemented");
+  if (!c.arg.empty()) return error(501, "5.5.4", "Syntax: STARTTLS");
+  const size_t pipelined = in_.size() - in_pos_;
+  if (pipelined > 0)
+    host_.log_event("reject: " + std::to_string(pipelined) +
+                    " byte(s) sent after STARTTLS before the TLS handshake discarded");
+  in_pos_ = in_.size();
+  emit(220, "2.0.0", "Ready to start TLS");
+  state_ = State::StartTls;
+}
+
+void Session::on_tls_started(TlsSummary tls) {
+  if (state_ == State::Closed) return;
+  tls_ = std::move(tls);
+  if (state_ != State::StartTls) return;  // implicit TLS: nothing was said yet
+  // RFC 3207 §4.2: forget everything learnt from the client before the handshake.
+  reset_transaction();
+  helo_.clear();
+  esmtp_ = false;
+  in_.clear();
+  in_pos_ = 0;
+  state_ = State::Ready;
 }
 
 void Session::cmd_mail(const smtp::Command& c) {
@@ -370,8 +407,9 @@ void Session::begin_message() {
   env_.client_port = client_.port;
   env_.client_helo = helo_;
   env_.client_relay = client_.relay || authenticated_;  // one of our own clients
+  // RFC 3848 / RFC 6531 §3.7.4.1: an S for TLS, then an A for SMTP AUTH.
   env_.protocol = smtputf8_ ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
-  // RFC 3848 §1 / RFC 6531 §3.7.4.1: an A for SMTP AUTH (always after the S for TLS).
+  if (tls_ && esmtp_) env_.protocol += "S";
   if (authenticated_) env_.protocol += "A";
   queue_id_ = host_.begin_message(env_);
   env_.id = queue_id_;
@@ -515,6 +553,9 @@ std::string Session::received_header() const {
   // (§4.1.3: "[IPv6:...]" for IPv6).
   const std::string literal = (client_.address.v6 ? "[IPv6:" : "[") + env_.client_address + "]";
   std::string h = "Received: from " + helo_ + " (" + literal + ")\r\n";
+  if (tls_)
+    h += "\t(using " + tls_->version + " with cipher " + tls_->cipher + " (" + std::to_string(tls_->bits) +
+         " bits))\r\n";
   // The authenticated name stays private unless auth.show_user says otherwise. It is a name
   // from the users file (no spaces or controls), so it cannot break the header.
   if (authenticated_ && settings_->show_user) h += "\t(authenticated user " + auth_user_ + ")\r\n";
@@ -578,17 +619,6 @@ void Session::on_commit(CommitOutcome outcome) {
   pump();  // commands pipelined behind the data
 }
 
-void Session::on_tls_started(TlsSummary tls) {
-  if (state_ == State::Closed) return;
-  tls_ = std::move(tls);
-  // RFC 3207 §4.2: nothing learnt from the client before the handshake carries over.
-  reset_transaction();
-  helo_.clear();
-  esmtp_ = false;
-  discard_buffered_input();
-  state_ = State::Ready;
-}
-
 void Session::on_timeout() {
   if (state_ == State::Closed) return;
   close_with(421, "4.4.2", "Error: timeout exceeded");
@@ -628,7 +658,8 @@ void Session::cmd_non_smtp(const smtp::Command&) {
 }
 
 void Session::cmd_help(const smtp::Command&) {
-  emit(214, "2.0.0", "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+  emit(214, "2.0.0", starttls_offered() ? "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
+                                         : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
 }
 
 // ---- SMTP AUTH (RFC 4954) ---------------------------------------------------------------

@@ -25,6 +25,7 @@ struct SessionSettings {
   std::string hostname;
   config::Limits limits;
   RelayPolicy policy;
+  bool tls_available = false;  // a server certificate is loaded: STARTTLS can be offered
   bool auth_offered = false;  // auth.users_file is set: AUTH PLAIN LOGIN after TLS (RFC 4954)
   bool show_user = false;     // auth.show_user: the authenticated name goes into Received:
 };
@@ -33,14 +34,14 @@ struct ClientInfo {
   IpAddress address;
   uint16_t port = 0;
   bool relay = false;  // in relay.networks
+  bool implicit_tls = false;  // came in on a tls: implicit listener (no STARTTLS there)
   bool auth_required = false;  // came in on an auth: required listener (MAIL needs AUTH)
 };
 
 // How the users file answered a verification request (the server's verifier workers).
 enum class AuthOutcome { Accepted, Rejected, TempFail };
 
-// What the TLS handshake established. (Stand-in for the STARTTLS work on main, issue 9:
-// the same interface, so AUTH can require TLS; main's version replaces this at the merge.)
+// What the TLS handshake established, for Received: and the log.
 struct TlsSummary {
   std::string version;  // "TLSv1.3"
   std::string cipher;
@@ -75,15 +76,21 @@ class SessionHost {
 class Session {
  public:
   // Bdat: a BDAT transaction between chunks; BdatChunk: reading a chunk's octets (RFC 3030).
+  // StartTls: the 220 to STARTTLS is out; the glue runs the handshake and reports back
+  // through on_tls_started (or ends the connection).
   // Auth: reading SASL responses after a 334; WaitAuth: the password is being verified.
-  enum class State { Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, Auth, WaitAuth, Closed };
+  enum class State {
+    Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, StartTls, Auth, WaitAuth, Closed
+  };
 
   Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client, SessionHost& host);
 
   void start();                      // queues the 220 greeting
   void feed(std::string_view bytes); // client input
   void on_commit(CommitOutcome outcome);
-  // The glue finished a TLS handshake on this connection (stand-in, see TlsSummary).
+  // The TLS handshake completed (after STARTTLS, or on an implicit-TLS listener before any
+  // command). After STARTTLS the session starts over: the client must greet again
+  // (RFC 3207 §4.2).
   void on_tls_started(TlsSummary tls);
   void on_auth_result(AuthOutcome outcome);
   void on_timeout();
@@ -94,6 +101,7 @@ class Session {
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
   // False while the session waits for the queue: the glue stops reading meanwhile.
+  // (During the TLS handshake reading goes on: those bytes are the handshake's.)
   [[nodiscard]] bool wants_input() const noexcept {
     return state_ != State::WaitCommit && state_ != State::WaitAuth && state_ != State::Closed;
   }
@@ -102,14 +110,14 @@ class Session {
     return state_ == State::Data || state_ == State::BdatChunk || skip_octets_ > 0;
   }
   [[nodiscard]] const std::string& last_queue_id() const noexcept { return queue_id_; }
+  // The 220 to STARTTLS is queued: once it is written, the glue must start the handshake.
+  [[nodiscard]] bool wants_tls() const noexcept { return state_ == State::StartTls; }
+  [[nodiscard]] const std::optional<TlsSummary>& tls() const noexcept { return tls_; }
   [[nodiscard]] uint32_t messages_accepted() const noexcept { return accepted_; }
   // SMTP AUTH succeeded on this connection (RFC 4954); the name it succeeded with.
   [[nodiscard]] bool authenticated() const noexcept { return authenticated_; }
   [[nodiscard]] const std::string& authenticated_user() const noexcept { return auth_user_; }
 
-  // STARTTLS (a later issue) must call this: input pipelined before the TLS handshake is
-  // discarded, never interpreted after it (CVE-2011-0411).
-  void discard_buffered_input() noexcept;
 
  private:
   using Verb = smtp::Verb;
@@ -131,6 +139,7 @@ class Session {
   void error(int code, std::string_view enhanced, std::string_view text);
   void close_with(int code, std::string_view enhanced, std::string_view text);
   [[nodiscard]] std::string received_header() const;
+  [[nodiscard]] bool starttls_offered() const noexcept;
 
   void cmd_helo(const smtp::Command& c);
   void cmd_ehlo(const smtp::Command& c);
@@ -149,6 +158,7 @@ class Session {
   void auth_line(std::string_view line);
   void abort_auth();
   void cmd_bdat(const smtp::Command& c);
+  void cmd_starttls(const smtp::Command& c);
   void skip_bdat(const smtp::Command& c);
 
   std::shared_ptr<const SessionSettings> settings_;
@@ -165,9 +175,9 @@ class Session {
   uint32_t accepted_ = 0;
 
   // Per-session
+  std::optional<TlsSummary> tls_;
   std::string helo_;
   bool esmtp_ = false;
-  std::optional<TlsSummary> tls_;
   // SMTP AUTH: the exchange in progress, its result, and failures on this connection.
   std::optional<smtp::sasl::Exchange> sasl_;
   std::string pending_user_;  // being verified

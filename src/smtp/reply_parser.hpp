@@ -27,6 +27,8 @@ class ReplyParser {
   // Appends every reply completed by `bytes` to `out`. A malformed reply is an error (the
   // connection is not usable after it).
   Status feed(std::string_view bytes, std::vector<Reply>& out);
+  // Bytes received and not yet part of a complete reply.
+  [[nodiscard]] bool has_pending() const noexcept { return !buf_.empty() || in_reply_; }
 
  private:
   std::string buf_;

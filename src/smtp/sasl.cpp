@@ -1,25 +1,14 @@
-// SASL for SMTP AUTH: strict base64, the AUTH argument, PLAIN and LOGIN (RFC 4954, RFC 4616).
+// SASL for SMTP AUTH: the AUTH argument, PLAIN and LOGIN exchanges (RFC 4954, RFC 4616).
 #include "smtp/sasl.hpp"
 
-#include <array>
-#include <cstdint>
 #include <utility>
 
 #include "common/strings.hpp"
+#include "smtp/base64.hpp"
 
 namespace tern::smtp::sasl {
 
 namespace {
-constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-constexpr std::array<int8_t, 256> make_table() {
-  std::array<int8_t, 256> t{};
-  for (auto& v : t) v = -1;
-  for (int i = 0; i < 64; ++i) t[static_cast<unsigned char>(kAlphabet[i])] = int8_t(i);
-  return t;
-}
-constexpr auto kTable = make_table();
-
 // LOGIN's conventional prompts (draft-murchison-sasl-login): "Username:" and "Password:".
 constexpr std::string_view kLoginUser = "VXNlcm5hbWU6";
 constexpr std::string_view kLoginPassword = "UGFzc3dvcmQ6";
@@ -53,63 +42,6 @@ bool mechanism_name(std::string_view m) {
   return true;
 }
 }  // namespace
-
-std::optional<std::string> base64_decode(std::string_view text) {
-  if (text.size() % 4 != 0) return std::nullopt;
-  std::string out;
-  out.reserve(text.size() / 4 * 3);
-  for (size_t i = 0; i < text.size(); i += 4) {
-    const bool last = i + 4 == text.size();
-    int v[4];
-    int pad = 0;
-    for (int k = 0; k < 4; ++k) {
-      const char c = text[i + size_t(k)];
-      if (c == '=') {
-        // Padding only in the last quantum, only in its last two places, and only
-        // followed by more padding ("QQ==", "QUI=", never "Q===" or "Q=Q=").
-        if (!last || k < 2) return std::nullopt;
-        ++pad;
-        v[k] = 0;
-        continue;
-      }
-      if (pad > 0) return std::nullopt;
-      v[k] = kTable[static_cast<unsigned char>(c)];
-      if (v[k] < 0) return std::nullopt;
-    }
-    const uint32_t n = uint32_t(v[0]) << 18 | uint32_t(v[1]) << 12 | uint32_t(v[2]) << 6 | uint32_t(v[3]);
-    // RFC 4648 §3.5: non-zero pad bits make the encoding non-canonical; refused.
-    if (pad == 2 && (n & 0xFFFF) != 0) return std::nullopt;
-    if (pad == 1 && (n & 0xFF) != 0) return std::nullopt;
-    out.push_back(char(n >> 16));
-    if (pad < 2) out.push_back(char(n >> 8 & 0xFF));
-    if (pad < 1) out.push_back(char(n & 0xFF));
-  }
-  return out;
-}
-
-std::string base64_encode(std::string_view bytes) {
-  std::string out;
-  out.reserve((bytes.size() + 2) / 3 * 4);
-  size_t i = 0;
-  for (; i + 3 <= bytes.size(); i += 3) {
-    const uint32_t n = uint32_t(uint8_t(bytes[i])) << 16 | uint32_t(uint8_t(bytes[i + 1])) << 8 |
-                       uint32_t(uint8_t(bytes[i + 2]));
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[n >> 12 & 63];
-    out += kAlphabet[n >> 6 & 63];
-    out += kAlphabet[n & 63];
-  }
-  const size_t rest = bytes.size() - i;
-  if (rest > 0) {
-    uint32_t n = uint32_t(uint8_t(bytes[i])) << 16;
-    if (rest == 2) n |= uint32_t(uint8_t(bytes[i + 1])) << 8;
-    out += kAlphabet[n >> 18];
-    out += kAlphabet[n >> 12 & 63];
-    out += rest == 2 ? kAlphabet[n >> 6 & 63] : '=';
-    out += '=';
-  }
-  return out;
-}
 
 const char* failure_text(Failure f) noexcept {
   switch (f) {

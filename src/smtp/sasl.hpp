@@ -1,5 +1,6 @@
-// SMTP AUTH (RFC 4954) as pure functions: base64 (RFC 4648 §4), the AUTH command's argument,
-// the PLAIN (RFC 4616) and LOGIN exchanges on the server side, and the client's responses.
+// SMTP AUTH (RFC 4954) as pure functions: the AUTH command's argument, the PLAIN (RFC 4616)
+// and LOGIN exchanges on the server side, and the client's PLAIN response. Base64 is
+// smtp/base64.hpp's (strict).
 // No I/O and no verification: the exchange ends in a user name and a password.
 #pragma once
 
@@ -13,11 +14,6 @@ namespace tern::smtp::sasl {
 // RFC 4616 §2: authzid, authcid and passwd are each at most 255 octets. LOGIN has no
 // standard; the same bound applies to its user name and password.
 inline constexpr size_t kMaxField = 255;
-
-// Strict base64 (RFC 4648 §4, standard alphabet): length a multiple of 4, '=' only as final
-// padding, pad bits zero, nothing else (no whitespace). nullopt for anything else.
-[[nodiscard]] std::optional<std::string> base64_decode(std::string_view text);
-[[nodiscard]] std::string base64_encode(std::string_view bytes);
 
 enum class Mechanism { Plain, Login };
 

@@ -3,14 +3,15 @@
 #include <string>
 #include <string_view>
 
+#include "smtp/base64.hpp"
 #include "smtp/sasl.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
   namespace sasl = tern::smtp::sasl;
   const std::string_view in(reinterpret_cast<const char*>(data), size);
   // Decoding anything, and the round trip of whatever decodes.
-  if (auto d = sasl::base64_decode(in)) {
-    if (sasl::base64_encode(*d) != in) __builtin_trap();
+  if (auto d = tern::smtp::base64_decode(in)) {
+    if (tern::smtp::base64_encode(*d) != in) __builtin_trap();
     (void)sasl::parse_plain(*d);
   }
   (void)sasl::parse_plain(in);

@@ -26,7 +26,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     c.limits.max_message_size = 4096;
     c.limits.max_recipients = 5;
     return std::make_shared<const tern::server::SessionSettings>(
-        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c)});
+        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c), true});
   }();
   if (size < 1) return 0;
   Host host;
@@ -39,6 +39,9 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     s.feed(in.substr(0, chunk));
     in.remove_prefix(std::min(chunk, in.size()));
     if (s.state() == tern::server::Session::State::WaitCommit) s.on_commit(tern::server::CommitOutcome::Committed);
+    // STARTTLS: the handshake "completes" at once, so the rest of the input is read as the
+    // protected session.
+    if (s.wants_tls()) s.on_tls_started({"TLSv1.3", "TLS_AES_128_GCM_SHA256", 128});
     (void)s.take_output();
   }
   return 0;

@@ -204,6 +204,14 @@ class SmtpConn:
         expect_reply(r, 250, None, "EHLO" if ehlo else "HELO")
         return r
 
+    def start_tls(self, context, server_hostname=None, timeout=10.0):
+        """Wraps the socket in TLS (after a 220 to STARTTLS, or at once for implicit TLS).
+        Bytes already received in plaintext and not read are an error."""
+        check(self.buf == b"", "nothing unread before the TLS handshake", repr(self.buf[:200]))
+        self.sock.settimeout(timeout)
+        self.sock = context.wrap_socket(self.sock, server_hostname=server_hostname)
+        return self.sock
+
     def close(self):
         try:
             self.sock.close()

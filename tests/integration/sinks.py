@@ -76,8 +76,11 @@ def pick_port(addresses, tries=50):
 # What a sink received
 
 class Received:
-    def __init__(self, sink, peer, helo, mail_from, mail_options, rcpt_tos, data):
+    def __init__(self, sink, peer, helo, mail_from, mail_options, rcpt_tos, data, tls=None,
+                 auth_user=None):
         self.sink = sink
+        self.tls = tls              # the TLS version the message came over ("TLSv1.3"), or None
+        self.auth_user = auth_user  # the user the client authenticated as, or None
         self.peer = peer
         self.helo = helo
         self.mail_from = mail_from
@@ -142,8 +145,12 @@ class _Handler:
 
     async def handle_DATA(self, server, session, envelope):
         sink = self.sink
+        ssl_obj = server.transport.get_extra_info("ssl_object") if server.transport else None
+        login = getattr(session, "login_data", None)
         rec = Received(sink.name, session.peer, session.host_name, envelope.mail_from,
-                       envelope.mail_options, envelope.rcpt_tos, envelope.original_content)
+                       envelope.mail_options, envelope.rcpt_tos, envelope.original_content,
+                       tls=ssl_obj.version() if ssl_obj else None,
+                       auth_user=login.decode() if isinstance(login, bytes) else login)
         with sink.lock:
             reply = sink.data_reply
             delay = sink.data_delay
@@ -187,6 +194,12 @@ class _Controller(Controller):
         # probe is not one of tern's connections.
         with socket.create_connection((self.hostname, self.port), 2.0) as s:
             self._tern_sink._probe(s.getsockname())
+            if self.ssl_context:  # an implicit-TLS sink: complete a handshake
+                import ssl
+                cctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+                cctx.check_hostname = False
+                cctx.verify_mode = ssl.CERT_NONE
+                s = cctx.wrap_socket(s)
             s.settimeout(2.0)
             try:
                 s.recv(1024)
@@ -222,8 +235,15 @@ class Sink(_Base):
 
     def __init__(self, address, port, name=None, *, rcpt_replies=None, max_rcpts=None,
                  pipelining=True, size_limit=None, data_delay=0.0, data_reply=None,
-                 mail_reply=None, hostname=None, smtputf8=True):
+                 mail_reply=None, hostname=None, smtputf8=True, tls_context=None,
+                 implicit_tls_context=None, auth_users=None):
         super().__init__(address, port, name)
+        # TLS: tls_context offers STARTTLS; implicit_tls_context serves TLS from the first
+        # byte. auth_users {user: password} offers AUTH PLAIN/LOGIN (inside TLS only).
+        self.tls_context = tls_context
+        self.implicit_tls_context = implicit_tls_context
+        self.auth_users = dict(auth_users or {})
+        self.auth_attempts = []  # (user, ok) for every AUTH the sink saw
         self.rcpt_replies = {k.lower(): v for k, v in (rcpt_replies or {}).items()}
         self.max_rcpts = max_rcpts
         self.pipelining = pipelining
@@ -245,11 +265,21 @@ class Sink(_Base):
         h.check(self.controller is None, f"{self.name}: not already running")
         last = None
         for _ in range(tries):
+            extra = {}
+            if self.tls_context is not None:
+                extra["tls_context"] = self.tls_context
+            if self.implicit_tls_context is not None:
+                extra["ssl_context"] = self.implicit_tls_context
+            if self.auth_users:
+                extra["auth_callback"] = self._auth
+                # aiosmtpd only knows STARTTLS as TLS: on an implicit-TLS sink every
+                # connection is TLS already.
+                extra["auth_require_tls"] = self.implicit_tls_context is None
             c = _Controller(self, hostname=self.address, port=self.port,
                             server_hostname=self.hostname, ready_timeout=5.0,
                             data_size_limit=self.size_limit or 0,
                             enable_SMTPUTF8=self.smtputf8,
-                            timeout=60)
+                            timeout=60, **extra)
             try:
                 c.start()
             except (OSError, TimeoutError, RuntimeError) as e:
@@ -269,6 +299,13 @@ class Sink(_Base):
         if self.controller is not None:
             c, self.controller = self.controller, None
             c.stop(no_assert=True)
+
+    def _auth(self, mechanism, login, password):
+        user = login.decode("utf-8", "replace")
+        ok = self.auth_users.get(user) == password.decode("utf-8", "replace")
+        with self.lock:
+            self.auth_attempts.append((user, ok))
+        return ok
 
     @property
     def running(self):
@@ -424,14 +461,19 @@ class ScriptedSink(RawSink):
     read_rate=B        read the message data at about B bytes/s (a slow but live next hop);
                        keeps only a SHA-256 and the length of what it got (no 30 MB copies)
     drip=S             send the greeting one byte every S seconds (a hostile next hop)
+    starttls=B         offer STARTTLS and answer it with the bytes B (e.g. an injection:
+                       b"220 go\\r\\n250 x\\r\\n"), never starting TLS; counted in starttls_seen
     Each finished message is (mail_from, rcpt_tos, length, sha256 of the un-stuffed data,
     first 4 KiB); peers are recorded like the other sinks'. Sockets and threads are
     RawSink's; only the dialogue differs."""
 
-    def __init__(self, address, port, name=None, read_rate=None, drip=None):
+    def __init__(self, address, port, name=None, read_rate=None, drip=None, starttls=None):
         super().__init__(address, port, name, greeting="220 scripted ESMTP")
         self.read_rate = read_rate
         self.drip = drip
+        self.starttls = starttls
+        self.starttls_seen = 0
+        self.verbs = []  # every command verb received, in order
         self.done = []
 
     def _talk(self, c):
@@ -472,8 +514,15 @@ class ScriptedSink(RawSink):
                 if ln is None:
                     return
                 verb = ln[:4].upper()
+                with self.lock:
+                    self.verbs.append(ln[:8].upper())
                 if verb in (b"EHLO", b"HELO"):
-                    c.sendall(b"250-scripted\r\n250 8BITMIME\r\n" if verb == b"EHLO" else b"250 scripted\r\n")
+                    tls = b"250-STARTTLS\r\n" if self.starttls else b""
+                    c.sendall(b"250-scripted\r\n" + tls + b"250 8BITMIME\r\n" if verb == b"EHLO" else b"250 scripted\r\n")
+                elif self.starttls and ln.upper() == b"STARTTLS":
+                    with self.lock:
+                        self.starttls_seen += 1
+                    c.sendall(self.starttls)
                 elif verb == b"MAIL":
                     mail, rcpts = ln.split(b":", 1)[1].split(b">")[0].lstrip(b" <").decode(), []
                     c.sendall(b"250 2.1.0 ok\r\n")
@@ -582,7 +631,8 @@ def add_sink(ctx, sink, start=True):
 # The log
 
 DELIVERY_RE = re.compile(
-    r"delivery: id=(?P<id>\S+) to=<(?P<to>[^>]*)> relay=(?P<relay>\S+) delay=\S+ attempt=\S+ "
+    r"delivery: id=(?P<id>\S+) to=<(?P<to>[^>]*)> relay=(?P<relay>\S+) tls=(?P<tls>\S+)"
+    r"(?: cipher=(?P<cipher>\S+) verified=(?P<verified>\S+))? delay=\S+ attempt=\S+ "
     r"dsn=(?P<dsn>\S+) status=(?P<status>\w+) \((?P<reply>.*)\)\s*$")
 
 
@@ -591,6 +641,8 @@ class Delivery:
         self.id = m.group("id")
         self.to = m.group("to")
         self.relay = m.group("relay")
+        self.tls = m.group("tls")
+        self.verified = m.group("verified")
         self.dsn = m.group("dsn")
         self.status = m.group("status")
         self.reply = m.group("reply")

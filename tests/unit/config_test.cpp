@@ -3,6 +3,7 @@
 #include "config/config.hpp"
 
 #include <doctest/doctest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -264,14 +265,14 @@ TEST_CASE("config: unknown keys are errors at every level") {
   CHECK(error_of(kHead + "log_levle: info\n") ==
         "t.yaml:3: log_levle: unknown key (expected hostname, listen, queue_dir, "
         "queue_min_free, relay, postmaster, log_level, limits, timeouts, delivery, routes, dns, "
-                                   "control or auth)");
+        "control, tls or auth)");
   CHECK(error_of(kHead + "limits:\n  max_errors: 5\n  max_errrors: 5\n")
             .rfind("t.yaml:5: limits.max_errrors: unknown key (expected max_message_size,", 0) ==
         0);
   CHECK(error_of(kHead + "delivery:\n  retry:\n    inital: 1m\n") ==
         "t.yaml:5: delivery.retry.inital: unknown key (expected initial, max or factor)");
-  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:25\n    tls: true\n") ==
-        "t.yaml:5: listen[0].tls: unknown key (expected address or auth)");
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:25\n    port: 25\n") ==
+        "t.yaml:5: listen[0].port: unknown key (expected address, tls or auth)");
   CHECK(error_of(kHead + "relay:\n  domains:\n    - name: a.example\n      recipient: [x]\n") ==
         "t.yaml:6: relay.domains[0].recipient: unknown key "
         "(expected name, recipients or recipients_file)");
@@ -632,6 +633,53 @@ TEST_CASE("config: the shipped dev.yaml loads") {
   CHECK(r->log_level == "info");
 }
 
+TEST_CASE("config: TLS keys, the map form of routes and smarthost credentials") {
+  TempDir dir;
+  const std::string secret = dir.write("smarthost.secret", "pass word\n");
+  ::chmod(secret.c_str(), 0600);
+  auto ok = load_string(kHead +
+                            "tls:\n  cert: c.pem\n  key: k.pem\n"
+                            "listen:\n  - address: 127.0.0.1:25\n  - address: 127.0.0.1:465\n    tls: implicit\n"
+                            "delivery:\n  tls: encrypt\n  tls_ca_file: ca.pem\n  tls_policy:\n    Bank.Example.: verify\n"
+                            "routes:\n  \"*\":\n    next_hop: smtp.provider.example:587\n    auth:\n"
+                            "      username: app@example.net\n      password_file: " + secret + "\n"
+                            "  other.example: \"10.0.0.1\"\n",
+                        dir.path.string() + "/t.yaml");
+  REQUIRE(ok.ok());
+  const Config& c = *ok;
+  CHECK(c.tls.cert == (dir.path / "c.pem").string());
+  CHECK(c.listen[1].implicit_tls);
+  CHECK_FALSE(c.listen[0].implicit_tls);
+  CHECK(c.delivery.tls == TlsLevel::Encrypt);
+  CHECK(c.delivery.tls_ca_file == (dir.path / "ca.pem").string());
+  CHECK(c.delivery.tls_policy.at("bank.example") == TlsLevel::Verify);
+  const Route& smart = c.routes.at("*");
+  CHECK(smart.host == "smtp.provider.example");
+  CHECK(smart.port == 587);
+  CHECK(smart.tls == TlsLevel::Verify);  // the default with credentials
+  REQUIRE(smart.auth.has_value());
+  CHECK(smart.auth->password == "pass word");
+  CHECK_FALSE(c.routes.at("other.example").tls.has_value());
+  CHECK(c.warnings.empty());
+
+  // Credentials are never sent in plaintext; encrypt is allowed with a warning.
+  const std::string base = kHead + "routes:\n  \"*\":\n    next_hop: smtp.provider.example:587\n";
+  const std::string creds = "    auth:\n      username: u\n      password_file: " + secret + "\n";
+  CHECK(error_of(base + "    tls: may\n" + creds).find("needs tls: verify") != std::string::npos);
+  auto enc = load_string(base + "    tls: encrypt\n" + creds, "t.yaml");
+  REQUIRE(enc.ok());
+  REQUIRE(enc->warnings.size() == 1);
+  CHECK(enc->warnings[0].find("man in the middle") != std::string::npos);
+  ::chmod(secret.c_str(), 0640);
+  CHECK(error_of(base + creds).find("readable only by its owner") != std::string::npos);
+  CHECK(error_of(kHead + "routes:\n  \"*\":\n    tls: verify\n").find("routes.*.next_hop: required key is missing") != std::string::npos);
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:465\n    tls: implicit\n").find("no tls: cert/key") !=
+        std::string::npos);
+  CHECK(error_of(kHead + "delivery:\n  tls: maybe\n") ==
+        "t.yaml:4: delivery.tls: expected none, may, encrypt or verify, got \"maybe\"");
+  CHECK(error_of(kHead + "tls:\n  cert: c.pem\n").find("tls.key: required key is missing") != std::string::npos);
+}
+
 TEST_CASE("config: auth keys and auth: required listeners") {
   auto d = load_string(kHead, "t.yaml");
   REQUIRE(d.ok());
@@ -649,6 +697,8 @@ TEST_CASE("config: auth keys and auth: required listeners") {
   CHECK(r->auth.users_file == "/etc/tern/users");
   CHECK(r->auth.show_user);
   CHECK(r->auth.verifiers == 4);
+  REQUIRE(r->warnings.size() == 1);  // users but no certificate: AUTH could never be offered
+  CHECK(r->warnings[0].find("AUTH is never offered") != std::string::npos);
   REQUIRE(r->listen.size() == 3);
   CHECK_FALSE(r->listen[0].auth_required);
   CHECK(r->listen[1].auth_required);

@@ -93,7 +93,7 @@ class FakeTransport final : public io::Transport {
     return !w_->slow;
   }
   [[nodiscard]] size_t queued_bytes() const noexcept override { return 0; }
-  void insert_filter(std::unique_ptr<io::Filter>) override {}
+  bool insert_filter(std::unique_ptr<io::Filter>) override { return false; }
   void close_after_flush() override { w_->closed = true; }
   void close() override { w_->closed = true; }
   [[nodiscard]] const Endpoint& peer() const noexcept override { return w_->to; }

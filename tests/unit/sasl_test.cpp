@@ -1,11 +1,15 @@
-// Unit tests for smtp/sasl: strict base64, the AUTH argument, PLAIN and LOGIN exchanges.
+// Unit tests for smtp/sasl (the AUTH argument, PLAIN and LOGIN exchanges) and the strict
+// base64 they rely on.
 #include <doctest/doctest.h>
 
 #include <string>
 
+#include "smtp/base64.hpp"
 #include "smtp/sasl.hpp"
 
 using namespace tern::smtp::sasl;
+using tern::smtp::base64_decode;
+using tern::smtp::base64_encode;
 using namespace std::string_literals;
 
 TEST_CASE("sasl: base64 round trip over every length and byte") {

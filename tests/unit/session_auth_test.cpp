@@ -9,11 +9,12 @@
 
 #include "server/auth_throttle.hpp"
 #include "server/session.hpp"
+#include "smtp/base64.hpp"
 #include "smtp/sasl.hpp"
 
 using namespace tern;
 using namespace tern::server;
-using tern::smtp::sasl::base64_encode;
+using tern::smtp::base64_encode;
 using tern::smtp::sasl::sasl_plain_response;
 
 namespace {
@@ -66,10 +67,10 @@ struct AuthHarness {
     c.relay.domains = {config::RelayDomain{"local.example", std::nullopt}};
     c.limits.max_errors = 20;
     auto settings = std::make_shared<const SessionSettings>(
-        SessionSettings{c.hostname, c.limits, RelayPolicy(c), o.users_file, o.show_user});
+        SessionSettings{c.hostname, c.limits, RelayPolicy(c), true, o.users_file, o.show_user});
     const auto addr = *IpAddress::parse(o.ip);
     s = std::make_unique<Session>(
-        settings, ClientInfo{addr, 4000, settings->policy.client_may_relay(addr), o.auth_required}, host);
+        settings, ClientInfo{addr, 4000, settings->policy.client_may_relay(addr), false, o.auth_required}, host);
     s->start();
     (void)s->take_output();
     if (o.tls) s->on_tls_started(TlsSummary{"TLSv1.3", "TLS_AES_256_GCM_SHA384", 256});
@@ -107,6 +108,26 @@ TEST_CASE("auth: offered in EHLO only after TLS, and only with a users file") {
   AuthHarness off({.users_file = false});
   CHECK(off.send("EHLO c\r\n").find("AUTH") == std::string::npos);
   CHECK(off.send("AUTH PLAIN\r\n").starts_with("502 5.5.1"));
+}
+
+TEST_CASE("auth: STARTTLS, then EHLO again offers AUTH (RFC 3207 4.2, RFC 4954 4)") {
+  AuthHarness h({.tls = false});
+  const std::string before = h.send("EHLO c\r\n");
+  CHECK(before.ends_with("250 STARTTLS\r\n"));
+  CHECK(before.find("AUTH") == std::string::npos);
+  CHECK(h.send("STARTTLS\r\n").starts_with("220 2.0.0"));
+  h.s->on_tls_started(TlsSummary{"TLSv1.3", "TLS_AES_128_GCM_SHA256", 128});
+  CHECK(h.send("AUTH PLAIN\r\n").starts_with("503 5.5.1"));  // the greeting is forgotten
+  const std::string after = h.send("EHLO c\r\n");
+  CHECK(after.find("STARTTLS") == std::string::npos);
+  CHECK(after.find("250-CHUNKING\r\n") != std::string::npos);
+  CHECK(after.ends_with("250 AUTH PLAIN LOGIN\r\n"));
+  CHECK(h.send("AUTH PLAIN " + sasl_plain_response("a", "b") + "\r\n").empty());
+  CHECK(h.answer(AuthOutcome::Accepted).starts_with("235 2.7.0"));
+  h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<x@far.example>\r\nDATA\r\n");
+  h.send("Subject: s\r\n\r\nbody\r\n.\r\n");
+  REQUIRE(h.host.begun.size() == 1);
+  CHECK(h.host.begun[0].protocol == "ESMTPSA");  // RFC 3848
 }
 
 TEST_CASE("auth: PLAIN with an initial response waits for the verifier, then 235") {
@@ -249,8 +270,7 @@ TEST_CASE("auth: an outside client relays only after AUTH") {
   h.send("Subject: s\r\n\r\nbody\r\n.\r\n");
   REQUIRE(h.host.begun.size() == 1);
   // RFC 3848: the A of AUTH closes the protocol name; an authenticated client is our own.
-  CHECK(h.host.begun[0].protocol.starts_with("ESMTP"));
-  CHECK(h.host.begun[0].protocol.ends_with("A"));
+  CHECK(h.host.begun[0].protocol == "ESMTPSA");
   CHECK(h.host.begun[0].client_relay);
   CHECK(h.host.data.find("with " + h.host.begun[0].protocol + " id AUTHTEST1") != std::string::npos);
   CHECK(h.host.data.find("app") == std::string::npos);  // the name stays out of Received:
@@ -260,9 +280,11 @@ TEST_CASE("auth: an outside client relays only after AUTH") {
 TEST_CASE("auth: show_user puts the authenticated name into Received:") {
   AuthHarness h({.show_user = true});
   h.login("submitter");
-  h.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<x@far.example>\r\nDATA\r\n");
+  h.send("MAIL FROM:<a@example.org> SMTPUTF8\r\nRCPT TO:<x@far.example>\r\nDATA\r\n");
   h.send("Subject: s\r\n\r\nbody\r\n.\r\n");
   CHECK(h.host.data.find("\t(authenticated user submitter)\r\n") != std::string::npos);
+  REQUIRE(h.host.begun.size() == 1);
+  CHECK(h.host.begun[0].protocol == "UTF8SMTPSA");  // RFC 6531 3.7.4.1
 }
 
 TEST_CASE("auth: an auth: required listener refuses MAIL before AUTH, even from relay.networks") {

@@ -50,11 +50,13 @@ struct FakeHost : SessionHost {
 struct Harness {
   FakeHost host;
   std::unique_ptr<Session> s;
-  explicit Harness(const char* ip = "127.0.0.1", config::Config cfg = test_config()) {
+  explicit Harness(const char* ip = "127.0.0.1", config::Config cfg = test_config(), bool tls = false,
+                   bool implicit_tls = false) {
     auto settings = std::make_shared<const SessionSettings>(
-        SessionSettings{cfg.hostname, cfg.limits, RelayPolicy(cfg)});
+        SessionSettings{cfg.hostname, cfg.limits, RelayPolicy(cfg), tls});
     auto addr = *IpAddress::parse(ip);
-    s = std::make_unique<Session>(settings, ClientInfo{addr, 4000, settings->policy.client_may_relay(addr)}, host);
+    s = std::make_unique<Session>(
+        settings, ClientInfo{addr, 4000, settings->policy.client_may_relay(addr), implicit_tls}, host);
     s->start();
     (void)s->take_output();
   }
@@ -238,11 +240,58 @@ TEST_CASE("session: shutdown closes idle sessions, lets a transaction finish") {
   CHECK(busy.s->closed());
 }
 
-TEST_CASE("session: discarding buffered input (STARTTLS rule)") {
-  Harness h;
+TEST_CASE("session: STARTTLS is offered only with a certificate, and not twice") {
+  Harness plain;
+  CHECK(plain.send("EHLO c\r\n").find("STARTTLS") == std::string::npos);
+  CHECK(plain.send("STARTTLS\r\n").starts_with("502 5.5.1"));
+
+  Harness h("127.0.0.1", test_config(), true);
+  const auto ehlo = h.send("EHLO c\r\n");
+  CHECK(ehlo.ends_with("250-CHUNKING\r\n250 STARTTLS\r\n"));
+  CHECK(h.send("STARTTLS now\r\n").starts_with("501 5.5.4"));
+  CHECK(h.send("STARTTLS\r\n") == "220 2.0.0 Ready to start TLS\r\n");
+  CHECK(h.s->wants_tls());
+  h.s->on_tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", 256});
+  CHECK_FALSE(h.s->wants_tls());
+  const auto again = h.send("EHLO c\r\n");
+  CHECK(again.starts_with("250-relay.example.net"));
+  CHECK(again.find("STARTTLS") == std::string::npos);
+  CHECK(h.send("STARTTLS\r\n").starts_with("503 5.5.1"));
+
+  Harness implicit("127.0.0.1", test_config(), true, true);
+  CHECK(implicit.send("EHLO c\r\n").find("STARTTLS") == std::string::npos);
+}
+
+TEST_CASE("session: commands pipelined after STARTTLS are discarded, and the session starts over") {
+  Harness h("127.0.0.1", test_config(), true);
   h.send("EHLO c\r\n");
-  h.s->discard_buffered_input();
-  CHECK(h.send("NOOP\r\n") == "250 2.0.0 Ok\r\n");
+  // The injection: one write carrying STARTTLS and a command meant for the TLS session.
+  const auto out = h.send("STARTTLS\r\nMAIL FROM:<a@b.example>\r\n");
+  CHECK(out == "220 2.0.0 Ready to start TLS\r\n");  // nothing answered for the MAIL
+  CHECK(h.host.logged.back().find("discarded") != std::string::npos);
+  // More plaintext before the handshake completes is not read either.
+  CHECK(h.send("RCPT TO:<x@y.example>\r\n").empty());
+  h.s->on_tls_started({"TLSv1.3", "TLS_AES_128_GCM_SHA256", 128});
+  // The MAIL was never executed, and the EHLO before TLS is forgotten (RFC 3207 4.2).
+  CHECK(h.send("RCPT TO:<x@y.example>\r\n").starts_with("503"));
+  CHECK(h.send("MAIL FROM:<a@b.example>\r\n").starts_with("503 5.5.1 Error: send HELO/EHLO first"));
+  CHECK(h.send("EHLO c\r\n").starts_with("250-"));
+  CHECK(h.send("MAIL FROM:<a@b.example>\r\n") == "250 2.1.0 Ok\r\n");
+  // STARTTLS inside a transaction is refused.
+  Harness t("127.0.0.1", test_config(), true);
+  t.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\n");
+  CHECK(t.send("STARTTLS\r\n").starts_with("503 5.5.1"));
+}
+
+TEST_CASE("session: Received: names TLS and the protocol with an S (RFC 3848)") {
+  Harness h("127.0.0.1", test_config(), true);
+  h.send("EHLO c\r\nSTARTTLS\r\n");
+  h.s->on_tls_started({"TLSv1.3", "TLS_AES_256_GCM_SHA384", 256});
+  h.send("EHLO c\r\nMAIL FROM:<a@b.example>\r\nRCPT TO:<x@partner.example>\r\nDATA\r\nSubject: s\r\n\r\nb\r\n.\r\n");
+  REQUIRE(h.host.commits == 1);
+  CHECK(h.host.begun.back().protocol == "ESMTPS");
+  CHECK(h.host.data.find("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256 bits))") != std::string::npos);
+  CHECK(h.host.data.find("with ESMTPS id") != std::string::npos);
 }
 
 TEST_CASE("relay: the open-relay guard") {

@@ -1,0 +1,52 @@
+// TLS per destination: level, names, credentials.
+#include "delivery/tls_policy.hpp"
+
+#include "common/net.hpp"
+
+namespace tern::delivery {
+
+TlsPlan plan_tls(const scheduler::Destination& d, const config::Delivery& delivery,
+                 const std::map<std::string, config::Route>& routes) {
+  TlsPlan p;
+  p.level = delivery.tls;
+  p.ca_file = delivery.tls_ca_file;
+  if (d.route) {
+    // The route that produced this destination: the domain's own, else "*" (as
+    // scheduler::destination_for chose it).
+    auto it = routes.find(d.domain);
+    if (it == routes.end()) it = routes.find("*");
+    if (it != routes.end()) {
+      const config::Route& r = it->second;
+      if (r.tls) p.level = *r.tls;
+      if (!r.tls_ca_file.empty()) p.ca_file = r.tls_ca_file;
+      p.implicit = r.implicit_tls;
+      if (r.auth) p.auth = ClientSecurity::Credentials{r.auth->username, r.auth->password};
+    }
+    // A route's certificate must name the configured host.
+    if (!IpAddress::parse(d.host)) p.names = {d.host};
+    return p;
+  }
+  if (auto it = delivery.tls_policy.find(d.domain); it != delivery.tls_policy.end()) p.level = it->second;
+  p.names = {d.domain, "." + d.domain};
+  p.mx_names = true;
+  return p;
+}
+
+std::vector<std::string> verify_names(const TlsPlan& plan, const std::string& host, bool mx_secure) {
+  std::vector<std::string> names = plan.names;
+  if (plan.mx_names && mx_secure && !host.empty() && !IpAddress::parse(host)) names.push_back(host);
+  return names;
+}
+
+ClientSecurity session_security(const TlsPlan& plan, bool plaintext) {
+  ClientSecurity s;
+  const bool any_tls = plan.level != config::TlsLevel::None;
+  s.starttls = any_tls && !plan.implicit && !plaintext;
+  s.require_tls = plan.level == config::TlsLevel::Encrypt || plan.level == config::TlsLevel::Verify ||
+                  plan.auth.has_value();
+  s.tls_active = plan.implicit;
+  s.auth = plan.auth;
+  return s;
+}
+
+}  // namespace tern::delivery
