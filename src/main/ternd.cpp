@@ -287,6 +287,8 @@ int run(int argc, char** argv) {
     for (size_t i = 0; !listen_changed && i < next.listen.size(); ++i)
       listen_changed = next.listen[i].address.str() != running.listen[i].address.str();
     if (listen_changed) spdlog::warn("ternd: reload: listen address changes need a restart");
+    if (next.auth.verifiers != running.auth.verifiers)
+      spdlog::warn("ternd: reload: an auth.verifiers change needs a restart");
     if (next.dns.forwarders != running.dns.forwarders || next.control.socket != running.control.socket)
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);

@@ -658,8 +658,10 @@ void Session::cmd_non_smtp(const smtp::Command&) {
 }
 
 void Session::cmd_help(const smtp::Command&) {
-  emit(214, "2.0.0", starttls_offered() ? "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
-                                         : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+  std::string text = "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+  if (starttls_offered()) text += " STARTTLS";
+  if (settings_->auth_offered && tls_active()) text += " AUTH";
+  emit(214, "2.0.0", text);
 }
 
 // ---- SMTP AUTH (RFC 4954) ---------------------------------------------------------------

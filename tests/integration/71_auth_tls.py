@@ -8,6 +8,7 @@
   - three failures on one connection: 421 and close, each failure logged with address and
     user, never the password; the third answer is held back by the per-address delay;
   - an auth: required listener refuses MAIL (530 5.7.0) from 127.0.0.1 until AUTH;
+  - a missing users file gives 454 4.7.0 (and a log line), its return makes AUTH work again;
   - a user added to the users file works at once, without a reload;
   - the user name is not in Received: (auth.show_user is off) but is in the session log."""
 import base64
@@ -151,6 +152,15 @@ def scenario(ctx):
         c.expect(f"AUTH PLAIN {plain}", 235, "2.7.0")
         c.expect("MAIL FROM:<app@example.net>", 250, "2.1.0", "MAIL after AUTH")
         c.expect("QUIT", 221)
+
+    h.step("the users file gone: 454 4.7.0 (temporary), logged; back: AUTH works again")
+    users = t.config["auth"]["users_file"]
+    os.rename(users, users + ".away")
+    with tls_session(t, ca) as c:
+        c.expect(f"AUTH PLAIN {plain}", 454, "4.7.0", "AUTH while the users file is missing")
+        t.wait_log("smtpd: auth: " + users + ": cannot stat users file")
+        os.rename(users + ".away", users)
+        c.expect(f"AUTH PLAIN {plain}", 235, "2.7.0", "AUTH once the file is back")
 
     h.step("a user added to the users file can log in at once, without a reload")
     with open(t.config["auth"]["users_file"], "a") as f:

@@ -105,6 +105,9 @@ TEST_CASE("auth: offered in EHLO only after TLS, and only with a users file") {
   CHECK(ehlo.find("250-CHUNKING\r\n") != std::string::npos);
   CHECK(ehlo.ends_with("250 AUTH PLAIN LOGIN\r\n"));
 
+  CHECK(plain.send("HELP\r\n").find("AUTH") == std::string::npos);
+  CHECK(tls.send("HELP\r\n").ends_with(" AUTH\r\n"));
+
   AuthHarness off({.users_file = false});
   CHECK(off.send("EHLO c\r\n").find("AUTH") == std::string::npos);
   CHECK(off.send("AUTH PLAIN\r\n").starts_with("502 5.5.1"));
