@@ -7,7 +7,8 @@
   - inside TLS an outside client still cannot relay before AUTH, and can after it;
   - three failures on one connection: 421 and close, each failure logged with address and
     user, never the password; the third answer is held back by the per-address delay;
-  - an auth: required listener refuses MAIL (530 5.7.0) from 127.0.0.1 until AUTH;
+  - an auth: required listener refuses MAIL (530 5.7.0) from 127.0.0.1 until AUTH, and an
+    implicit-TLS one offers AUTH in its first EHLO;
   - a missing users file gives 454 4.7.0 (and a log line), its return makes AUTH work again;
   - a user added to the users file works at once, without a reload;
   - the user name is not in Received: (auth.show_user is off) but is in the session log."""
@@ -59,6 +60,9 @@ def scenario(ctx):
     cert = ca.issue([h.HOSTNAME], tag="server")
     t = a.auth_tern(ctx, USERS, required_listener=True, tls={"cert": cert.cert, "key": cert.key},
                     routes={'"*"': "127.0.0.9:9"})  # nothing is delivered in this scenario
+    implicit_port = h.free_port()
+    t.config["listen"].append({"address": f"127.0.0.1:{implicit_port}", "tls": "implicit", "auth": "required"})
+    t.write_config()
     t.start()
 
     h.step("swaks --tls --auth PLAIN from outside relay.networks: 235, relays to a foreign domain")
@@ -152,6 +156,19 @@ def scenario(ctx):
         c.expect(f"AUTH PLAIN {plain}", 235, "2.7.0")
         c.expect("MAIL FROM:<app@example.net>", 250, "2.1.0", "MAIL after AUTH")
         c.expect("QUIT", 221)
+
+    h.step("implicit TLS with auth: required (port 465 style): AUTH offered at once, MAIL after it")
+    with smtplib.SMTP_SSL("127.0.0.1", implicit_port, timeout=30, context=ca.client_context(),
+                          source_address=(OUTSIDE, 0)) as s:
+        s.ehlo("client.example")
+        h.check_eq(sorted(s.esmtp_features.get("auth", "").split()), ["LOGIN", "PLAIN"],
+                   "AUTH in the first EHLO on an implicit-TLS listener")
+        code, _ = s.mail("app@example.net")
+        h.check_eq(code, 530, "MAIL before AUTH on the auth: required implicit-TLS listener")
+        s.rset()
+        s.login("alice", USERS["alice"])
+        s.sendmail("app@example.net", ["x5@far.example"], sinks.body("implicit tls auth"))
+    h.check_eq(queued_for(t, "x5@far.example").fields["protocol"], "ESMTPSA", "protocol over implicit TLS")
 
     h.step("the users file gone: 454 4.7.0 (temporary), logged; back: AUTH works again")
     users = t.config["auth"]["users_file"]
