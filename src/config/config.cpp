@@ -35,6 +35,7 @@ struct ConfigError {
 struct Source {
   std::string path;
   fs::path dir;  // directory of `path`, possibly still relative
+  bool read_files = true;  // false: files the config names are not opened (ternctl)
 };
 
 // The largest duration accepted. Timers and clocks downstream count nanoseconds in an
@@ -366,6 +367,7 @@ std::set<std::string> read_recipients_list(const Value& v, const std::string& do
 // (a '#' inside a local part is legal, RFC 5322 §3.2.3 atext).
 std::set<std::string> read_recipients_file(const Value& v, const std::string& domain) {
   const std::string path = resolve_path(v, scalar_of(v, "a path"));
+  if (!v.source().read_files) return {};
   std::string why;
   auto text = read_whole_file(path, why);
   if (!text) v.fail("cannot read " + path + ": " + why);
@@ -593,6 +595,7 @@ void read_delivery(const Value* v, Delivery& out) {
 // The password of a smarthost route, from a file only tern may read (never inline in the
 // config, which is world-readable by default). One line; a trailing newline is dropped.
 std::string read_password_file(const Value& v, const std::string& path) {
+  if (!v.source().read_files) return {};
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) v.fail(path + ": " + errno_text(errno));
   if (st.st_mode & (S_IRWXG | S_IRWXO)) {
@@ -846,11 +849,13 @@ std::optional<uint64_t> parse_size(std::string_view text) {
   return scaled(text, 1, kMax);
 }
 
-Result<Config> load_string(const std::string& text, const std::string& path) {
+Result<Config> load_string(const std::string& text, const std::string& path, const LoadOptions& opts) {
   const size_t slash = path.rfind('/');
-  const Source src{path, slash == std::string::npos ? fs::path(".")
-                         : slash == 0               ? fs::path("/")
-                                                    : fs::path(path.substr(0, slash))};
+  const Source src{path,
+                   slash == std::string::npos ? fs::path(".")
+                   : slash == 0               ? fs::path("/")
+                                              : fs::path(path.substr(0, slash)),
+                   opts.read_files};
   try {
     std::vector<YAML::Node> docs = YAML::LoadAll(text);
     if (docs.size() > 1)
@@ -869,11 +874,11 @@ Result<Config> load_string(const std::string& text, const std::string& path) {
   }
 }
 
-Result<Config> load_file(const std::string& path) {
+Result<Config> load_file(const std::string& path, const LoadOptions& opts) {
   std::string why;
   auto text = read_whole_file(path, why);
   if (!text) return Error::perm(path + ": cannot read: " + why);
-  return load_string(*text, path);
+  return load_string(*text, path, opts);
 }
 
 }  // namespace tern::config

@@ -172,12 +172,19 @@ struct Config {
   std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload
 };
 
+struct LoadOptions {
+  // false: files the configuration names (recipient lists, password files) are not opened,
+  // and what they hold stays empty. ternctl and tern-sendmail load this way: they run as
+  // users who cannot read those files and need none of them.
+  bool read_files = true;
+};
+
 // Loads and validates a config file. On failure the error message is a single line
 // "PATH:LINE: KEY: what is wrong".
-Result<Config> load_file(const std::string& path);
+Result<Config> load_file(const std::string& path, const LoadOptions& opts = {});
 // Same, from text (used by tests); `path` only names the source in errors and anchors
 // relative paths.
-Result<Config> load_string(const std::string& text, const std::string& path);
+Result<Config> load_string(const std::string& text, const std::string& path, const LoadOptions& opts = {});
 
 // Parses "90s", "5m", "1h", "5d" (an integer and one unit).
 std::optional<Seconds> parse_duration(std::string_view text);

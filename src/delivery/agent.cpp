@@ -1,6 +1,8 @@
 // The delivery agent: worker ownership and shutdown.
 #include "delivery/agent.hpp"
 
+#include <spdlog/spdlog.h>
+
 #include "delivery/connection.hpp"
 #include "io/tcp.hpp"
 
@@ -44,6 +46,15 @@ void Agent::open(const scheduler::Destination& d, scheduler::JobId first) {
   workers_.emplace(id, std::move(w));
   if (stopping_) raw->stop();
   raw->start();
+}
+
+void Agent::cancel(qmgr::JobId job) {
+  for (auto& [id, w] : workers_)
+    if (w->working_on(job)) {
+      spdlog::info("delivery: conn={} attempt cancelled (its message was deleted)", id);
+      w->abort();
+      return;
+    }
 }
 
 void Agent::release(uint64_t id) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/stats.hpp"
 #include "config/config.hpp"
 #include "dns/mx.hpp"
 #include "dns/resolver.hpp"
@@ -62,6 +63,10 @@ class Agent final : public scheduler::Dispatcher {
   // after `deadline`, when the rest are cut off (their mail stays queued as it was).
   void shutdown(std::chrono::seconds deadline, std::function<void()> done);
   [[nodiscard]] size_t workers() const noexcept { return workers_.size(); }
+  // An operator deleted the message of job `id`: the connection running it is dropped
+  // at once (the job itself is already forgotten).
+  void cancel(qmgr::JobId id);
+  void set_counters(Counters* c) { counters_ = c; }
 
  private:
   friend class Connection;
@@ -82,6 +87,7 @@ class Agent final : public scheduler::Dispatcher {
   uint64_t next_id_ = 1;
   bool stopping_ = false;
   std::function<void()> on_stopped_;
+  Counters* counters_ = nullptr;
 };
 
 }  // namespace tern::delivery

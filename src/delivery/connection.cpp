@@ -371,6 +371,7 @@ void Connection::connect_next() {
     if (a.v6 == c.address.v6) source = &a;
   auto alive = alive_;
   connecting_ = true;
+  if (agent_.counters_) ++agent_.counters_->connections_out;
   transport_ = agent_.io_.connect(Endpoint{c.address, c.port}, source, [this, alive](int st) {
     if (*alive) on_connected(st);
   });

@@ -47,6 +47,8 @@ class Connection {
   void stop();   // finish the current transaction, then quit
   void abort();  // shutdown deadline: drop everything now (the job stays queued as it was)
   [[nodiscard]] State state() const noexcept;
+  // The job whose transaction this connection is running (or about to run).
+  [[nodiscard]] bool working_on(qmgr::JobId id) const noexcept { return req_ && job_id_ == id; }
 
  private:
   void next_request();

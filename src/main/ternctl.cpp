@@ -1,5 +1,7 @@
-// ternctl: the admin tool. Reads the config to find ternd's control socket, sends one
-// command, prints the answer. `passwd` (no config, no ternd) prints a users-file hash.
+// ternctl: the operator's tool. Reads the config (only what it needs: the control socket)
+// to find ternd, sends one command line over the control socket, prints the answer.
+// `passwd` (no config, no ternd) prints a users-file hash line for SMTP AUTH.
+// Exit codes: 0 done, 1 refused or failed (the reason on stderr), 2 usage.
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <termios.h>
@@ -8,26 +10,38 @@
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <iostream>
 #include <optional>
 #include <string>
+#include <vector>
 
+#include "admin/command.hpp"
 #include "auth/hash.hpp"
 #include "config/config.hpp"
 #include "smtp/sasl.hpp"
 
 namespace {
 
+constexpr const char* kDefaultConfig = "/etc/tern/tern.yaml";
+
 constexpr const char* kUsage =
-    "usage: ternctl --config PATH COMMAND\n"
+    "usage: ternctl [--config PATH] COMMAND [ARGS]\n"
+    "  (config: --config, else $TERN_CONFIG, else /etc/tern/tern.yaml)\n"
     "commands:\n"
-    "  queue   list queued messages: id, age, size, sender, next attempt, and each\n"
-    "          recipient with its state and last reply\n"
-    "  flush   make every deferred message due now\n"
-    "usage: ternctl passwd [USER]\n"
-    "  reads a password (from the terminal without echo, asked twice; else one line of\n"
-    "  stdin) and prints a yescrypt hash, as a users-file line \"USER:hash\" if USER is given\n";
+    "  queue [--json]          list queued messages (id, age, size, sender, next attempt, each\n"
+    "                          recipient with its state and last reply)\n"
+    "  show [--body] ID        envelope, each recipient's history, headers (and the body)\n"
+    "  hold SELECTOR...        keep messages from being attempted (they still expire)\n"
+    "  release SELECTOR...     undo hold; the messages are due at once\n"
+    "  delete SELECTOR...      remove messages for good, without a bounce\n"
+    "  flush [SELECTOR...]     make deferred messages due now (all of them without a selector)\n"
+    "  stats [--json]          counters since start, queue and connection gauges\n"
+    "selectors: queue IDs, or --all, --domain DOMAIN (a recipient's), --sender ADDRESS\n"
+    "  passwd [USER]           read a password (from the terminal without echo, asked twice;\n"
+    "                          else one line of stdin) and print a yescrypt hash for SMTP\n"
+    "                          AUTH, as a users-file line \"USER:hash\" if USER is given\n";
 
 int talk(const std::string& path, const std::string& command) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -60,7 +74,9 @@ int talk(const std::string& path, const std::string& command) {
   const std::string status = answer.substr(0, nl);
   const std::string body = nl == std::string::npos ? "" : answer.substr(nl + 1);
   if (status != "OK") {
-    std::fprintf(stderr, "ternctl: %s\n", status.empty() ? "no answer from ternd" : status.c_str());
+    // Per-message lines of a partly failed command go to stderr with the summary.
+    std::fprintf(stderr, "ternctl: %s\n", status.empty() ? "no answer from ternd" : status.substr(4).c_str());
+    std::fwrite(body.data(), 1, body.size(), stderr);
     return 1;
   }
   std::fwrite(body.data(), 1, body.size(), stdout);
@@ -132,40 +148,56 @@ int passwd(const std::string& user) {
 
 int main(int argc, char** argv) {
   std::signal(SIGPIPE, SIG_IGN);
-  std::string config, command;
+  std::string config;
+  std::vector<std::string> words;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--help" || a == "-h") {
+    if (words.empty() && (a == "--help" || a == "-h")) {
       std::fputs(kUsage, stdout);
       return 0;
     }
-    if (a == "passwd" && command.empty()) {
+    if (words.empty() && a == "passwd") {  // needs neither the config nor ternd
       if (i + 2 < argc) {
         std::fprintf(stderr, "ternctl: passwd takes at most one user name\n%s", kUsage);
         return 2;
       }
       return passwd(i + 1 < argc ? argv[i + 1] : "");
     }
-    if (a == "--config" && i + 1 < argc) config = argv[++i];
-    else if (a.starts_with("--config=")) config = a.substr(9);
-    else if (command.empty() && !a.starts_with("-")) command = a;
-    else {
-      std::fprintf(stderr, "ternctl: unexpected argument '%s'\n%s", a.c_str(), kUsage);
-      return 2;
+    if (words.empty() && a == "--config") {
+      if (i + 1 >= argc) {
+        std::fprintf(stderr, "ternctl: --config needs a path\n%s", kUsage);
+        return 2;
+      }
+      config = argv[++i];
+    } else if (words.empty() && a.starts_with("--config=")) {
+      config = a.substr(9);
+    } else {
+      if (a.empty() || a.find_first_of(" \t\r\n") != std::string::npos) {
+        std::fprintf(stderr, "ternctl: argument '%s' may not be empty or contain spaces\n", a.c_str());
+        return 2;
+      }
+      words.push_back(a);
     }
   }
-  if (config.empty() || command.empty()) {
+  if (words.empty()) {
     std::fputs(kUsage, stderr);
     return 2;
   }
-  if (command != "queue" && command != "flush") {
-    std::fprintf(stderr, "ternctl: unknown command '%s'\n%s", command.c_str(), kUsage);
+  std::string line;
+  for (const auto& w : words) line += (line.empty() ? "" : " ") + w;
+  // Checked here too, so a usage error is exit 2 without a daemon to ask.
+  if (auto parsed = tern::admin::parse_control(line); !parsed) {
+    std::fprintf(stderr, "ternctl: %s\n%s", parsed.error().message.c_str(), kUsage);
     return 2;
   }
-  auto cfg = tern::config::load_file(config);
+  if (config.empty()) {
+    const char* env = std::getenv("TERN_CONFIG");
+    config = env && *env ? env : kDefaultConfig;
+  }
+  auto cfg = tern::config::load_file(config, tern::config::LoadOptions{false});
   if (!cfg) {
     std::fprintf(stderr, "ternctl: %s\n", cfg.error().message.c_str());
     return 1;
   }
-  return talk(cfg->control.socket, command);
+  return talk(cfg->control.socket, line);
 }

@@ -210,7 +210,16 @@ int run(int argc, char** argv) {
   auto agent = std::make_unique<tern::delivery::Agent>(loop, clock, *manager, *scheduler, **resolver,
                                                        agent_settings(*cfg), seed_source());
   scheduler->set_dispatcher(agent.get());
-  (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) { manager->add(env, size, false); });
+  tern::Counters counters;
+  const int64_t started_us = clock.now_us();
+  manager->set_counters(&counters);
+  agent->set_counters(&counters);
+  // An operator's delete cancels the attempt in flight for that message.
+  manager->set_canceller([&](tern::qmgr::JobId j) { agent->cancel(j); });
+  (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) {
+    if (env.notice_for.empty()) ++counters.received;
+    manager->add(env, size, false);
+  });
 
   // Recovery reads msg/ on the thread pool in batches while the loop runs: recovered mail
   // is scheduled (and delivered) batch by batch, and the queue manager sends no notice
@@ -236,13 +245,26 @@ int run(int argc, char** argv) {
                stats.deleted_removed);
   manager->recovery_done();
 
-  auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock);
+  std::unique_ptr<tern::server::Server> server;
+  auto gauges = [&] {
+    tern::Gauges g;
+    g.queue = manager->messages();
+    g.held = manager->held();
+    const int64_t now = clock.now_us();
+    if (const int64_t oldest = manager->oldest_arrival_us()) g.oldest_age_s = (now - oldest) / 1000000;
+    g.connections_in = server ? server->connection_count() : 0;
+    g.connections_out = agent->workers();
+    g.uptime_s = (now - started_us) / 1000000;
+    return g;
+  };
+  auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock, counters, gauges);
   if (!control) {
     spdlog::critical("ternd: {}", control.error().message);
     return 1;
   }
 
-  auto server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg, tls_ctx);
+  server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg, tls_ctx);
+  server->set_counters(&counters);
   if (auto st = server->listen(cfg->listen); !st) {
     spdlog::critical("ternd: {}", st.error().message);
     return 1;

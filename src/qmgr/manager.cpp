@@ -10,8 +10,10 @@
 
 #include <algorithm>
 #include <cassert>
+#include <memory>
 
 #include "common/log_escape.hpp"
+#include "common/strings.hpp"
 #include "queue/codec.hpp"
 #include "scheduler/backoff.hpp"
 
@@ -80,7 +82,11 @@ bounce::Policy Manager::policy() const {
 }
 
 bool Manager::expired(const Msg& m, int64_t now_us) const {
-  return now_us - m.env.arrival_us >= int64_t(settings_.delivery.max_queue_time.count()) * kSecond;
+  return now_us >= expiry_us(m);
+}
+
+int64_t Manager::expiry_us(const Msg& m) const {
+  return m.env.arrival_us + int64_t(settings_.delivery.max_queue_time.count()) * kSecond;
 }
 
 void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
@@ -121,12 +127,7 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
     held_back_.emplace_back(id, due);
     return;
   }
-  if (m.env.held) {
-    // An operator's !held record: kept, never attempted (the operations commands release
-    // it; its expiry is theirs to decide too).
-    spdlog::info("qmgr: id={} is held; not scheduled", id);
-    return;
-  }
+  if (m.env.held) spdlog::info("qmgr: id={} is held; not attempted until released", id);
   make_jobs(m, todo, due);
 }
 
@@ -162,6 +163,9 @@ void Manager::recovery_done() {
 // Groups recipients by destination: one job (one transaction) per destination.
 void Manager::make_jobs(Msg& m, const std::vector<size_t>& indices, int64_t due_us) {
   const std::string* key = &msgs_.find(m.env.id)->first;
+  // A held message is never attempted; its jobs wait for its expiry, when it bounces like
+  // any message too old (a release makes them due at once).
+  if (m.env.held) due_us = std::max(due_us, expiry_us(m));
   if (indices.size() == 1) {  // the common case (a million of them at startup): no grouping
     const JobId id = next_job_++;
     jobs_[id] = Job{key, indices};
@@ -201,6 +205,15 @@ std::optional<DeliveryRequest> Manager::begin(JobId id) {
                                    r.last_reply.empty() ? "no delivery attempt succeeded" : r.last_reply));
     }
     record(id, std::move(outs), kNoAttempt);
+    return std::nullopt;
+  }
+  if (m.env.held) {
+    // Held after this job was scheduled (or made due by a flush): back to wait for expiry.
+    const Job job = jit->second;
+    jobs_.erase(jit);
+    sched_.finished(id);
+    if (m.open_jobs) --m.open_jobs;
+    make_jobs(m, job.rcpts, expiry_us(m));
     return std::nullopt;
   }
   DeliveryRequest q;
@@ -272,6 +285,7 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
     auto mit = msgs_.find(msg_id);
     if (mit == msgs_.end()) return;
     Msg& m = mit->second;
+    if (m.removing) return;  // an operator is deleting it: no retries, no notices
     if (m.open_jobs) --m.open_jobs;
     std::vector<size_t> deferred, retry_now, delivered;
     unsigned attempts = 0;
@@ -296,6 +310,14 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
         ++r.attempts;
         attempts = std::max(attempts, r.attempts);
         deferred.push_back(idx);
+      }
+      if (counters_) {
+        if (o.fate == Fate::Delivered) ++counters_->delivered;
+        if (o.fate == Fate::Deferred) ++counters_->deferred;
+        if (o.fate == Fate::Failed) {
+          ++counters_->bounced;
+          if (expiry[k]) ++counters_->expired;
+        }
       }
       spdlog::info("delivery: id={} to=<{}> relay={} {} delay={:.1f}s attempt={:.1f}s dsn={} status={} ({})", msg_id,
                    r.address, o.relay.empty() ? "none" : o.relay, o.tls.empty() ? "tls=none" : o.tls,
@@ -516,6 +538,151 @@ std::vector<QueueEntry> Manager::list() const {
     out.push_back(QueueEntry{m.env, m.size, it == next.end() ? 0 : it->second});
   }
   return out;
+}
+
+const char* to_string(AdminOp op) noexcept {
+  switch (op) {
+    case AdminOp::Hold: return "hold";
+    case AdminOp::Release: return "release";
+    case AdminOp::Delete: return "delete";
+    case AdminOp::Flush: return "flush";
+  }
+  return "?";
+}
+
+size_t Manager::held() const {
+  size_t n = 0;
+  for (const auto& [id, m] : msgs_) n += m.env.held;
+  return n;
+}
+
+int64_t Manager::oldest_arrival_us() const {
+  int64_t oldest = 0;
+  for (const auto& [id, m] : msgs_)
+    if (oldest == 0 || m.env.arrival_us < oldest) oldest = m.env.arrival_us;
+  return oldest;
+}
+
+const queue::Envelope* Manager::envelope(const std::string& id) const {
+  auto it = msgs_.find(id);
+  return it == msgs_.end() || it->second.removing ? nullptr : &it->second.env;
+}
+
+std::vector<std::string> Manager::select(const Selector& sel, std::vector<std::string>& unknown) const {
+  std::vector<std::string> out;
+  if (!sel.ids.empty()) {
+    for (const auto& id : sel.ids) {
+      if (envelope(id)) out.push_back(id);
+      else unknown.push_back(id);
+    }
+    return out;
+  }
+  if (!sel.all && sel.domain.empty() && sel.sender.empty()) return out;
+  for (const auto& [id, m] : msgs_) {
+    if (m.removing) continue;
+    // "<>" selects the null sender (bounces).
+    if (!sel.sender.empty() && !iequals(m.env.sender, sel.sender == "<>" ? "" : sel.sender)) continue;
+    if (!sel.domain.empty()) {
+      bool any = false;
+      for (const auto& r : m.env.recipients) any = any || scheduler::domain_of(r.address) == sel.domain;
+      if (!any) continue;
+    }
+    out.push_back(id);
+  }
+  return out;
+}
+
+std::vector<JobId> Manager::jobs_of(const std::string& id) const {
+  std::vector<JobId> out;
+  for (const auto& [jid, j] : jobs_)
+    if (*j.msg_id == id) out.push_back(jid);
+  return out;
+}
+
+// Every job of the message leaves the scheduler; one in flight has its connection dropped
+// (before the final "." is acknowledged the next hop discards the message).
+void Manager::forget_jobs(const std::string& id) {
+  for (JobId j : jobs_of(id)) {
+    const bool flying = sched_.in_flight(j);
+    sched_.finished(j);
+    jobs_.erase(j);
+    if (flying && cancel_) cancel_(j);
+  }
+  if (auto it = msgs_.find(id); it != msgs_.end()) it->second.open_jobs = 0;
+}
+
+void Manager::admin(AdminOp op, const Selector& sel, const std::string& who,
+                    std::function<void(std::vector<AdminResult>)> done) {
+  std::vector<std::string> unknown;
+  const std::vector<std::string> ids = select(sel, unknown);
+  auto results = std::make_shared<std::vector<AdminResult>>();
+  for (auto& u : unknown) results->push_back(AdminResult{u, "", "no such message"});
+  if (ids.empty()) return done(std::move(*results));
+  auto left = std::make_shared<size_t>(ids.size());
+  for (const auto& id : ids)
+    admin_one(op, id, who, [results, left, done](AdminResult r) {
+      results->push_back(std::move(r));
+      if (--*left == 0) done(std::move(*results));
+    });
+}
+
+void Manager::admin_one(AdminOp op, const std::string& id, const std::string& who,
+                        std::function<void(AdminResult)> done) {
+  auto it = msgs_.find(id);
+  if (it == msgs_.end() || it->second.removing) return done(AdminResult{id, "", "no such message"});
+  Msg& m = it->second;
+  const int64_t now = clock_.now_us();
+  switch (op) {
+    case AdminOp::Flush:
+      for (JobId j : jobs_of(id)) sched_.expedite(j);
+      spdlog::info("qmgr: id={} flushed by {}", id, who);
+      return done(AdminResult{id, m.env.held ? "flushed (held: not attempted)" : "flushed", ""});
+    case AdminOp::Hold:
+      if (m.env.held) return done(AdminResult{id, "held (already)", ""});
+      files_.append_status(id, queue::encode_held(now), [this, id, who, done](Status st) {
+        if (!st.ok()) return done(AdminResult{id, "", st.error().message});
+        auto it = msgs_.find(id);
+        if (it == msgs_.end()) return done(AdminResult{id, "", "no such message"});
+        it->second.env.held = true;
+        spdlog::info("qmgr: id={} held by {}", id, who);
+        done(AdminResult{id, "held", ""});
+      });
+      return;
+    case AdminOp::Release:
+      if (!m.env.held) return done(AdminResult{id, "", "not held"});
+      files_.append_status(id, queue::encode_released(now), [this, id, who, done](Status st) {
+        if (!st.ok()) return done(AdminResult{id, "", st.error().message});
+        auto it = msgs_.find(id);
+        if (it == msgs_.end()) return done(AdminResult{id, "", "no such message"});
+        it->second.env.held = false;
+        for (JobId j : jobs_of(id)) sched_.expedite(j);
+        spdlog::info("qmgr: id={} released by {}", id, who);
+        done(AdminResult{id, "released", ""});
+      });
+      return;
+    case AdminOp::Delete:
+      // The !deleted record is durable before anything else: a crash from here on cannot
+      // bring the message back (startup removes a file carrying it).
+      m.removing = true;
+      files_.append_status(id, queue::encode_deleted(now), [this, id, who, done](Status st) {
+        auto it = msgs_.find(id);
+        if (it == msgs_.end()) return done(AdminResult{id, "", "no such message"});
+        if (!st.ok()) {
+          it->second.removing = false;
+          return done(AdminResult{id, "", st.error().message});
+        }
+        forget_jobs(id);
+        files_.remove(id, [this, id, who, done](Status rst) {
+          msgs_.erase(id);
+          if (!rst.ok())
+            spdlog::error("queue: id={} {}; its !deleted record makes the next start remove it", id,
+                          rst.error().message);
+          spdlog::info("qmgr: id={} deleted by {} (no bounce)", id, who);
+          done(AdminResult{id, "deleted", ""});
+        });
+      });
+      return;
+  }
 }
 
 }  // namespace tern::qmgr

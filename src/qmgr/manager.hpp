@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <random>
@@ -15,9 +16,11 @@
 #include "bounce/notices.hpp"
 #include "common/alarm.hpp"
 #include "common/clock.hpp"
+#include "common/stats.hpp"
 #include "config/config.hpp"
 #include "qmgr/files.hpp"
 #include "qmgr/jobs.hpp"
+#include "qmgr/selector.hpp"
 #include "queue/envelope.hpp"
 #include "scheduler/scheduler.hpp"
 
@@ -27,6 +30,17 @@ struct Settings {
   config::Delivery delivery;
   std::map<std::string, config::Route> routes;
   std::string postmaster;
+};
+
+enum class AdminOp { Hold, Release, Delete, Flush };
+const char* to_string(AdminOp op) noexcept;
+
+// One message's answer to an operator command: "held", "released", "deleted", "flushed",
+// or `error` set ("no such message", "not held", the I/O error).
+struct AdminResult {
+  std::string id;
+  std::string done;
+  std::string error;
 };
 
 struct QueueEntry {  // one line of `ternctl queue`
@@ -57,6 +71,23 @@ class Manager final : public Jobs, public scheduler::JobOwner {
 
   // Admin side.
   void flush() { sched_.flush(); }
+  // Applies an operator command to the selected messages; `done` gets one result per
+  // message once its record is durable. `who` names the operator in the log ("uid=0").
+  // Hold: a durable !held record; the message is not attempted until released, but still
+  // expires. Release: !released, then due now. Delete: a durable !deleted record first,
+  // then the attempt in flight is cancelled and the file removed (no bounce).
+  void admin(AdminOp op, const Selector& sel, const std::string& who,
+             std::function<void(std::vector<AdminResult>)> done);
+  // Ids the selector picks (unknown explicit ids come back in `unknown`).
+  [[nodiscard]] std::vector<std::string> select(const Selector& sel, std::vector<std::string>& unknown) const;
+  // Cancels the delivery attempt of a job in flight (the agent drops its connection).
+  void set_canceller(std::function<void(JobId)> c) { cancel_ = std::move(c); }
+  void set_counters(Counters* c) { counters_ = c; }
+  // Held messages, and the arrival time of the oldest message (0 when the queue is empty).
+  [[nodiscard]] size_t held() const;
+  [[nodiscard]] int64_t oldest_arrival_us() const;
+  [[nodiscard]] const queue::Envelope* envelope(const std::string& id) const;
+  [[nodiscard]] std::string path_of(const std::string& id) const { return files_.path_of(id); }
   [[nodiscard]] std::vector<QueueEntry> list() const;
   [[nodiscard]] size_t messages() const noexcept { return msgs_.size(); }
   [[nodiscard]] bool recovering() const noexcept { return recovering_; }
@@ -89,6 +120,10 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   [[nodiscard]] bool finishes_message(const Msg& m, JobId id, const Job& job,
                                       const std::vector<Outcome>& outcomes) const;
   [[nodiscard]] bool expired(const Msg& m, int64_t now_us) const;
+  [[nodiscard]] int64_t expiry_us(const Msg& m) const;
+  void admin_one(AdminOp op, const std::string& id, const std::string& who, std::function<void(AdminResult)> done);
+  void forget_jobs(const std::string& id);
+  [[nodiscard]] std::vector<JobId> jobs_of(const std::string& id) const;
   void send_failure_notices(const std::string& msg_id);
   void send_notice(const std::string& msg_id, bounce::NoticeKind kind, std::vector<size_t> idx);
   void send_delay_warning(const std::string& msg_id, const std::vector<size_t>& deferred);
@@ -107,6 +142,8 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   std::map<std::string, Msg> msgs_;
   std::map<JobId, Job> jobs_;
   JobId next_job_ = 1;
+  std::function<void(JobId)> cancel_;
+  Counters* counters_ = nullptr;
   bool recovering_ = true;
   bool stopped_ = false;
   // Recipients a bounce queued before a restart already reports (its notice-for record),

@@ -352,4 +352,46 @@ Status apply_status_records(Envelope& env, std::string_view trailer, std::string
   return ok_status();
 }
 
+std::vector<HistoryEvent> history_of(std::string_view trailer) {
+  std::vector<HistoryEvent> out;
+  auto number = [](std::string_view t, int64_t& v) {
+    if (t.empty() || t.size() > 19 || t.find_first_not_of("0123456789") != std::string_view::npos) return false;
+    v = 0;
+    for (char c : t) v = v * 10 + (c - '0');
+    return true;
+  };
+  while (!trailer.empty()) {
+    const size_t nl = trailer.find('\n');
+    if (nl == std::string_view::npos) break;  // a torn last record
+    std::string_view line = trailer.substr(0, nl);
+    trailer.remove_prefix(nl + 1);
+    auto next = [&line]() {
+      const size_t sp = line.find(' ');
+      std::string_view w = line.substr(0, sp);
+      line = sp == std::string_view::npos ? std::string_view{} : line.substr(sp + 1);
+      return w;
+    };
+    const std::string_view key = next();
+    HistoryEvent e;
+    if (key == "status") {
+      int64_t idx = 0;
+      if (!number(next(), idx)) continue;
+      e.rcpt = long(idx);
+      e.what = std::string(next());
+      if (!number(next(), e.time_us)) continue;
+      const std::string_view relay = next();
+      if (relay != "-")
+        if (auto r = unescape(relay)) e.relay = *r;
+      if (auto r = unescape(line)) e.reply = *r;
+    } else if (key == "!held" || key == "!released" || key == "!deleted" || key == "delay-warned") {
+      if (!number(next(), e.time_us)) continue;
+      e.what = std::string(key[0] == '!' ? key.substr(1) : key);
+    } else {
+      continue;
+    }
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
 }  // namespace tern::queue

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.hpp"
 #include "queue/envelope.hpp"
@@ -66,6 +67,18 @@ inline constexpr size_t kMaxHeader = 64u << 20;
 // `*unknown_must_understand`, or without that pointer it is an error (ErrorKind::Perm).
 Status apply_status_records(Envelope& env, std::string_view trailer,
                             std::string* unknown_must_understand = nullptr);
+
+// One event of a message's life after arrival, read from the records after the data (for
+// `ternctl show`): a recipient's state change, or an operator's or the notifier's record.
+struct HistoryEvent {
+  int64_t time_us = 0;
+  std::string what;  // a recipient state ("deferred", ...), or "held", "released", "deleted", "delay-warned"
+  long rcpt = -1;    // the recipient index of a state change
+  std::string relay;
+  std::string reply;
+};
+// Best effort: malformed or unknown records are skipped (the daemon's reader judges them).
+std::vector<HistoryEvent> history_of(std::string_view trailer);
 
 // Field escaping: bytes that would break the line format become %XX.
 std::string escape_token(std::string_view s);  // also escapes space

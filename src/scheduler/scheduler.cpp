@@ -201,6 +201,26 @@ void Scheduler::flush() {
   arm();
 }
 
+bool Scheduler::expedite(JobId id) {
+  auto it = jobs_.find(id);
+  if (it == jobs_.end() || it->second.state != State::Waiting) return false;
+  Dest& d = *it->second.dest;
+  d.failures = 0;
+  d.down_until_us = 0;
+  const int64_t now = clock_.now_us();
+  waiting_.erase({it->second.due_us, id});
+  it->second.due_us = now;
+  waiting_.insert({now, id});
+  alarm_at_ = -1;
+  arm();
+  return true;
+}
+
+bool Scheduler::in_flight(JobId id) const {
+  auto it = jobs_.find(id);
+  return it != jobs_.end() && it->second.state == State::InFlight;
+}
+
 std::optional<int64_t> Scheduler::due(JobId id) const {
   auto it = jobs_.find(id);
   if (it == jobs_.end() || it->second.state != State::Waiting) return std::nullopt;

@@ -67,7 +67,11 @@ class Scheduler {
 
   // Admin side: everything waiting becomes due now; destinations down are forgiven.
   void flush();
+  // One waiting job becomes due now (ternctl flush ID, release); its destination's
+  // down state is forgiven too. False when the job is not waiting.
+  bool expedite(JobId id);
   [[nodiscard]] std::optional<int64_t> due(JobId id) const;
+  [[nodiscard]] bool in_flight(JobId id) const;
   [[nodiscard]] size_t in_flight() const noexcept { return total_conns_; }
   [[nodiscard]] size_t jobs() const noexcept { return jobs_.size(); }
   [[nodiscard]] bool destination_down(const std::string& key) const;

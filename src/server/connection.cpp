@@ -184,6 +184,10 @@ bool Connection::verify_credentials(const smtp::sasl::Credentials& credentials) 
 
 int64_t Connection::now_us() { return server_.clock_.now_us(); }
 
+void Connection::count_reject(int code, std::string_view enhanced) {
+  if (server_.counters_) ++server_.counters_->rejected[std::to_string(code) + (enhanced.empty() ? "" : " ") + std::string(enhanced)];
+}
+
 void Connection::log_event(std::string_view what) {
   spdlog::info("smtpd: conn={} client=[{}] {}", id_, client_.address.str(), what);
 }

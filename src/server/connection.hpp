@@ -36,6 +36,7 @@ class Connection final : public SessionHost {
   int64_t now_us() override;
   bool verify_credentials(const smtp::sasl::Credentials& credentials) override;
   void log_event(std::string_view what) override;
+  void count_reject(int code, std::string_view enhanced) override;
 
  private:
   void on_data(std::string_view bytes);

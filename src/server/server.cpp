@@ -95,6 +95,7 @@ void Server::accept(std::unique_ptr<io::Stream> tcp, const config::Listen& liste
   const char* refusal = admission_refusal(settings_->limits, conns_.size(), per_client_[key], relay);
   if (refusal) {
     spdlog::warn("smtpd: refused connection from [{}]: {}", key, refusal);
+    if (counters_) ++counters_->rejected["421 4.7.0 connection limit"];
     if (per_client_[key] == 0) per_client_.erase(key);
     // On an implicit-TLS port the client expects a handshake, not text: just close.
     if (!listener.implicit_tls) tcp->write(smtp::reply(421, "4.7.0", settings_->hostname + " " + refusal));
@@ -102,6 +103,7 @@ void Server::accept(std::unique_ptr<io::Stream> tcp, const config::Listen& liste
     return;
   }
   ++per_client_[key];
+  if (counters_) ++counters_->connections_in;
   const uint64_t id = next_id_++;
   ClientInfo client{addr, tcp->peer().port, relay, listener.implicit_tls, listener.auth_required};
   auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client, tls_);

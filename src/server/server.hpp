@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "common/clock.hpp"
+#include "common/stats.hpp"
 #include "config/config.hpp"
 #include "io/loop.hpp"
 #include "io/tcp.hpp"
@@ -48,6 +49,7 @@ class Server {
   void shutdown(std::function<void()> done);
 
   [[nodiscard]] size_t connection_count() const noexcept { return conns_.size(); }
+  void set_counters(Counters* c) { counters_ = c; }
 
  private:
   friend class Connection;
@@ -73,6 +75,7 @@ class Server {
   std::unique_ptr<io::Timer> shutdown_deadline_;
   std::function<void()> on_drained_;
   uint64_t next_id_ = 1;
+  Counters* counters_ = nullptr;
   // SMTP AUTH: the users file of the current config (null when AUTH is off), the failure
   // delays per client address, and the verifier threads (last: destroyed first, dropping
   // completions that refer to the members above).

@@ -86,6 +86,7 @@ void Session::error(int code, std::string_view enhanced, std::string_view text) 
     what += secret ? std::string("AUTH ***") : log_safe(current_line_.substr(0, 200));
   }
   host_.log_event(what);
+  host_.count_reject(code, enhanced);
   if (++errors_ >= settings_->limits.max_errors)
     close_with(421, "4.7.0", "Error: too many errors, closing connection");
 }
@@ -654,6 +655,7 @@ void Session::cmd_vrfy(const smtp::Command& c) {
 // request body holding SMTP commands) is ever interpreted. Not counted as a client typo.
 void Session::cmd_non_smtp(const smtp::Command&) {
   host_.log_event("reject: not an SMTP client; command=" + log_safe(current_line_.substr(0, 200)));
+  host_.count_reject(554, "5.7.0");
   close_with(554, "5.7.0", "Error: this is an SMTP server, not HTTP or a proxy; closing");
 }
 

@@ -71,6 +71,8 @@ class SessionHost {
   // A refusal worth a log line (the glue adds who and when). Whatever in `what` came from
   // the client has already been passed through log_safe().
   virtual void log_event(std::string_view /*what*/) {}
+  // A refusal, for the counters ("550 5.7.1").
+  virtual void count_reject(int /*code*/, std::string_view /*enhanced*/) {}
 };
 
 class Session {
