@@ -744,6 +744,7 @@ void Session::on_auth_result(AuthOutcome outcome) {
       // One line per failure with the client's address (added by the glue) and the name:
       // what fail2ban-style tools match. Never the password.
       host_.log_event("auth failed: user=" + log_safe(user));
+      host_.count_reject(535, "5.7.8");  // ternctl stats: failed logins at a glance
       emit(535, "5.7.8", "Authentication credentials invalid");
       if (++auth_failures_ >= limits::kMaxAuthFailures)
         return close_with(421, "4.7.0", "Error: too many failed authentication attempts");

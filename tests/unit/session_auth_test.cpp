@@ -3,6 +3,7 @@
 // auth: required listeners, and the failure limit. Plus the server's per-address delay.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +27,10 @@ struct AuthHost : SessionHost {
   std::vector<queue::Envelope> begun;
   std::string data;
   std::vector<std::string> logged;
+  std::vector<std::string> counted;
+  void count_reject(int code, std::string_view enhanced) override {
+    counted.push_back(std::to_string(code) + " " + std::string(enhanced));
+  }
   bool verify_credentials(const smtp::sasl::Credentials& c) override {
     if (!verifier_free) return false;
     asked.push_back(c);
@@ -234,6 +239,7 @@ TEST_CASE("auth: three failures close the connection with 421; failures logged w
     else CHECK(out.ends_with("421 4.7.0 mx.example.net Error: too many failed authentication attempts\r\n"));
   }
   CHECK(h.s->closed());
+  CHECK(std::count(h.host.counted.begin(), h.host.counted.end(), "535 5.7.8") == 3);  // ternctl stats
   CHECK(h.host.logged_anywhere("auth failed: user=mallory"));
   CHECK_FALSE(h.host.logged_anywhere("guess"));
   CHECK_FALSE(h.host.logged_anywhere(base64_encode("guess-1").substr(0, 8)));
