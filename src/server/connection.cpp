@@ -166,6 +166,7 @@ void Connection::commit_message() {
 void Connection::abort_message() { incoming_.reset(); }
 
 bool Connection::verify_credentials(const smtp::sasl::Credentials& credentials) {
+  if (!alive_) alive_ = std::make_shared<bool>(true);
   return server_.verify(credentials, [this, alive = std::weak_ptr<bool>(alive_)](AuthOutcome outcome) {
     if (!alive.lock() || finished_) return;
     if (outcome != AuthOutcome::Rejected) {

@@ -58,8 +58,9 @@ class Connection final : public SessionHost {
   int64_t started_us_ = 0;
   bool finished_ = false;
   bool reading_ = false;
-  // Verifier answers and failure delays arrive after the connection may be gone.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Verifier answers arrive after the connection may be gone; made at the first AUTH only
+  // (idle connections stay small).
+  std::shared_ptr<bool> alive_;
   std::unique_ptr<io::Timer> auth_delay_;  // holds a 535 back (AuthThrottle)
 };
 
