@@ -353,3 +353,114 @@ TEST_CASE("qmgr: a failed removal keeps the message, records its state and tries
   CHECK(w.files.removed == std::vector<std::string>{"M1"});
   CHECK(w.mgr->messages() == 0);
 }
+
+namespace {
+std::vector<qmgr::AdminResult> run_admin(World& w, qmgr::AdminOp op, qmgr::Selector sel) {
+  std::vector<qmgr::AdminResult> got;
+  bool called = false;
+  w.mgr->admin(op, sel, "uid=0", [&](std::vector<qmgr::AdminResult> r) {
+    got = std::move(r);
+    called = true;
+  });
+  REQUIRE(called);  // the fake completes every write at once
+  return got;
+}
+qmgr::Selector ids(std::vector<std::string> v) {
+  qmgr::Selector s;
+  s.ids = std::move(v);
+  return s;
+}
+}  // namespace
+
+TEST_CASE("qmgr: a held message is never attempted, still expires and bounces; release makes it due") {
+  config::Delivery d;
+  d.max_queue_time = config::Seconds(3600);
+  d.retry = {config::Seconds(60), config::Seconds(60), 1.0};
+  World w(d);
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  w.mgr->add(message("M2", {"y@a.example"}), 100, false);
+  for (auto& o : w.due()) w.attempt(o, deferred());
+  auto r = run_admin(w, qmgr::AdminOp::Hold, ids({"M1", "M9"}));
+  REQUIRE(r.size() == 2);
+  CHECK(r[0].id == "M9");
+  CHECK(r[0].error == "no such message");
+  CHECK(r[1].done == "held");
+  CHECK(w.files.appended["M1"].find("!held ") != std::string::npos);
+  // A flush makes everything due, but the held job goes back to wait for its expiry.
+  w.sched->flush();
+  for (int i = 0; i < 5; ++i) {
+    for (auto& o : w.due()) {
+      auto req = w.mgr->begin(o.job);
+      if (req) {
+        CHECK(req->msg_id != "M1");
+        w.mgr->report(o.job, std::vector<Outcome>(req->rcpts.size(), deferred()), w.clock.now_us());
+      }
+      w.sched->closed(o.dest.key, true, "");
+    }
+    w.clock.advance_us(61 * kS);
+  }
+  // At its expiry it bounces like any message too old, held or not.
+  w.clock.advance_us(kT0 + 3601 * kS - w.clock.now_us());
+  for (int i = 0; i < 5; ++i) {
+    for (auto& o : w.due()) {
+      auto req = w.mgr->begin(o.job);
+      if (req) w.mgr->report(o.job, std::vector<Outcome>(req->rcpts.size(), deferred()), w.clock.now_us());
+      w.sched->closed(o.dest.key, true, "");
+    }
+    w.clock.advance_us(61 * kS);
+  }
+  CHECK(w.files.appended["M1"].find("Delivery time expired") != std::string::npos);
+  CHECK(w.notices.count(bounce::NoticeKind::Failure) >= 1);
+
+  World v(d);
+  v.mgr->recovery_done();
+  v.mgr->add(message("M3", {"z@b.example"}), 100, false);
+  CHECK(run_admin(v, qmgr::AdminOp::Release, ids({"M3"}))[0].error == "not held");
+  CHECK(run_admin(v, qmgr::AdminOp::Hold, ids({"M3"}))[0].done == "held");
+  auto o = v.due();
+  REQUIRE(o.size() == 1);
+  CHECK_FALSE(v.mgr->begin(o[0].job).has_value());  // held: back to wait
+  v.sched->closed(o[0].dest.key, true, "");
+  CHECK(v.due().empty());
+  CHECK(run_admin(v, qmgr::AdminOp::Release, ids({"M3"}))[0].done == "released");
+  CHECK(v.files.appended["M3"].find("!released ") != std::string::npos);
+  auto again = v.due();
+  REQUIRE(again.size() == 1);
+  CHECK(v.mgr->begin(again[0].job).has_value());
+}
+
+TEST_CASE("qmgr: delete writes !deleted first, cancels the attempt in flight, removes the file, no bounce") {
+  World w;
+  w.mgr->recovery_done();
+  std::vector<qmgr::JobId> cancelled;
+  w.mgr->set_canceller([&](qmgr::JobId j) { cancelled.push_back(j); });
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  w.mgr->add(message("M2", {"y@b.example"}, "b@example.org"), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 2);
+  auto req = w.mgr->begin(o[0].job);  // in flight
+  REQUIRE(req.has_value());
+  const std::string flying = req->msg_id;
+  qmgr::Selector all;
+  all.all = true;
+  std::vector<std::string> unknown;
+  CHECK(w.mgr->select(all, unknown).size() == 2);
+  qmgr::Selector by_sender;
+  by_sender.sender = "B@example.org";
+  CHECK(w.mgr->select(by_sender, unknown) == std::vector<std::string>{"M2"});
+  qmgr::Selector by_domain;
+  by_domain.domain = "a.example";
+  CHECK(w.mgr->select(by_domain, unknown) == std::vector<std::string>{"M1"});
+
+  auto r = run_admin(w, qmgr::AdminOp::Delete, ids({flying}));
+  CHECK(r[0].done == "deleted");
+  CHECK(w.files.appended[flying].find("!deleted ") != std::string::npos);
+  CHECK(std::find(w.files.removed.begin(), w.files.removed.end(), flying) != w.files.removed.end());
+  CHECK(cancelled == std::vector<qmgr::JobId>{o[0].job});
+  // A late report from the cancelled attempt changes nothing.
+  w.mgr->report(o[0].job, {failed()}, w.clock.now_us());
+  CHECK(w.mgr->messages() == 1);
+  CHECK(w.notices.count(bounce::NoticeKind::Failure) == 0);
+  CHECK(w.mgr->envelope(flying) == nullptr);
+}
