@@ -102,7 +102,8 @@ class Session {
   [[nodiscard]] bool has_output() const noexcept { return !out_.empty(); }
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
-  // False while the session waits for the queue: the glue stops reading meanwhile.
+  // False while the session waits for the queue or a password check: the glue stops
+  // reading (and the client timeout) meanwhile.
   // (During the TLS handshake reading goes on: those bytes are the handshake's.)
   [[nodiscard]] bool wants_input() const noexcept {
     return state_ != State::WaitCommit && state_ != State::WaitAuth && state_ != State::Closed;
@@ -119,7 +120,6 @@ class Session {
   // SMTP AUTH succeeded on this connection (RFC 4954); the name it succeeded with.
   [[nodiscard]] bool authenticated() const noexcept { return authenticated_; }
   [[nodiscard]] const std::string& authenticated_user() const noexcept { return auth_user_; }
-
 
  private:
   using Verb = smtp::Verb;
