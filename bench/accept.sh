@@ -13,6 +13,8 @@
 #        as /dev/shm shows what is left when a sync costs nothing); TERN_PORT, TERN_B_PORT,
 #        PF_PORT, SINK_PORT.
 set -euo pipefail
+# ternd refuses root without a user: to drop to; the bench runs it as root on purpose.
+ROOT_FLAG=$([ "$(id -u)" -eq 0 ] && echo --allow-root || true)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 S=${S:-"1 20"} N1=${N1:-2000} N=${N:-5000} SIZE=${SIZE:-1024} REPS=${REPS:-3}
@@ -53,7 +55,7 @@ pids+=($!)
 
 start_tern() {  # binary port name
   bench_config "$2" "$qroot/$3-queue" "$SINK_PORT" >"$work/$3.yaml"
-  "$1" --config "$work/$3.yaml" 2>"$work/$3.log" &
+  "$1" --config "$work/$3.yaml" $ROOT_FLAG 2>"$work/$3.log" &
   pids+=($!)
 }
 targets=("tern:$TERN_PORT")

@@ -3,6 +3,8 @@
 # 127.0.0.1:$2, everything relayed to [127.0.0.1]:$3 with no DNS. Default durability (cleanup
 # fsyncs each queue file before the 250). The system's Postfix is never touched.
 #   postfix-instance.sh DIR LISTEN_PORT RELAY_PORT start|stop
+# With TLS_CERT and TLS_KEY set (PEM files), smtpd offers STARTTLS with them (security level
+# may) and a tlsmgr runs, which issues the keys for TLS session tickets (resumption).
 set -euo pipefail
 dir=$1 port=$2 relay=$3 action=$4
 etc=$dir/etc
@@ -33,6 +35,13 @@ relayhost = [127.0.0.1]:$relay
 smtp_dns_support_level = disabled
 smtp_host_lookup = native
 CF
+    if [ -n "${TLS_CERT:-}" ]; then
+      cat >> "$etc/main.cf" <<CF
+smtpd_tls_cert_file = $TLS_CERT
+smtpd_tls_key_file = $TLS_KEY
+smtpd_tls_security_level = may
+CF
+    fi
     # Non-chrooted services (the stock Debian master.cf chroots, which needs /etc copies).
     {
       echo "127.0.0.1:$port inet n - n - - smtpd"
@@ -46,7 +55,7 @@ CF
                  "retry unix - - n - - error" "discard unix - - n - - discard" \
                  "local unix - n n - - local" "lmtp unix - - n - - lmtp" \
                  "anvil unix - - n - 1 anvil" "scache unix - - n - 1 scache" \
-                 "postlog unix-dgram n - n - 1 postlogd"; do
+                 "postlog unix-dgram n - n - 1 postlogd" "tlsmgr unix - - n 1000? 1 tlsmgr"; do
         echo "$svc"
       done
     } > "$etc/master.cf"

@@ -8,6 +8,8 @@
 # Knobs: N (1000000), SCRATCH (/work/scratch), TERND (build/ternd), COLD (0), KEEP (0),
 # QUEUE (a queue_dir queue-gen.py filled before: used instead of generating one).
 set -euo pipefail
+# ternd refuses root without a user: to drop to; the bench runs it as root on purpose.
+ROOT_FLAG=$([ "$(id -u)" -eq 0 ] && echo --allow-root || true)
 cd "$(dirname "$0")/.."
 N=${N:-1000000}
 SCRATCH=${SCRATCH:-/work/scratch}
@@ -44,7 +46,7 @@ YAML
 # One run: start ternd, wait for the recovery line, kill it; prints the seconds and the RSS.
 run() {
   local label=$1 log="$dir/ternd-$1.log"
-  "$TERND" --config "$dir/tern.yaml" >"$log" 2>&1 &
+  "$TERND" --config "$dir/tern.yaml" $ROOT_FLAG >"$log" 2>&1 &
   local pid=$!
   for _ in $(seq 1 6000); do
     grep -q "queue: recovered" "$log" && break

@@ -8,6 +8,8 @@
 #        IDLE=10000 idle connections (Postfix holds at most its process limit of 100),
 #        LAT_N=50 latency probes.
 set -euo pipefail
+# ternd refuses root without a user: to drop to; the bench runs it as root on purpose.
+ROOT_FLAG=$([ "$(id -u)" -eq 0 ] && echo --allow-root || true)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 N=${N:-10000} S=${S:-20} N1=${N1:-3000} SIZE=${SIZE:-1024} IDLE=${IDLE:-10000} LAT_N=${LAT_N:-50}
@@ -35,7 +37,7 @@ smtp-sink -u nobody -c 127.0.0.1:"$SINK_PORT" 1024 >"$work/sink.out" 2>&1 &
 pids+=($!)
 
 bench_config "$TERN_PORT" "$work/tern-queue" "$SINK_PORT" >"$work/tern.yaml"
-"$repo/build/ternd" --config "$work/tern.yaml" 2>"$work/ternd.log" &
+"$repo/build/ternd" --config "$work/tern.yaml" $ROOT_FLAG 2>"$work/ternd.log" &
 tern_pid=$!
 pids+=($tern_pid)
 "$here/postfix-instance.sh" "$work/postfix" "$PF_PORT" "$SINK_PORT" start

@@ -6,7 +6,7 @@
 set -euo pipefail
 
 build=(build-essential cmake pkg-config libuv1-dev libunbound-dev libssl-dev libspdlog-dev
-       libyaml-cpp-dev doctest-dev libcrypt-dev)
+       libyaml-cpp-dev doctest-dev libcrypt-dev libsystemd-dev)
 # Postfix is a test peer too (the TLS interop scenario runs a private instance on loopback).
 test=(python3 python3-aiosmtpd python3-dnslib python3-cryptography swaks libnet-ssleay-perl openssl util-linux
       postfix)

@@ -5,4 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 packaging/deps.sh build
 packaging/build.sh
+# As root (a fresh machine's first login, a container) the dev instance stays root: it has
+# no system user to drop to. A real installation sets user: (see config/tern.yaml).
+if [ "$(id -u)" -eq 0 ]; then exec build/ternd --config config/dev.yaml --allow-root; fi
 exec build/ternd --config config/dev.yaml

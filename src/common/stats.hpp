@@ -3,11 +3,27 @@
 // store's commit callback counts received messages. Single-threaded (the loop).
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <map>
 #include <string>
 
 namespace tern {
+
+// A fixed-bucket histogram (Prometheus semantics: each bucket counts observations <= its
+// bound; the last, +Inf, counts all).
+struct Histogram {
+  static constexpr std::array<double, 12> kBounds = {0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 21600, 86400};
+  std::array<uint64_t, kBounds.size()> buckets{};  // cumulative counts per bound
+  uint64_t count = 0;
+  double sum = 0;
+  void observe(double v) {
+    ++count;
+    sum += v;
+    for (size_t i = 0; i < kBounds.size(); ++i)
+      if (v <= kBounds[i]) ++buckets[i];
+  }
+};
 
 struct Counters {
   uint64_t received = 0;         // messages queued from clients (notices not counted)
@@ -18,6 +34,7 @@ struct Counters {
   std::map<std::string, uint64_t> rejected;  // SMTP refusals by reply ("550 5.7.1")
   uint64_t connections_in = 0;   // inbound connections accepted
   uint64_t connections_out = 0;  // outbound connections opened
+  Histogram delivery_delay;      // seconds from arrival to delivery, per recipient delivered
 };
 
 // Gauges, read when asked.

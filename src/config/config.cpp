@@ -753,7 +753,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "tls", "auth"});
+                        "control", "tls", "metrics", "log_format", "user", "auth"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -766,6 +766,11 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   cfg.relay = read_relay(f.get("relay"));
   const Value* postmaster = f.get("postmaster");
   cfg.postmaster = postmaster ? read_postmaster(*postmaster) : default_postmaster(cfg.hostname);
+  if (auto* x = f.get("user")) {
+    cfg.user = scalar_of(*x, "a user name");
+    if (cfg.user.empty() || cfg.user.find_first_of(" \t:/") != std::string::npos) x->fail("not a user name: " + quote(cfg.user));
+  }
+  if (auto* x = f.get("log_format")) cfg.log_json = read_word(*x, {"text", "json"}) == "json";
   if (auto* x = f.get("log_level"))
     cfg.log_level = read_word(*x, {"trace", "debug", "info", "warn", "error"});
   read_limits(f.get("limits"), cfg.limits);
@@ -778,6 +783,14 @@ Config read_config(const Source& src, const YAML::Node& doc) {
     const Value& key = t.need("key");
     cfg.tls.cert = resolve_path(cert, scalar_of(cert, "a path"));
     cfg.tls.key = resolve_path(key, scalar_of(key, "a path"));
+  }
+  if (auto* x = f.get("metrics")) {
+    const Fields m(*x, {"listen"});
+    const Value& a = m.need("listen");
+    const std::string text = scalar_of(a, "an address like 127.0.0.1:9187");
+    auto ep = Endpoint::parse(text);
+    if (!ep || ep->port == 0) a.fail("expected an address like 127.0.0.1:9187, got " + quote(text));
+    cfg.metrics_listen = *ep;
   }
   for (const auto& l : cfg.listen)
     if (l.implicit_tls && cfg.tls.cert.empty())

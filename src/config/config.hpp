@@ -155,6 +155,7 @@ struct Auth {
 struct Config {
   std::string source_path;  // the file this was loaded from
   std::string hostname;     // default: the system host name
+  std::string user;         // started as root: drop to this user (empty: stay)
   std::vector<Listen> listen;
   Tls tls;
   std::string queue_dir;    // absolute after loading (relative paths resolve against the file's dir)
@@ -167,8 +168,10 @@ struct Config {
   std::map<std::string, Route> routes;  // key: canonical domain or "*"
   Dns dns;
   Control control;
+  std::optional<Endpoint> metrics_listen;  // metrics.listen: Prometheus endpoint; off when unset
   Auth auth;
   std::string log_level = "info";  // trace, debug, info, warn, error
+  bool log_json = false;           // log_format: json (one JSON object per line)
   std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload
 };
 

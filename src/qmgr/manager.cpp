@@ -312,7 +312,10 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
         deferred.push_back(idx);
       }
       if (counters_) {
-        if (o.fate == Fate::Delivered) ++counters_->delivered;
+        if (o.fate == Fate::Delivered) {
+          ++counters_->delivered;
+          counters_->delivery_delay.observe(double(now - m.env.arrival_us) / 1e6);
+        }
         if (o.fate == Fate::Deferred) ++counters_->deferred;
         if (o.fate == Fate::Failed) {
           ++counters_->bounced;

@@ -65,16 +65,37 @@ bool Server::verify(const smtp::sasl::Credentials& credentials, std::function<vo
 }
 
 Status Server::listen(const std::vector<config::Listen>& listen) {
+  auto key_of = [](const config::Listen& l) {
+    return l.address.str() + (l.implicit_tls ? " implicit" : " starttls") + (l.auth_required ? " auth" : "");
+  };
+  std::map<std::string, std::unique_ptr<io::TcpListener>> next;
   for (const auto& l : listen) {
+    const std::string key = key_of(l);
+    if (auto it = listeners_.find(key); it != listeners_.end()) {
+      next.emplace(key, std::move(it->second));  // unchanged: keeps its socket
+      listeners_.erase(it);
+    }
+  }
+  // Closed before the new ones open: the same address may come back with another mode.
+  for (auto& [key, l] : listeners_) spdlog::info("smtpd: no longer listening on {}", key);
+  listeners_.clear();
+  Status result = ok_status();
+  for (const auto& l : listen) {
+    const std::string key = key_of(l);
+    if (next.count(key)) continue;
     auto lst = io::TcpListener::listen(loop_, l.address, [this, l](std::unique_ptr<io::Stream> c) {
       accept(std::move(c), l);
     });
-    if (!lst) return lst.error();
+    if (!lst) {
+      if (result.ok()) result = lst.error();
+      continue;
+    }
     spdlog::info("smtpd: listening on {}{}{}", l.address.str(), l.implicit_tls ? " (implicit TLS)" : "",
                  l.auth_required ? " (auth required)" : "");
-    listeners_.push_back(std::move(lst.value()));
+    next.emplace(key, std::move(lst.value()));
   }
-  return ok_status();
+  listeners_ = std::move(next);
+  return result;
 }
 
 const char* admission_refusal(const config::Limits& lim, size_t open_total, uint32_t open_from_client,

@@ -13,7 +13,7 @@ NOBODY = 65534
 
 def refused(t, what, path, reason):
     """Runs ternd in the foreground and asserts it exits non-zero naming `path` and `reason`."""
-    p = subprocess.run([h.TERND, "--config", t.config_path], stdout=subprocess.PIPE,
+    p = subprocess.run([h.TERND, "--config", t.config_path] + h.root_flag(), stdout=subprocess.PIPE,
                        stderr=subprocess.STDOUT, timeout=20)
     out = p.stdout.decode(errors="replace")
     h.check(p.returncode != 0, f"{what}: ternd exits non-zero", f"exit {p.returncode}: {out[-400:]}")
