@@ -15,3 +15,14 @@ inline constexpr size_t kMaxHeaderScan = 256 * 1024;
 inline constexpr size_t kSpoolChunk = 256 * 1024;
 
 }  // namespace tern::limits
+
+namespace tern::limits {
+
+// Failed AUTH attempts on one connection before it is closed with 421 (each one already
+// slowed down by the server's per-address delay).
+inline constexpr unsigned kMaxAuthFailures = 3;
+// Password verifications waiting for a free verifier, per verifier thread; past it AUTH
+// gets 454 4.7.0 (an AUTH flood must not queue without bound).
+inline constexpr size_t kVerifyQueuePerWorker = 8;
+
+}  // namespace tern::limits

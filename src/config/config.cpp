@@ -313,7 +313,7 @@ std::string default_hostname(const Value& root) {
 std::vector<Listen> read_listen(const Value& v) {
   std::vector<Listen> out;
   for (const Value& item : items_of(v)) {
-    const Fields f(item, {"address", "tls"});
+    const Fields f(item, {"address", "tls", "auth"});
     const Value& a = f.need("address");
     const std::string text = scalar_of(a, "an address like 127.0.0.1:25 or [::1]:25");
     auto ep = Endpoint::parse(text);
@@ -323,7 +323,8 @@ std::vector<Listen> read_listen(const Value& v) {
       if (l.address.str() == ep->str()) a.fail("duplicate listen address " + ep->str());
     Listen l{*ep};
     if (auto* x = f.get("tls")) l.implicit_tls = read_word(*x, {"starttls", "implicit"}) == "implicit";
-    out.push_back(l);
+    if (auto* x = f.get("auth")) l.auth_required = read_word(*x, {"required", "optional"}) == "required";
+    out.push_back(std::move(l));
   }
   if (out.empty()) v.fail("must list at least one address");
   return out;
@@ -711,6 +712,22 @@ void read_control(const Value* v, Control& out, const std::string& queue_dir) {
   if (auto* x = f.get("group")) out.group = scalar_of(*x, "a group name");
 }
 
+// auth: the users file is only named here; its lines are checked by ternd (auth/users.cpp),
+// which --check runs too, so every error still names file:line.
+void read_auth(const Value* v, Auth& out) {
+  if (!v) return;
+  const Fields f(*v, {"users_file", "show_user", "verifiers"});
+  if (auto* x = f.get("users_file")) {
+    const std::string text = scalar_of(*x, "a path");
+    if (!text.empty()) out.users_file = resolve_path(*x, text);  // "" = AUTH off, the default
+  }
+  if (auto* x = f.get("show_user")) {
+    const std::string w = read_word(*x, {"true", "false", "yes", "no"});
+    out.show_user = w == "true" || w == "yes";
+  }
+  if (auto* x = f.get("verifiers")) out.verifiers = uint32_t(read_uint(*x, 1, 64));
+}
+
 // "192.0.2.1", "192.0.2.1@5353", "2001:db8::1@53": the address is everything before the
 // last '@', so IPv6 needs no brackets.
 void read_dns(const Value* v, Dns& out) {
@@ -736,7 +753,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "tls", "metrics", "log_format", "user"});
+                        "control", "tls", "metrics", "log_format", "user", "auth"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -780,6 +797,15 @@ Config read_config(const Source& src, const YAML::Node& doc) {
       f.need("listen").fail("listener " + l.address.str() + " has tls: implicit but no tls: cert/key is configured");
   read_dns(f.get("dns"), cfg.dns);
   read_control(f.get("control"), cfg.control, cfg.queue_dir);
+  read_auth(f.get("auth"), cfg.auth);
+  if (const Value* lv = f.get("listen"); lv && cfg.auth.users_file.empty())
+    for (const Listen& l : cfg.listen)
+      if (l.auth_required)
+        lv->fail("listener " + l.address.str() + " has auth: required but auth.users_file is not set");
+  // AUTH is offered only inside TLS: without a certificate the users file is never used.
+  if (!cfg.auth.users_file.empty() && cfg.tls.cert.empty())
+    cfg.warnings.push_back("auth.users_file: no tls: cert/key is configured, so AUTH is never offered "
+                           "(it needs TLS first)");
   // tern keeps no mailboxes: mail for postmaster@<hostname> would be rewritten to itself and
   // then fail as a loop (5.4.6) unless a route sends that domain elsewhere.
   if (postmaster) {

@@ -134,12 +134,22 @@ struct Control {
 struct Listen {
   Endpoint address;
   bool implicit_tls = false;  // tls: implicit — TLS from the first byte (RFC 8314)
+  // auth: required (a submission port): MAIL is refused with 530 5.7.0 until AUTH succeeds,
+  // even from relay.networks.
+  bool auth_required = false;
 };
 
 // The server certificate; STARTTLS is offered on plain listeners once set.
 struct Tls {
   std::string cert;  // PEM chain, leaf first; empty: no TLS
   std::string key;
+};
+
+// SMTP AUTH (RFC 4954) for clients that submit or relay: offered after TLS only.
+struct Auth {
+  std::string users_file;  // "name:crypt-hash" lines; empty = AUTH not offered
+  bool show_user = false;  // put the authenticated name into Received:
+  uint32_t verifiers = 2;  // threads that check passwords (off the loop; a restart applies it)
 };
 
 struct Config {
@@ -159,6 +169,7 @@ struct Config {
   Dns dns;
   Control control;
   std::optional<Endpoint> metrics_listen;  // metrics.listen: Prometheus endpoint; off when unset
+  Auth auth;
   std::string log_level = "info";  // trace, debug, info, warn, error
   bool log_json = false;           // log_format: json (one JSON object per line)
   std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload

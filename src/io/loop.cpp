@@ -7,6 +7,8 @@
 #include <cstdlib>
 #include <spdlog/spdlog.h>
 
+#include "io/guarded.hpp"
+
 namespace tern::io {
 
 namespace {
@@ -15,22 +17,6 @@ struct Work {
   std::function<void()> work;
   std::function<void()> done;
 };
-
-// Exceptions must not unwind through libuv's C frames.
-template <typename F>
-void guarded(const char* what, F&& f) noexcept {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    spdlog::critical("bug: exception escaped {}: {}", what, e.what());
-    spdlog::shutdown();  // an asynchronous logger writes the line out before the abort
-    std::abort();
-  } catch (...) {
-    spdlog::critical("bug: unknown exception escaped {}", what);
-    spdlog::shutdown();
-    std::abort();
-  }
-}
 }  // namespace
 
 Loop::Loop() : loop_(new uv_loop_t) { uv_loop_init(loop_); }

@@ -1,8 +1,10 @@
 // ternctl: the operator's tool. Reads the config (only what it needs: the control socket)
 // to find ternd, sends one command line over the control socket, prints the answer.
+// `passwd` (no config, no ternd) prints a users-file hash line for SMTP AUTH.
 // Exit codes: 0 done, 1 refused or failed (the reason on stderr), 2 usage.
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <termios.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -10,11 +12,15 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "admin/command.hpp"
+#include "auth/hash.hpp"
 #include "config/config.hpp"
+#include "smtp/sasl.hpp"
 
 namespace {
 
@@ -32,7 +38,10 @@ constexpr const char* kUsage =
     "  delete SELECTOR...      remove messages for good, without a bounce\n"
     "  flush [SELECTOR...]     make deferred messages due now (all of them without a selector)\n"
     "  stats [--json]          counters since start, queue and connection gauges\n"
-    "selectors: queue IDs, or --all, --domain DOMAIN (a recipient's), --sender ADDRESS\n";
+    "selectors: queue IDs, or --all, --domain DOMAIN (a recipient's), --sender ADDRESS\n"
+    "  passwd [USER]           read a password (from the terminal without echo, asked twice;\n"
+    "                          else one line of stdin) and print a yescrypt hash for SMTP\n"
+    "                          AUTH, as a users-file line \"USER:hash\" if USER is given\n";
 
 int talk(const std::string& path, const std::string& command) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -74,6 +83,67 @@ int talk(const std::string& path, const std::string& command) {
   return 0;
 }
 
+// One line from the terminal with echo off (the prompt on stderr), or from stdin.
+std::optional<std::string> read_secret(const char* prompt, bool tty) {
+  termios old{};
+  if (tty) {
+    std::fputs(prompt, stderr);
+    std::fflush(stderr);
+    if (::tcgetattr(STDIN_FILENO, &old) == 0) {
+      termios quiet = old;
+      quiet.c_lflag &= ~tcflag_t(ECHO);
+      ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &quiet);
+    }
+  }
+  std::string line;
+  const bool got = bool(std::getline(std::cin, line));
+  if (tty) {
+    ::tcsetattr(STDIN_FILENO, TCSAFLUSH, &old);
+    std::fputs("\n", stderr);
+  }
+  if (!got) return std::nullopt;
+  if (!line.empty() && line.back() == '\r') line.pop_back();
+  return line;
+}
+
+int passwd(const std::string& user) {
+  if (!user.empty() && (user.find(':') != std::string::npos || user.find_first_of(" \t") != std::string::npos)) {
+    std::fprintf(stderr, "ternctl: a user name cannot contain ':' or spaces\n");
+    return 2;
+  }
+  const bool tty = ::isatty(STDIN_FILENO) == 1;
+  auto pw = read_secret("Password: ", tty);
+  if (!pw) {
+    std::fprintf(stderr, "ternctl: no password given\n");
+    return 1;
+  }
+  if (tty) {
+    auto again = read_secret("Again: ", tty);
+    const bool same = again && *again == *pw;
+    if (again) tern::auth::wipe(*again);
+    if (!same) {
+      tern::auth::wipe(*pw);
+      std::fprintf(stderr, "ternctl: the passwords differ\n");
+      return 1;
+    }
+  }
+  // SASL PLAIN and LOGIN carry at most 255 octets (RFC 4616 §2): a longer password could
+  // never be used to log in.
+  if (pw->empty() || pw->size() > tern::smtp::sasl::kMaxField || pw->find('\0') != std::string::npos) {
+    tern::auth::wipe(*pw);
+    std::fprintf(stderr, "ternctl: the password must be 1 to %zu bytes\n", tern::smtp::sasl::kMaxField);
+    return 1;
+  }
+  auto hash = tern::auth::make_hash(*pw);
+  tern::auth::wipe(*pw);
+  if (!hash) {
+    std::fprintf(stderr, "ternctl: %s\n", hash.error().message.c_str());
+    return 1;
+  }
+  std::printf("%s%s%s\n", user.c_str(), user.empty() ? "" : ":", hash->c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -85,6 +155,13 @@ int main(int argc, char** argv) {
     if (words.empty() && (a == "--help" || a == "-h")) {
       std::fputs(kUsage, stdout);
       return 0;
+    }
+    if (words.empty() && a == "passwd") {  // needs neither the config nor ternd
+      if (i + 2 < argc) {
+        std::fprintf(stderr, "ternctl: passwd takes at most one user name\n%s", kUsage);
+        return 2;
+      }
+      return passwd(i + 1 < argc ? argv[i + 1] : "");
     }
     if (words.empty() && a == "--config") {
       if (i + 1 >= argc) {

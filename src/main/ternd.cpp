@@ -17,6 +17,7 @@
 #include <string>
 
 #include "admin/control.hpp"
+#include "auth/users.hpp"
 #include "bounce/notifier.hpp"
 #include "common/clock.hpp"
 #include "common/log_format.hpp"
@@ -116,6 +117,21 @@ void check_fd_budget(const tern::config::Config& c, uint64_t fd_limit) {
                  fd_limit, c.limits.max_connections, c.delivery.max_in_flight, kFdReserve, need);
 }
 
+// The users file is read here too (besides by the verifiers, whenever it changes), so that
+// --check and startup report a bad line as file:line. Its warnings (a world-readable file,
+// weak legacy hashes) go to `warn`.
+bool users_file_ok(const tern::config::Config& c, const std::function<void(const std::string&)>& warn,
+                   std::string& error) {
+  if (c.auth.users_file.empty()) return true;
+  auto users = tern::auth::load_users(c.auth.users_file);
+  if (!users) {
+    error = users.error().message;
+    return false;
+  }
+  for (const auto& w : users->warnings) warn(w);
+  return true;
+}
+
 }  // namespace
 
 int run(int argc, char** argv) {
@@ -124,6 +140,12 @@ int run(int argc, char** argv) {
   auto cfg = tern::config::load_file(flags->config);
   if (!cfg) {
     std::fprintf(stderr, "ternd: %s\n", cfg.error().message.c_str());
+    return 1;
+  }
+  std::string users_error;
+  if (!users_file_ok(*cfg, [](const std::string& w) { std::fprintf(stderr, "ternd: warning: %s\n", w.c_str()); },
+                     users_error)) {
+    std::fprintf(stderr, "ternd: %s\n", users_error.c_str());
     return 1;
   }
   // The certificate is part of the configuration: a bad one stops the start (and --check).
@@ -335,6 +357,8 @@ int run(int argc, char** argv) {
                           std::shared_ptr<const tern::tls::ServerContext> next_tls) {
     if (next.queue_dir != running.queue_dir)
       spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
+    if (next.auth.verifiers != running.auth.verifiers)
+      spdlog::warn("ternd: reload: an auth.verifiers change needs a restart");
     if (next.dns.forwarders != running.dns.forwarders || next.control.socket != running.control.socket)
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
@@ -382,6 +406,11 @@ int run(int argc, char** argv) {
           loaded->config.emplace(tern::config::load_file(config_path));
           if (!*loaded->config) return;
           loaded->settings.emplace(agent_settings(loaded->config->value()));
+          // Reported only: the verifiers re-read the users file themselves when it changes
+          // (and answer 454 while it is broken).
+          std::string why;
+          if (!users_file_ok(loaded->config->value(), [](const std::string& w) { spdlog::warn("ternd: {}", w); }, why))
+            spdlog::error("ternd: reload: {}", why);
           const auto& t = loaded->config->value().tls;
           if (t.cert.empty()) return;
           auto ctx = tern::tls::ServerContext::load(t.cert, t.key);

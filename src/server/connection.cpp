@@ -5,6 +5,7 @@
 
 #include <cerrno>
 
+#include "common/log_escape.hpp"
 #include "server/server.hpp"
 
 namespace tern::server {
@@ -116,12 +117,15 @@ void Connection::finish(const char* why) {
   if (finished_) return;
   finished_ = true;
   timer_.stop();
+  if (auth_delay_) auth_delay_->stop();
   incoming_.reset();  // an unfinished message is removed
   tcp_->close_after_flush();
   std::string tls = "none";
   if (tls_ && tls_->done) tls = tls_->version + " cipher=" + tls_->cipher;
-  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} tls={} duration={:.3f}s", id_,
+  spdlog::info("smtpd: conn={} disconnect from [{}] ({}) messages={} tls={}{}{} duration={:.3f}s", id_,
                client_.address.str(), why, session_.messages_accepted(), tls,
+               session_.authenticated() ? " user=" : "",
+               session_.authenticated() ? log_safe(session_.authenticated_user()) : std::string(),
                double(now_us() - started_us_) / 1e6);
   server_.release(id_);
 }
@@ -160,6 +164,24 @@ void Connection::commit_message() {
 }
 
 void Connection::abort_message() { incoming_.reset(); }
+
+bool Connection::verify_credentials(const smtp::sasl::Credentials& credentials) {
+  if (!alive_) alive_ = std::make_shared<bool>(true);
+  return server_.verify(credentials, [this, alive = std::weak_ptr<bool>(alive_)](AuthOutcome outcome) {
+    if (!alive.lock() || finished_) return;
+    if (outcome != AuthOutcome::Rejected) {
+      session_.on_auth_result(outcome);
+      return settle();
+    }
+    // A wrong password is answered late, later for each recent failure from this address.
+    const int64_t delay_us = server_.auth_throttle_.failure(client_.address, now_us());
+    if (!auth_delay_) auth_delay_ = std::make_unique<io::Timer>(server_.loop_);
+    auth_delay_->start(uint64_t(delay_us / 1000), 0, [this] {
+      session_.on_auth_result(AuthOutcome::Rejected);
+      settle();
+    });
+  });
+}
 
 int64_t Connection::now_us() { return server_.clock_.now_us(); }
 

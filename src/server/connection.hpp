@@ -34,6 +34,7 @@ class Connection final : public SessionHost {
   void commit_message() override;
   void abort_message() override;
   int64_t now_us() override;
+  bool verify_credentials(const smtp::sasl::Credentials& credentials) override;
   void log_event(std::string_view what) override;
   void count_reject(int code, std::string_view enhanced) override;
 
@@ -57,6 +58,10 @@ class Connection final : public SessionHost {
   int64_t started_us_ = 0;
   bool finished_ = false;
   bool reading_ = false;
+  // Verifier answers arrive after the connection may be gone; made at the first AUTH only
+  // (idle connections stay small).
+  std::shared_ptr<bool> alive_;
+  std::unique_ptr<io::Timer> auth_delay_;  // holds a 535 back (AuthThrottle)
 };
 
 }  // namespace tern::server

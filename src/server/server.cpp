@@ -3,6 +3,9 @@
 
 #include <spdlog/spdlog.h>
 
+#include "auth/hash.hpp"
+#include "auth/verifier.hpp"
+#include "common/limits.hpp"
 #include "server/connection.hpp"
 #include "smtp/reply.hpp"
 
@@ -17,17 +20,54 @@ Server::Server(io::Loop& loop, queue::Injector& injector, const Clock& clock, co
 Server::~Server() = default;
 
 std::shared_ptr<const SessionSettings> Server::make_settings(const config::Config& cfg, bool tls) {
-  return std::make_shared<const SessionSettings>(SessionSettings{cfg.hostname, cfg.limits, RelayPolicy(cfg), tls});
+  return std::make_shared<const SessionSettings>(SessionSettings{
+      cfg.hostname, cfg.limits, RelayPolicy(cfg), tls, !cfg.auth.users_file.empty(), cfg.auth.show_user});
 }
 
 void Server::apply(const config::Config& cfg, std::shared_ptr<const tls::ServerContext> tls) {
   tls_ = std::move(tls);
   settings_ = make_settings(cfg, tls_ != nullptr);
   timeouts_ = cfg.timeouts;
+  if (cfg.auth.users_file.empty()) {
+    verifier_.reset();
+  } else if (!verifier_ || verifier_->path() != cfg.auth.users_file) {
+    verifier_ = std::make_shared<auth::Verifier>(cfg.auth.users_file);
+  }
+  // The thread count is fixed when the first users file appears; a reload does not change it.
+  if (!verifiers_) verifier_threads_ = cfg.auth.verifiers;
+  if (verifier_ && !verifiers_)
+    verifiers_ = std::make_unique<io::WorkerPool>(loop_, verifier_threads_,
+                                                  verifier_threads_ * limits::kVerifyQueuePerWorker);
+}
+
+bool Server::verify(const smtp::sasl::Credentials& credentials, std::function<void(AuthOutcome)> done) {
+  if (!verifier_ || !verifiers_) return false;
+  struct Job {
+    std::string user, password;
+    AuthOutcome outcome = AuthOutcome::TempFail;
+    std::string error;
+    ~Job() { auth::wipe(password); }
+  };
+  auto job = std::make_shared<Job>();
+  job->user = credentials.user;
+  job->password = credentials.password;
+  return verifiers_->submit(
+      [v = verifier_, job] {
+        auto r = v->verify(job->user, job->password);
+        auth::wipe(job->password);
+        if (!r) job->error = r.error().message;
+        else job->outcome = r.value() == auth::Verdict::Accepted ? AuthOutcome::Accepted : AuthOutcome::Rejected;
+      },
+      [job, done = std::move(done)] {
+        if (!job->error.empty()) spdlog::error("smtpd: auth: {}", job->error);
+        done(job->outcome);
+      });
 }
 
 Status Server::listen(const std::vector<config::Listen>& listen) {
-  auto key_of = [](const config::Listen& l) { return l.address.str() + (l.implicit_tls ? " implicit" : " starttls"); };
+  auto key_of = [](const config::Listen& l) {
+    return l.address.str() + (l.implicit_tls ? " implicit" : " starttls") + (l.auth_required ? " auth" : "");
+  };
   std::map<std::string, std::unique_ptr<io::TcpListener>> next;
   for (const auto& l : listen) {
     const std::string key = key_of(l);
@@ -43,15 +83,15 @@ Status Server::listen(const std::vector<config::Listen>& listen) {
   for (const auto& l : listen) {
     const std::string key = key_of(l);
     if (next.count(key)) continue;
-    const bool implicit = l.implicit_tls;
-    auto lst = io::TcpListener::listen(loop_, l.address, [this, implicit](std::unique_ptr<io::Stream> c) {
-      accept(std::move(c), implicit);
+    auto lst = io::TcpListener::listen(loop_, l.address, [this, l](std::unique_ptr<io::Stream> c) {
+      accept(std::move(c), l);
     });
     if (!lst) {
       if (result.ok()) result = lst.error();
       continue;
     }
-    spdlog::info("smtpd: listening on {}{}", l.address.str(), implicit ? " (implicit TLS)" : "");
+    spdlog::info("smtpd: listening on {}{}{}", l.address.str(), l.implicit_tls ? " (implicit TLS)" : "",
+                 l.auth_required ? " (auth required)" : "");
     next.emplace(key, std::move(lst.value()));
   }
   listeners_ = std::move(next);
@@ -69,7 +109,7 @@ const char* admission_refusal(const config::Limits& lim, size_t open_total, uint
   return nullptr;
 }
 
-void Server::accept(std::unique_ptr<io::Stream> tcp, bool implicit_tls) {
+void Server::accept(std::unique_ptr<io::Stream> tcp, const config::Listen& listener) {
   const IpAddress addr = tcp->peer().address;
   const std::string key = addr.str();
   const bool relay = settings_->policy.client_may_relay(addr);
@@ -79,14 +119,14 @@ void Server::accept(std::unique_ptr<io::Stream> tcp, bool implicit_tls) {
     if (counters_) ++counters_->rejected["421 4.7.0 connection limit"];
     if (per_client_[key] == 0) per_client_.erase(key);
     // On an implicit-TLS port the client expects a handshake, not text: just close.
-    if (!implicit_tls) tcp->write(smtp::reply(421, "4.7.0", settings_->hostname + " " + refusal));
+    if (!listener.implicit_tls) tcp->write(smtp::reply(421, "4.7.0", settings_->hostname + " " + refusal));
     tcp->close_after_flush();
     return;
   }
   ++per_client_[key];
   if (counters_) ++counters_->connections_in;
   const uint64_t id = next_id_++;
-  ClientInfo client{addr, tcp->peer().port, relay, implicit_tls};
+  ClientInfo client{addr, tcp->peer().port, relay, listener.implicit_tls, listener.auth_required};
   auto conn = std::make_unique<Connection>(*this, id, std::move(tcp), settings_, client, tls_);
   Connection* raw = conn.get();
   conns_.emplace(id, std::move(conn));

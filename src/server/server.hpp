@@ -15,9 +15,15 @@
 #include "config/config.hpp"
 #include "io/loop.hpp"
 #include "io/tcp.hpp"
+#include "io/worker_pool.hpp"
 #include "queue/injector.hpp"
+#include "server/auth_throttle.hpp"
 #include "server/session.hpp"
 #include "tls/context.hpp"
+
+namespace tern::auth {
+class Verifier;
+}
 
 namespace tern::server {
 
@@ -51,7 +57,10 @@ class Server {
 
  private:
   friend class Connection;
-  void accept(std::unique_ptr<io::Stream> tcp, bool implicit_tls);
+  void accept(std::unique_ptr<io::Stream> tcp, const config::Listen& listener);
+  // Hands a password check to a verifier worker; `done` runs on the loop with the answer.
+  // False when AUTH is off or every verifier is busy and the wait queue is full.
+  bool verify(const smtp::sasl::Credentials& credentials, std::function<void(AuthOutcome)> done);
   void release(uint64_t id);
   void check_drained();
   static std::shared_ptr<const SessionSettings> make_settings(const config::Config& cfg, bool tls);
@@ -71,6 +80,13 @@ class Server {
   std::function<void()> on_drained_;
   uint64_t next_id_ = 1;
   Counters* counters_ = nullptr;
+  // SMTP AUTH: the users file of the current config (null when AUTH is off), the failure
+  // delays per client address, and the verifier threads (last: destroyed first, dropping
+  // completions that refer to the members above).
+  std::shared_ptr<auth::Verifier> verifier_;
+  AuthThrottle auth_throttle_;
+  unsigned verifier_threads_ = 2;
+  std::unique_ptr<io::WorkerPool> verifiers_;
 };
 
 }  // namespace tern::server

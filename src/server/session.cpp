@@ -49,6 +49,7 @@ const Session::CommandSpec Session::kCommands[] = {
     {Verb::NonSmtp, kAnyCommandState, "", &Session::cmd_non_smtp},
     {Verb::Starttls, bit(State::Ready) | bit(State::Greeted), "Error: MAIL transaction in progress",
      &Session::cmd_starttls},
+    {Verb::Auth, kAnyCommandState, "", &Session::cmd_auth},
 };
 
 Session::Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client,
@@ -68,6 +69,7 @@ void Session::close_with(int code, std::string_view enhanced, std::string_view t
   if (state_ == State::Data || state_ == State::WaitCommit || state_ == State::Bdat ||
       state_ == State::BdatChunk)
     host_.abort_message();
+  sasl_.reset();
   state_ = State::Closed;
 }
 
@@ -97,6 +99,7 @@ void Session::feed(std::string_view bytes) {
 
 void Session::pump() {
   while (state_ != State::Closed && state_ != State::WaitCommit && state_ != State::StartTls &&
+         state_ != State::WaitAuth &&
          in_pos_ < in_.size()) {
     if (skip_octets_ > 0) {  // a refused BDAT chunk: its octets are data, never commands
       const uint64_t n = std::min<uint64_t>(skip_octets_, in_.size() - in_pos_);
@@ -118,6 +121,7 @@ void Session::pump() {
         in_pos_ = in_.size();
         if (!discarding_long_line_) {
           discarding_long_line_ = true;
+          abort_auth();
           error(500, "5.5.2", "Error: line too long");
         }
       }
@@ -131,7 +135,14 @@ void Session::pump() {
     }
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
     if (line.size() + 2 > limits::kMaxCommandLine) {
+      abort_auth();
       error(500, "5.5.2", "Error: line too long");
+      continue;
+    }
+    if (state_ == State::Auth) {  // a SASL response: credentials, never logged or parsed as a command
+      current_line_ = "AUTH";
+      auth_line(line);
+      current_line_ = {};
       continue;
     }
     current_line_ = line;
@@ -232,6 +243,13 @@ void Session::cmd_ehlo(const smtp::Command& c) {
     out_[last + 3] = '-';
     out_ += "250 STARTTLS\r\n";
   }
+  if (settings_->auth_offered && tls_active()) {
+    // RFC 4954 §4: offered only where it can be used: after TLS, so no password crosses the
+    // network in the clear. The last line is the previous last one: continue it and append.
+    const size_t last = out_.rfind("\r\n250 ");
+    out_[last + 5] = '-';
+    out_ += "250 AUTH PLAIN LOGIN\r\n";
+  }
 }
 
 bool Session::starttls_offered() const noexcept {
@@ -270,6 +288,9 @@ void Session::on_tls_started(TlsSummary tls) {
 void Session::cmd_mail(const smtp::Command& c) {
   if (state_ == State::Ready) return error(503, "5.5.1", "Error: send HELO/EHLO first");
   if (state_ != State::Greeted) return error(503, "5.5.1", "Error: nested MAIL command");
+  // A submission listener (RFC 6409 §4.3; RFC 4954 §6): no mail before AUTH, not even from
+  // relay.networks.
+  if (client_.auth_required && !authenticated_) return error(530, "5.7.0", "Authentication required");
   auto rest = smtp::strip_prefix(c.arg, "FROM:");
   if (!rest) return error(501, "5.5.4", "Syntax: MAIL FROM:<address>");
   // SMTPUTF8 may appear after the path, so parse the path permissively and check below.
@@ -363,7 +384,8 @@ void Session::cmd_rcpt(const smtp::Command& c) {
     // transaction; it is not the client's fault, so not counted as an error.
     return emit(452, "4.5.3", "Error: too many recipients");
   }
-  const RcptVerdict v = settings_->policy.check(path->address, client_.relay);
+  // An authenticated client relays like one in relay.networks (RFC 4954 §6).
+  const RcptVerdict v = settings_->policy.check(path->address, client_.relay || authenticated_);
   if (!v.accept) return error(v.code, v.enhanced, v.text);
   const std::string given = path->address.mailbox();
   bool duplicate = false;
@@ -385,10 +407,11 @@ void Session::begin_message() {
   env_.client_address = client_.address.str();
   env_.client_port = client_.port;
   env_.client_helo = helo_;
-  env_.client_relay = client_.relay;
-  // RFC 3848 / RFC 6531 §3.7.4.1: an S for TLS (the A for AUTH comes with authentication).
+  env_.client_relay = client_.relay || authenticated_;  // one of our own clients
+  // RFC 3848 / RFC 6531 §3.7.4.1: an S for TLS, then an A for SMTP AUTH.
   env_.protocol = smtputf8_ ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
   if (tls_ && esmtp_) env_.protocol += "S";
+  if (authenticated_) env_.protocol += "A";
   queue_id_ = host_.begin_message(env_);
   env_.id = queue_id_;
 }
@@ -517,7 +540,7 @@ void Session::flush_headers() {
   received_count_ = summary.received;
   std::string prelude = received_header();
   // Submission-style fixes only for our own clients (RFC 6409 §8); relayed mail is untouched.
-  if (client_.relay) {
+  if (env_.client_relay) {
     if (!summary.has_message_id) prelude += "Message-ID: <" + queue_id_ + "@" + settings_->hostname + ">\r\n";
     if (!summary.has_date) prelude += "Date: " + rfc5322_date(env_.arrival_us) + "\r\n";
   }
@@ -534,6 +557,9 @@ std::string Session::received_header() const {
   if (tls_)
     h += "\t(using " + tls_->version + " with cipher " + tls_->cipher + " (" + std::to_string(tls_->bits) +
          " bits))\r\n";
+  // The authenticated name stays private unless auth.show_user says otherwise. It is a name
+  // from the users file (no spaces or controls), so it cannot break the header.
+  if (authenticated_ && settings_->show_user) h += "\t(authenticated user " + auth_user_ + ")\r\n";
   h += "\tby " + settings_->hostname + " (tern) with " + env_.protocol + " id " + queue_id_;
   if (env_.recipients.size() == 1) h += "\r\n\tfor <" + env_.recipients.front().address + ">";
   h += "; " + rfc5322_date(env_.arrival_us) + "\r\n";
@@ -601,7 +627,7 @@ void Session::on_timeout() {
 
 void Session::on_shutdown() {
   draining_ = true;
-  if (state_ == State::Ready || state_ == State::Greeted)
+  if (state_ == State::Ready || state_ == State::Greeted || state_ == State::Auth)
     close_with(421, "4.3.2", "Service shutting down");
 }
 
@@ -634,8 +660,98 @@ void Session::cmd_non_smtp(const smtp::Command&) {
 }
 
 void Session::cmd_help(const smtp::Command&) {
-  emit(214, "2.0.0", starttls_offered() ? "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP STARTTLS"
-                                         : "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP");
+  std::string text = "Commands: EHLO HELO MAIL RCPT DATA BDAT RSET NOOP QUIT VRFY HELP";
+  if (starttls_offered()) text += " STARTTLS";
+  if (settings_->auth_offered && tls_active()) text += " AUTH";
+  emit(214, "2.0.0", text);
+}
+
+// ---- SMTP AUTH (RFC 4954) ---------------------------------------------------------------
+
+void Session::cmd_auth(const smtp::Command& c) {
+  if (!settings_->auth_offered) return error(502, "5.5.1", "Error: command not implemented");
+  // RFC 4954 §4 and RFC 5248: 538 when the mechanism needs an encrypted channel first.
+  if (!tls_active()) return error(538, "5.7.11", "Encryption required for requested authentication mechanism");
+  if (state_ == State::Ready || !esmtp_) return error(503, "5.5.1", "Error: send EHLO first");
+  // RFC 4954 §4: "The AUTH command is not permitted during a mail transaction."
+  if (state_ != State::Greeted) return error(503, "5.5.1", "Error: AUTH not allowed during a mail transaction");
+  if (authenticated_) return error(503, "5.5.1", "Error: already authenticated");
+  sasl_.emplace();
+  auth_step(sasl_->begin(c.arg));
+}
+
+void Session::auth_line(std::string_view line) {
+  if (!sasl_) return abort_auth();
+  auth_step(sasl_->respond(line));
+}
+
+void Session::abort_auth() {
+  if (state_ != State::Auth) return;
+  sasl_.reset();
+  state_ = State::Greeted;
+}
+
+void Session::auth_step(smtp::sasl::Step step) {
+  using Kind = smtp::sasl::Step::Kind;
+  using F = smtp::sasl::Failure;
+  switch (step.kind) {
+    case Kind::Challenge:
+      state_ = State::Auth;
+      out_ += "334 " + step.challenge + "\r\n";
+      return;
+    case Kind::Failed:
+      sasl_.reset();
+      state_ = State::Greeted;
+      switch (step.failure) {
+        case F::UnknownMechanism: return error(504, "5.5.4", "Unrecognized authentication type");
+        case F::Cancelled: return error(501, "5.7.0", "Authentication cancelled");
+        case F::BadBase64: return error(501, "5.5.2", "Cannot decode response");
+        case F::Malformed: return error(501, "5.5.2", "Malformed authentication exchange");
+        case F::Syntax: return error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
+      }
+      return;
+    case Kind::Done:
+      break;
+  }
+  sasl_.reset();
+  const bool taken = host_.verify_credentials(step.credentials);
+  pending_user_ = std::move(step.credentials.user);
+  std::fill(step.credentials.password.begin(), step.credentials.password.end(), '\0');
+  if (!taken) {
+    state_ = State::Greeted;
+    host_.log_event("auth busy: no verifier free; user=" + log_safe(pending_user_));
+    return emit(454, "4.7.0", "Temporary authentication failure, try again later");
+  }
+  state_ = State::WaitAuth;
+}
+
+void Session::on_auth_result(AuthOutcome outcome) {
+  if (state_ != State::WaitAuth) return;
+  state_ = State::Greeted;
+  const std::string user = std::exchange(pending_user_, {});
+  switch (outcome) {
+    case AuthOutcome::Accepted:
+      authenticated_ = true;
+      auth_user_ = user;
+      host_.log_event("auth ok: user=" + log_safe(user));
+      emit(235, "2.7.0", "Authentication successful");
+      break;
+    case AuthOutcome::TempFail:
+      host_.log_event("auth temporary failure: user=" + log_safe(user));
+      emit(454, "4.7.0", "Temporary authentication failure, try again later");
+      break;
+    case AuthOutcome::Rejected:
+      // One line per failure with the client's address (added by the glue) and the name:
+      // what fail2ban-style tools match. Never the password.
+      host_.log_event("auth failed: user=" + log_safe(user));
+      host_.count_reject(535, "5.7.8");  // ternctl stats: failed logins at a glance
+      emit(535, "5.7.8", "Authentication credentials invalid");
+      if (++auth_failures_ >= limits::kMaxAuthFailures)
+        return close_with(421, "4.7.0", "Error: too many failed authentication attempts");
+      break;
+  }
+  if (draining_) return close_with(421, "4.3.2", "Service shutting down");
+  pump();  // anything the client pipelined behind its credentials
 }
 
 }  // namespace tern::server

@@ -16,6 +16,7 @@
 #include "smtp/command.hpp"
 #include "smtp/data_decoder.hpp"
 #include "smtp/headers.hpp"
+#include "smtp/sasl.hpp"
 
 namespace tern::server {
 
@@ -25,6 +26,8 @@ struct SessionSettings {
   config::Limits limits;
   RelayPolicy policy;
   bool tls_available = false;  // a server certificate is loaded: STARTTLS can be offered
+  bool auth_offered = false;  // auth.users_file is set: AUTH PLAIN LOGIN after TLS (RFC 4954)
+  bool show_user = false;     // auth.show_user: the authenticated name goes into Received:
 };
 
 struct ClientInfo {
@@ -32,7 +35,11 @@ struct ClientInfo {
   uint16_t port = 0;
   bool relay = false;  // in relay.networks
   bool implicit_tls = false;  // came in on a tls: implicit listener (no STARTTLS there)
+  bool auth_required = false;  // came in on an auth: required listener (MAIL needs AUTH)
 };
+
+// How the users file answered a verification request (the server's verifier workers).
+enum class AuthOutcome { Accepted, Rejected, TempFail };
 
 // What the TLS handshake established, for Received: and the log.
 struct TlsSummary {
@@ -58,6 +65,9 @@ class SessionHost {
   virtual void commit_message() = 0;
   virtual void abort_message() = 0;
   virtual int64_t now_us() = 0;
+  // Checks a user name and password off the loop; the answer arrives later through
+  // Session::on_auth_result. False when no verifier can take it now (the client gets 454).
+  virtual bool verify_credentials(const smtp::sasl::Credentials& /*credentials*/) { return false; }
   // A refusal worth a log line (the glue adds who and when). Whatever in `what` came from
   // the client has already been passed through log_safe().
   virtual void log_event(std::string_view /*what*/) {}
@@ -70,7 +80,10 @@ class Session {
   // Bdat: a BDAT transaction between chunks; BdatChunk: reading a chunk's octets (RFC 3030).
   // StartTls: the 220 to STARTTLS is out; the glue runs the handshake and reports back
   // through on_tls_started (or ends the connection).
-  enum class State { Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, StartTls, Closed };
+  // Auth: reading SASL responses after a 334; WaitAuth: the password is being verified.
+  enum class State {
+    Ready, Greeted, Mail, Rcpt, Data, Bdat, BdatChunk, WaitCommit, StartTls, Auth, WaitAuth, Closed
+  };
 
   Session(std::shared_ptr<const SessionSettings> settings, ClientInfo client, SessionHost& host);
 
@@ -81,6 +94,7 @@ class Session {
   // command). After STARTTLS the session starts over: the client must greet again
   // (RFC 3207 §4.2).
   void on_tls_started(TlsSummary tls);
+  void on_auth_result(AuthOutcome outcome);
   void on_timeout();
   void on_shutdown();                // server stopping: finish the transaction, then 421
 
@@ -88,10 +102,11 @@ class Session {
   [[nodiscard]] bool has_output() const noexcept { return !out_.empty(); }
   [[nodiscard]] State state() const noexcept { return state_; }
   [[nodiscard]] bool closed() const noexcept { return state_ == State::Closed; }
-  // False while the session waits for the queue: the glue stops reading meanwhile.
+  // False while the session waits for the queue or a password check: the glue stops
+  // reading (and the client timeout) meanwhile.
   // (During the TLS handshake reading goes on: those bytes are the handshake's.)
   [[nodiscard]] bool wants_input() const noexcept {
-    return state_ != State::WaitCommit && state_ != State::Closed;
+    return state_ != State::WaitCommit && state_ != State::WaitAuth && state_ != State::Closed;
   }
   // Reading message content (DATA or a BDAT chunk): the glue applies timeouts.data.
   [[nodiscard]] bool in_data() const noexcept {
@@ -102,7 +117,9 @@ class Session {
   [[nodiscard]] bool wants_tls() const noexcept { return state_ == State::StartTls; }
   [[nodiscard]] const std::optional<TlsSummary>& tls() const noexcept { return tls_; }
   [[nodiscard]] uint32_t messages_accepted() const noexcept { return accepted_; }
-
+  // SMTP AUTH succeeded on this connection (RFC 4954); the name it succeeded with.
+  [[nodiscard]] bool authenticated() const noexcept { return authenticated_; }
+  [[nodiscard]] const std::string& authenticated_user() const noexcept { return auth_user_; }
 
  private:
   using Verb = smtp::Verb;
@@ -137,6 +154,11 @@ class Session {
   void cmd_vrfy(const smtp::Command& c);
   void cmd_help(const smtp::Command& c);
   void cmd_non_smtp(const smtp::Command& c);
+  [[nodiscard]] bool tls_active() const noexcept { return tls_.has_value(); }
+  void cmd_auth(const smtp::Command& c);
+  void auth_step(smtp::sasl::Step step);
+  void auth_line(std::string_view line);
+  void abort_auth();
   void cmd_bdat(const smtp::Command& c);
   void cmd_starttls(const smtp::Command& c);
   void skip_bdat(const smtp::Command& c);
@@ -158,6 +180,12 @@ class Session {
   std::optional<TlsSummary> tls_;
   std::string helo_;
   bool esmtp_ = false;
+  // SMTP AUTH: the exchange in progress, its result, and failures on this connection.
+  std::optional<smtp::sasl::Exchange> sasl_;
+  std::string pending_user_;  // being verified
+  std::string auth_user_;
+  bool authenticated_ = false;
+  uint32_t auth_failures_ = 0;
   // Per-transaction
   queue::Envelope env_;
   bool smtputf8_ = false;

@@ -13,6 +13,8 @@ struct Host : tern::server::SessionHost {
   void commit_message() override {}
   void abort_message() override {}
   int64_t now_us() override { return 1764066538000000; }
+  // Every verification is taken; the outcome is chosen by the input (below).
+  bool verify_credentials(const tern::smtp::sasl::Credentials&) override { return true; }
 };
 }  // namespace
 
@@ -26,12 +28,15 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     c.limits.max_message_size = 4096;
     c.limits.max_recipients = 5;
     return std::make_shared<const tern::server::SessionSettings>(
-        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c), true});
+        tern::server::SessionSettings{c.hostname, c.limits, tern::server::RelayPolicy(c), true, true});
   }();
   if (size < 1) return 0;
   Host host;
   const bool relay = data[0] & 1;
-  tern::server::Session s(settings, {*tern::IpAddress::parse(relay ? "127.0.0.1" : "127.0.0.5"), 1, relay}, host);
+  const bool auth_required = data[0] & 2;
+  tern::server::Session s(settings,
+                          {*tern::IpAddress::parse(relay ? "127.0.0.1" : "127.0.0.5"), 1, relay, false, auth_required},
+                          host);
   s.start();
   const size_t chunk = 1 + data[0] % 64;
   std::string_view in(reinterpret_cast<const char*>(data) + 1, size - 1);
@@ -42,6 +47,11 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     // STARTTLS: the handshake "completes" at once, so the rest of the input is read as the
     // protected session.
     if (s.wants_tls()) s.on_tls_started({"TLSv1.3", "TLS_AES_128_GCM_SHA256", 128});
+    // AUTH: the verifier answers at once, by the input's first byte and the failures so far.
+    if (s.state() == tern::server::Session::State::WaitAuth)
+      s.on_auth_result((data[0] & 4) ? tern::server::AuthOutcome::Accepted
+                       : (data[0] & 8) ? tern::server::AuthOutcome::TempFail
+                                       : tern::server::AuthOutcome::Rejected);
     (void)s.take_output();
   }
   return 0;

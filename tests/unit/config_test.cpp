@@ -12,38 +12,15 @@
 #include <string>
 
 #include "common/strings.hpp"
+#include "temp_dir.hpp"
 
 namespace fs = std::filesystem;
 using namespace tern;
 using namespace tern::config;
 using namespace std::chrono_literals;
+using tern::test::TempDir;
 
 namespace {
-
-// A fresh directory under the system temp dir, removed with everything in it at scope exit.
-struct TempDir {
-  fs::path path;
-
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "tern-config-test-XXXXXX").string();
-    REQUIRE(::mkdtemp(tmpl.data()) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir&) = delete;
-  TempDir& operator=(const TempDir&) = delete;
-
-  // Writes `text` to `name` (relative to the directory) and returns the full path.
-  std::string write(const std::string& name, const std::string& text) const {
-    const fs::path p = path / name;
-    fs::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-};
 
 // Loads `text` expecting failure; returns the message after checking it is a single
 // permanent-error line.
@@ -295,7 +272,7 @@ TEST_CASE("config: unknown keys are errors at every level") {
   CHECK(error_of(kHead + "delivery:\n  retry:\n    inital: 1m\n") ==
         "t.yaml:5: delivery.retry.inital: unknown key (expected initial, max or factor)");
   CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:25\n    port: 25\n") ==
-        "t.yaml:5: listen[0].port: unknown key (expected address or tls)");
+        "t.yaml:5: listen[0].port: unknown key (expected address, tls or auth)");
   CHECK(error_of(kHead + "relay:\n  domains:\n    - name: a.example\n      recipient: [x]\n") ==
         "t.yaml:6: relay.domains[0].recipient: unknown key "
         "(expected name, recipients or recipients_file)");
@@ -564,6 +541,9 @@ TEST_CASE("config: the shipped tern.yaml loads and documents the real defaults")
   CHECK(c.dns.timeout == d.dns.timeout);
   CHECK(c.control.socket == "/var/spool/tern/control.sock");
   CHECK(c.control.group.empty());
+  CHECK(c.auth.users_file == d.auth.users_file);
+  CHECK(c.auth.show_user == d.auth.show_user);
+  CHECK(c.auth.verifiers == d.auth.verifiers);
 }
 
 TEST_CASE("config: postmaster must not be a mailbox of tern itself") {
@@ -698,4 +678,36 @@ TEST_CASE("config: TLS keys, the map form of routes and smarthost credentials") 
   CHECK(error_of(kHead + "delivery:\n  tls: maybe\n") ==
         "t.yaml:4: delivery.tls: expected none, may, encrypt or verify, got \"maybe\"");
   CHECK(error_of(kHead + "tls:\n  cert: c.pem\n").find("tls.key: required key is missing") != std::string::npos);
+}
+
+TEST_CASE("config: auth keys and auth: required listeners") {
+  auto d = load_string(kHead, "t.yaml");
+  REQUIRE(d.ok());
+  CHECK(d->auth.users_file.empty());
+  CHECK_FALSE(d->auth.show_user);
+  CHECK(d->auth.verifiers == 2);
+  CHECK_FALSE(d->listen.at(0).auth_required);
+
+  auto r = load_string(kHead +
+                           "listen:\n  - address: 127.0.0.1:25\n  - address: 127.0.0.1:587\n    auth: required\n"
+                           "  - address: 127.0.0.1:2525\n    auth: optional\n"
+                           "auth:\n  users_file: users\n  show_user: true\n  verifiers: 4\n",
+                       "/etc/tern/tern.yaml");
+  REQUIRE_MESSAGE(r.ok(), r.error().message);
+  CHECK(r->auth.users_file == "/etc/tern/users");
+  CHECK(r->auth.show_user);
+  CHECK(r->auth.verifiers == 4);
+  REQUIRE(r->warnings.size() == 1);  // users but no certificate: AUTH could never be offered
+  CHECK(r->warnings[0].find("AUTH is never offered") != std::string::npos);
+  REQUIRE(r->listen.size() == 3);
+  CHECK_FALSE(r->listen[0].auth_required);
+  CHECK(r->listen[1].auth_required);
+  CHECK_FALSE(r->listen[2].auth_required);
+
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:587\n    auth: yes\n") ==
+        "t.yaml:5: listen[0].auth: expected required or optional, got \"yes\"");
+  CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:587\n    auth: required\n")
+            .find("has auth: required but auth.users_file is not set") != std::string::npos);
+  CHECK(error_of(kHead + "auth:\n  verifiers: 0\n").rfind("t.yaml:4: auth.verifiers: must be at least 1", 0) == 0);
+  CHECK(error_of(kHead + "auth:\n  user_file: x\n").rfind("t.yaml:4: auth.user_file: unknown key", 0) == 0);
 }
