@@ -736,7 +736,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "tls", "metrics", "log_format", "user"});
+                        "control", "tls", "metrics", "log_format", "user", "submit"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -780,6 +780,11 @@ Config read_config(const Source& src, const YAML::Node& doc) {
       f.need("listen").fail("listener " + l.address.str() + " has tls: implicit but no tls: cert/key is configured");
   read_dns(f.get("dns"), cfg.dns);
   read_control(f.get("control"), cfg.control, cfg.queue_dir);
+  if (auto* x = f.get("submit")) {
+    const Fields s(*x, {"socket", "maildrop"});
+    if (auto* y = s.get("socket")) cfg.submit.socket = resolve_path(*y, scalar_of(*y, "a path"));
+    if (auto* y = s.get("maildrop")) cfg.submit.maildrop = resolve_path(*y, scalar_of(*y, "a path"));
+  }
   // tern keeps no mailboxes: mail for postmaster@<hostname> would be rewritten to itself and
   // then fail as a loop (5.4.6) unless a route sends that domain elsewhere.
   if (postmaster) {

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "admin/control.hpp"
+#include "admin/format.hpp"
 #include "bounce/notifier.hpp"
 #include "common/clock.hpp"
 #include "common/log_format.hpp"
@@ -29,6 +30,8 @@
 #include "queue/injector.hpp"
 #include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
+#include "server/local_submission.hpp"
+#include "server/maildrop.hpp"
 #include "server/server.hpp"
 #include "service/notify.hpp"
 #include "service/privileges.hpp"
@@ -78,6 +81,8 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
 
 // Log lines queued for the logging thread before the oldest are dropped.
 constexpr size_t kLogQueueLines = 16384;
+// How often the maildrop is looked at for files tern-sendmail left while ternd was down.
+constexpr uint64_t kMaildropScanMs = 5000;
 
 // Logging never blocks the loop thread: lines go to a queue that one spdlog thread writes to
 // stderr (a slow journal or a full pipe stalls that thread, not mail). When the queue is
@@ -266,6 +271,24 @@ int run(int argc, char** argv) {
     return 1;
   }
 
+  // Local submission (tern-sendmail). Without its socket ternd still runs: tern-sendmail
+  // then leaves messages in the maildrop, which is imported once the socket works.
+  auto submit_settings = [](const tern::config::Config& c) {
+    return tern::server::LocalSubmission::Settings{c.hostname, c.limits.max_message_size, c.limits.max_recipients};
+  };
+  auto list_queue = [&] {
+    std::string out;
+    const int64_t now = clock.now_us();
+    for (const auto& e : manager->list()) out += tern::admin::format_queue_line(e, now) + "\n";
+    return out;
+  };
+  auto submission = std::make_unique<tern::server::LocalSubmission>(loop, injector, clock, submit_settings(*cfg), list_queue);
+  if (auto st = submission->listen(cfg->submit.socket); !st)
+    spdlog::error("ternd: local submission socket is off (tern-sendmail uses the maildrop): {}", st.error().message);
+  auto maildrop = std::make_unique<tern::server::Maildrop>(loop, cfg->submit.maildrop, *submission, cfg->hostname,
+                                                           cfg->limits.max_message_size, cfg->limits.max_recipients);
+  maildrop->start(kMaildropScanMs);
+
   server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg, tls_ctx);
   server->set_counters(&counters);
   if (auto st = server->listen(cfg->listen); !st) {
@@ -301,6 +324,8 @@ int run(int argc, char** argv) {
       scheduler->stop();
       manager->stop();
       agent->shutdown(running.timeouts.shutdown, [&] {
+        maildrop.reset();
+        submission.reset();
         (*store)->close();
         control_server.reset();
         metrics_server.reset();
@@ -329,6 +354,7 @@ int run(int argc, char** argv) {
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
     server->apply(next, std::move(next_tls));
+    submission->set_settings(submit_settings(next));
     scheduler->apply(limits(next));
     manager->apply(qmgr_settings(next));
     notifier.apply(notifier_settings(next));
