@@ -76,15 +76,16 @@ std::string read_to_end(int fd) {
 }
 
 // The maildrop: the same request bytes as on the socket, in a file only its owner and ternd
-// see (directory mode 1733), written 0600 and made durable before fchmod 0700 marks it
-// complete for ternd's import.
+// see (directory mode 3733: not listable, sticky, and setgid so that the file gets ternd's
+// group), written 0640 and made durable before fchmod 0740 marks it complete for ternd's
+// import (ternd runs as its own user: the group read bit is how it reads the file).
 int drop_in_maildrop(const std::string& dir, const std::string& request, const std::string& why) {
   char name[128];
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
   std::snprintf(name, sizeof name, "/%lld.%09ld.%d", static_cast<long long>(ts.tv_sec), ts.tv_nsec, int(::getpid()));
   const std::string path = dir + name;
-  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0)
     return fail(kExitTempFail, "ternd is not answering (" + why + ") and the maildrop " + dir +
                                    " cannot take the message: " + std::strerror(errno) + "; nothing was sent");
@@ -96,9 +97,9 @@ int drop_in_maildrop(const std::string& dir, const std::string& request, const s
     ok = n > 0;
     if (ok) rest.remove_prefix(size_t(n));
   }
-  // fsync for the file, syncfs for its directory entry (a user cannot open the 1733
+  // fsync for the file, syncfs for its directory entry (a user cannot open the 3733
   // directory to fsync it), and only then the mode that says "complete".
-  ok = ok && ::fsync(fd) == 0 && ::syncfs(fd) == 0 && ::fchmod(fd, 0700) == 0;
+  ok = ok && ::fsync(fd) == 0 && ::syncfs(fd) == 0 && ::fchmod(fd, 0740) == 0;
   const int e = errno;
   ::close(fd);
   if (!ok) {

@@ -1,7 +1,7 @@
 // Maildrop import (see maildrop.hpp). A file is taken only when it is a complete regular
 // file: opened with O_NOFOLLOW|O_NONBLOCK (no symlink, no FIFO to hang on), one link (not a
-// hard link to someone else's file), mode 0700 (tern-sendmail's mark that it is durable and
-// whole) and no larger than the limit. Its owner (fstat) is who sent it; its content is
+// hard link to someone else's file), mode 0740 (tern-sendmail's mark that it is durable and
+// whole; the group, inherited from the setgid directory, is ternd's) and no larger than the limit. Its owner (fstat) is who sent it; its content is
 // untrusted and parsed like a request on the submission socket.
 #include "server/maildrop.hpp"
 
@@ -21,6 +21,9 @@
 namespace tern::server {
 
 namespace {
+
+// tern-sendmail writes 0640 and sets this once the file is durable (fsync + syncfs).
+constexpr mode_t kComplete = 0740;
 
 struct Found {
   std::string name;
@@ -45,7 +48,7 @@ std::vector<Found> read_maildrop(const std::string& dir, uint64_t max_size, cons
     if (fd < 0) continue;
     struct stat st {};
     const bool take = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-                      (st.st_mode & 07777) == 0700 && uint64_t(st.st_size) <= max_size;
+                      (st.st_mode & 07777) == kComplete && uint64_t(st.st_size) <= max_size;
     if (take) {
       Found f{name, st.st_uid, {}, {}};
       f.content.reserve(size_t(st.st_size));

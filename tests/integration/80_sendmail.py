@@ -4,7 +4,7 @@
 and with recipients as arguments and -f, the sink gets the right envelope; Bcc: is gone, the
 Received: names the local user, From:/Date:/Message-ID: are added when missing. Bad command
 lines and messages get sysexits codes (64, 65); mailq lists the queue. With ternd stopped the
-message waits in the maildrop (a complete 0700 file) and is delivered after ternd starts."""
+message waits in the maildrop (a complete 0740 file) and is delivered after ternd starts."""
 import os
 import stat
 import subprocess
@@ -37,7 +37,7 @@ def scenario(ctx):
     t = ctx.tern(**sinks.delivery_overrides(port, dns_port))
     maildrop = t.config["submit"]["maildrop"]
     os.makedirs(maildrop, exist_ok=True)
-    os.chmod(maildrop, 0o1733)
+    os.chmod(maildrop, 0o3733)
     root = os.geteuid() == 0
     if root:
         # nobody must reach the config file and the socket through the test's directories.
@@ -116,7 +116,8 @@ def scenario(ctx):
     files = os.listdir(maildrop)
     h.check_eq(len(files), 1, "one file in the maildrop")
     st = os.stat(os.path.join(maildrop, files[0]))
-    h.check_eq(stat.S_IMODE(st.st_mode), 0o700, "the file is marked complete (0700)")
+    h.check_eq(stat.S_IMODE(st.st_mode), 0o740, "the file is marked complete (0740)")
+    h.check_eq(st.st_gid, os.stat(maildrop).st_gid, "its group is the maildrop's (setgid directory)")
     h.check_eq(st.st_uid, uid, "the file belongs to the caller")
     t.start()
     mx1.wait_messages(3, 30)
