@@ -20,6 +20,7 @@
 #include "submit/message.hpp"
 #include "submit/options.hpp"
 #include "submit/protocol.hpp"
+#include "submit/smtp_session.hpp"
 
 using namespace tern;
 using namespace tern::submit;
@@ -79,7 +80,14 @@ std::string read_to_end(int fd) {
 // see (directory mode 3733: not listable, sticky, and setgid so that the file gets ternd's
 // group), written 0640 and made durable before fchmod 0740 marks it complete for ternd's
 // import (ternd runs as its own user: the group read bit is how it reads the file).
-int drop_in_maildrop(const std::string& dir, const std::string& request, const std::string& why) {
+// What became of a request: code 0 = ternd committed it (text: the queue id) or the maildrop
+// holds it (text empty); otherwise a sysexits code and the reason.
+struct Sent {
+  int code = kExitOk;
+  std::string text;
+};
+
+Sent drop_in_maildrop(const std::string& dir, const std::string& request, const std::string& why) {
   char name[128];
   timespec ts{};
   ::clock_gettime(CLOCK_REALTIME, &ts);
@@ -87,8 +95,8 @@ int drop_in_maildrop(const std::string& dir, const std::string& request, const s
   const std::string path = dir + name;
   const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0640);
   if (fd < 0)
-    return fail(kExitTempFail, "ternd is not answering (" + why + ") and the maildrop " + dir +
-                                   " cannot take the message: " + std::strerror(errno) + "; nothing was sent");
+    return {kExitTempFail, "ternd is not answering (" + why + ") and the maildrop " + dir +
+                               " cannot take the message: " + std::strerror(errno) + "; nothing was sent"};
   std::string_view rest = request;
   bool ok = true;
   while (ok && !rest.empty()) {
@@ -104,8 +112,59 @@ int drop_in_maildrop(const std::string& dir, const std::string& request, const s
   ::close(fd);
   if (!ok) {
     ::unlink(path.c_str());
-    return fail(kExitTempFail, "ternd is not answering (" + why + ") and writing to the maildrop failed: " +
-                                   std::strerror(e) + "; nothing was sent");
+    return {kExitTempFail, "ternd is not answering (" + why + ") and writing to the maildrop failed: " +
+                               std::strerror(e) + "; nothing was sent"};
+  }
+  return {};
+}
+
+// Hands a request to ternd over the submission socket, or to the maildrop when ternd does
+// not answer.
+Sent hand_over(const config::Config& cfg, const std::string& request) {
+  const int fd = connect_socket(cfg.submit.socket);
+  if (fd < 0) return drop_in_maildrop(cfg.submit.maildrop, request, std::strerror(errno));
+  const bool sent = write_all(fd, request);
+  ::shutdown(fd, SHUT_WR);
+  const std::string answer = read_to_end(fd);
+  ::close(fd);
+  const size_t nl = answer.find('\n');
+  if (nl == std::string::npos) {
+    // ternd went away mid-request (a restart): nothing was committed, the maildrop keeps it.
+    return drop_in_maildrop(cfg.submit.maildrop, request, sent ? "no answer" : "connection lost");
+  }
+  const Answer a = parse_answer(answer.substr(0, nl));
+  if (!a.ok) return {a.code, a.text};
+  return {kExitOk, a.text};
+}
+
+// -bs: the SMTP session on stdin/stdout; each message goes the same way as with -bm.
+int smtp_session(const config::Config& cfg) {
+  SmtpSession s(cfg.hostname);
+  auto put = [](const std::string& out) {
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    std::fflush(stdout);
+  };
+  put(s.greeting());
+  char buf[65536];
+  while (!s.finished()) {
+    while (s.has_message()) {
+      const SessionMessage& m = s.message();
+      std::string problem;
+      if (m.data.size() > cfg.limits.max_message_size) problem = "message too big";
+      Submission sub;
+      sub.sender_given = true;
+      sub.sender = m.sender.empty() ? "<>" : m.sender;
+      sub.mail_params = m.mail_params;
+      sub.rcpts = m.rcpts;
+      Sent r = problem.empty() ? hand_over(cfg, format_request(sub, m.data.size()) + m.data)
+                               : Sent{kExitDataErr, problem};
+      put(s.message_done(r.code == kExitOk, r.code, r.text.empty() ? "in the maildrop" : r.text));
+    }
+    if (s.finished()) break;
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;  // the client went away: a message without its "." is not queued
+    put(s.feed(std::string_view(buf, size_t(n))));
   }
   return kExitOk;
 }
@@ -122,7 +181,6 @@ int main(int argc, char** argv) {
   }
   const Options& o = *opts;
   if (o.mode == Mode::Noop) return kExitOk;  // newaliases: tern keeps no aliases database
-  if (o.mode == Mode::Smtp) return fail(kExitUsage, "-bs (an SMTP session on stdin) is not supported yet");
 
   std::string config_path = o.config;
   if (config_path.empty()) {
@@ -132,6 +190,8 @@ int main(int argc, char** argv) {
   // Only the keys needed here; files the config names are not opened (users cannot read them).
   auto cfg = config::load_file(config_path, config::LoadOptions{false});
   if (!cfg) return fail(kExitConfig, cfg.error().message);
+
+  if (o.mode == Mode::Smtp) return smtp_session(*cfg);
 
   if (o.mode == Mode::ListQueue) {
     const int fd = connect_socket(cfg->submit.socket);
@@ -194,19 +254,8 @@ int main(int argc, char** argv) {
   if (o.notify.given) s.notify = o.notify.str();
   const std::string request = format_request(s, message.size()) + message;
 
-  const int fd = connect_socket(cfg->submit.socket);
-  if (fd < 0) return drop_in_maildrop(cfg->submit.maildrop, request, std::strerror(errno));
-  const bool sent = write_all(fd, request);
-  ::shutdown(fd, SHUT_WR);
-  const std::string answer = read_to_end(fd);
-  ::close(fd);
-  const size_t nl = answer.find('\n');
-  if (nl == std::string::npos) {
-    // ternd went away mid-request (a restart): nothing was committed, the maildrop keeps it.
-    return drop_in_maildrop(cfg->submit.maildrop, request, sent ? "no answer" : "connection lost");
-  }
-  const Answer a = parse_answer(answer.substr(0, nl));
-  if (!a.ok) return fail(a.code, a.text);
-  if (o.verbose) std::fprintf(stderr, "%s: queued as %s\n", g_name, a.text.c_str());
+  const Sent r = hand_over(*cfg, request);
+  if (r.code != kExitOk) return fail(r.code, r.text);
+  if (o.verbose) std::fprintf(stderr, "%s: %s\n", g_name, r.text.empty() ? "left in the maildrop" : ("queued as " + r.text).c_str());
   return kExitOk;
 }

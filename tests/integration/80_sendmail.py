@@ -3,7 +3,8 @@
 (recipients from To/Cc/Bcc, run as the unprivileged user nobody when the test runs as root)
 and with recipients as arguments and -f, the sink gets the right envelope; Bcc: is gone, the
 Received: names the local user, From:/Date:/Message-ID: are added when missing. Bad command
-lines and messages get sysexits codes (64, 65); mailq lists the queue. With ternd stopped the
+lines and messages get sysexits codes (64, 65); mailq lists the queue; -bs speaks SMTP on
+stdin/stdout. With ternd stopped the
 message waits in the maildrop (a complete 0740 file) and is delivered after ternd starts."""
 import os
 import stat
@@ -108,6 +109,22 @@ def scenario(ctx):
     r = sendmail(t, ["-bi"], b"")
     h.check_eq(r.returncode, 0, "-bi exits 0")
 
+    h.step("-bs: an SMTP session on stdin/stdout")
+    session = (b"EHLO app.example\r\nMAIL FROM:<app@client.example>\r\nRCPT TO:<s@relay.example>\r\n"
+               b"DATA\r\nSubject: via -bs\r\n\r\n..stuffed\r\n.\r\nQUIT\r\n")
+    r = sendmail(t, ["-bs"], session, as_nobody=root)
+    h.check_eq(r.returncode, 0, f"-bs exits 0 (stderr {r.stderr!r})")
+    out = r.stdout.decode()
+    h.check(out.startswith("220 ") and "250 2.0.0 Ok: queued as " in out and out.rstrip().endswith("221 2.0.0 Bye"),
+            "greeting, queued, bye", out)
+    mx1.wait_messages(3, 30)
+    m = mx1.messages()[2]
+    h.check_eq(m.mail_from, "app@client.example", "MAIL FROM is the sender")
+    h.check_eq(m.rcpt_tos, ["s@relay.example"], "RCPT TO the recipient")
+    h.check(b"\r\n.stuffed\r\n" in m.data, "dot-unstuffed", m.data[-100:])
+    if root:
+        h.check(b"Received: from local user nobody (uid 65534)" in m.data, "Received: names the user")
+
     h.step("ternd stopped: the message goes to the maildrop, and is delivered once ternd is back")
     t.stop()
     msg = b"Subject: while down\n\nkept in the maildrop\n"
@@ -120,8 +137,8 @@ def scenario(ctx):
     h.check_eq(st.st_gid, os.stat(maildrop).st_gid, "its group is the maildrop's (setgid directory)")
     h.check_eq(st.st_uid, uid, "the file belongs to the caller")
     t.start()
-    mx1.wait_messages(3, 30)
-    m = mx1.messages()[2]
+    mx1.wait_messages(4, 30)
+    m = mx1.messages()[3]
     h.check_eq(m.rcpt_tos, ["z@relay.example"], "the maildrop message's recipient")
     h.check(b"kept in the maildrop" in m.data, "its body", m.data[-200:])
     if root:
@@ -131,7 +148,7 @@ def scenario(ctx):
     while os.listdir(maildrop) and time.monotonic() < deadline:
         time.sleep(0.2)
     h.check_eq(os.listdir(maildrop), [], "the maildrop file is removed after the commit")
-    h.check_eq(len(mx1.messages()), 3, "each message delivered once")
+    h.check_eq(len(mx1.messages()), 4, "each message delivered once")
     t.stop()
 
 

@@ -5,6 +5,7 @@
 #include "submit/message.hpp"
 #include "submit/options.hpp"
 #include "submit/protocol.hpp"
+#include "submit/smtp_session.hpp"
 
 using namespace tern;
 using namespace tern::submit;
@@ -236,4 +237,43 @@ TEST_CASE("submission protocol: answers") {
   auto odd = parse_answer("garbage");
   CHECK_FALSE(odd.ok);
   CHECK(odd.code == kExitTempFail);
+}
+
+TEST_CASE("-bs: an SMTP session hands each message over and replies with the verdict") {
+  SmtpSession s("h.example");
+  CHECK(s.greeting() == "220 h.example ESMTP tern-sendmail\r\n");
+  // Pipelined: everything up to the second message in one read.
+  std::string out = s.feed(
+      "EHLO client\r\nMAIL FROM:<a@x.example> BODY=8BITMIME\r\nRCPT TO:<b@y.example>\r\nRCPT TO:<c@y.example>\r\n"
+      "DATA\r\nSubject: one\r\n\r\n..dot\r\n.\r\nMAIL FROM:<>\r\nRCPT TO:<d@y.example>\r\nDATA\r\nx\r\n.\r\nQUIT\r\n");
+  CHECK(out.rfind("250-h.example\r\n", 0) == 0);
+  CHECK(out.find("354 ") != std::string::npos);
+  REQUIRE(s.has_message());
+  CHECK(s.message().sender == "a@x.example");
+  CHECK(s.message().mail_params == std::vector<std::string>{"BODY=8BITMIME"});
+  CHECK(s.message().rcpts == std::vector<std::string>{"b@y.example", "c@y.example"});
+  CHECK(s.message().data == "Subject: one\r\n\r\n.dot\r\n");
+  out = s.message_done(true, 0, "ID1");
+  CHECK(out.rfind("250 2.0.0 Ok: queued as ID1\r\n", 0) == 0);
+  REQUIRE(s.has_message());  // the second, from the input kept meanwhile
+  CHECK(s.message().sender.empty());
+  CHECK(s.message().rcpts == std::vector<std::string>{"d@y.example"});
+  out = s.message_done(false, kExitDataErr, "message too big");
+  CHECK(out.rfind("554 5.6.0 message too big\r\n", 0) == 0);
+  CHECK(out.find("221 ") != std::string::npos);
+  CHECK(s.finished());
+}
+
+TEST_CASE("-bs: out of order and bad commands") {
+  SmtpSession s("h.example");
+  CHECK(s.feed("RCPT TO:<b@y.example>\r\n").rfind("503 ", 0) == 0);
+  CHECK(s.feed("DATA\r\n").rfind("503 ", 0) == 0);
+  CHECK(s.feed("MAIL FROM:<a@x.example> NOTIFY=NEVER\r\n").rfind("555 ", 0) == 0);
+  CHECK(s.feed("MAIL FROM:<a@x.example>\r\n").rfind("250 ", 0) == 0);
+  CHECK(s.feed("DATA\r\n").rfind("554 ", 0) == 0);  // no recipients
+  CHECK(s.feed("RCPT TO:<not an address>\r\n").rfind("501 ", 0) == 0);
+  CHECK(s.feed("STARTTLS\r\n").rfind("502 ", 0) == 0);
+  CHECK(s.feed("RSET\r\n").rfind("250 ", 0) == 0);
+  CHECK_FALSE(s.has_message());
+  CHECK_FALSE(s.finished());
 }
