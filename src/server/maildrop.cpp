@@ -34,7 +34,7 @@ struct Found {
 
 // On the thread pool: the complete files of the maildrop, read.
 std::vector<Found> read_maildrop(const std::string& dir, uint64_t max_size, const std::set<std::string>& skip,
-                                 std::string& error) {
+                                 std::string& error, std::vector<std::string>& unreadable) {
   std::vector<Found> out;
   DIR* d = ::opendir(dir.c_str());
   if (!d) {
@@ -45,7 +45,11 @@ std::vector<Found> read_maildrop(const std::string& dir, uint64_t max_size, cons
     const std::string name = e->d_name;
     if (name.empty() || name[0] == '.' || name.starts_with("bad.") || skip.count(name)) continue;
     const int fd = ::openat(::dirfd(d), name.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      // A symlink (ELOOP) is no one's message; anything else the operator should hear of.
+      if (errno != ELOOP && errno != ENOENT) unreadable.push_back(name + ": " + std::strerror(errno));
+      continue;
+    }
     struct stat st {};
     const bool take = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
                       (st.st_mode & 07777) == kComplete && uint64_t(st.st_size) <= max_size;
@@ -91,14 +95,18 @@ void Maildrop::scan() {
   struct Work {
     std::vector<Found> found;
     std::string error;
+    std::vector<std::string> unreadable;
   };
   auto w = std::make_shared<Work>();
   const uint64_t file_limit = max_size_ + 64 * 1024 + uint64_t(max_rcpts_) * submit::kMaxLine;
-  loop_.queue_work([w, dir = dir_, file_limit, skip = in_flight_] { w->found = read_maildrop(dir, file_limit, skip, w->error); },
+  loop_.queue_work([w, dir = dir_, file_limit, skip = in_flight_] { w->found = read_maildrop(dir, file_limit, skip, w->error, w->unreadable); },
                    [this, alive = alive_, w] {
                      if (!*alive) return;
                      scanning_ = false;
                      if (!w->error.empty()) spdlog::error("maildrop: cannot read {}: {}", dir_, w->error);
+                     for (const auto& u : w->unreadable)
+                       if (warned_.insert(u).second)  // once per file, not every scan
+                         spdlog::error("maildrop: cannot open {}/{} (is the directory setgid, mode 3733?)", dir_, log_safe(u));
                      for (auto& f : w->found) {
                        if (in_flight_.count(f.name)) continue;
                        submit::RequestReader reader(hostname_, max_size_, max_rcpts_);

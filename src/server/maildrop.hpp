@@ -34,6 +34,7 @@ class Maildrop {
   io::Timer timer_;
   bool scanning_ = false;
   std::set<std::string> in_flight_;  // file names being injected: not taken twice
+  std::set<std::string> warned_;     // unreadable files already logged
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -2,6 +2,7 @@
 // handling of local submission.
 #include <doctest/doctest.h>
 
+#include "config/config.hpp"
 #include "submit/message.hpp"
 #include "submit/options.hpp"
 #include "submit/protocol.hpp"
@@ -276,4 +277,20 @@ TEST_CASE("-bs: out of order and bad commands") {
   CHECK(s.feed("RSET\r\n").rfind("250 ", 0) == 0);
   CHECK_FALSE(s.has_message());
   CHECK_FALSE(s.finished());
+}
+
+TEST_CASE("config: submit.socket and submit.maildrop, defaults and relative paths") {
+  auto d = config::load_string("queue_dir: /var/spool/tern\nhostname: h.example\n", "/etc/tern/tern.yaml");
+  REQUIRE(d.ok());
+  CHECK(d->submit.socket == "/run/tern/submit.sock");
+  CHECK(d->submit.maildrop == "/var/spool/tern-maildrop");
+  auto s = config::load_string(
+      "queue_dir: /var/spool/tern\nhostname: h.example\nsubmit:\n  socket: run/s.sock\n  maildrop: /srv/drop\n",
+      "/etc/tern/tern.yaml");
+  REQUIRE(s.ok());
+  CHECK(s->submit.socket == "/etc/tern/run/s.sock");
+  CHECK(s->submit.maildrop == "/srv/drop");
+  auto bad = config::load_string("queue_dir: /q\nhostname: h.example\nsubmit:\n  sockett: /x\n", "/etc/tern/tern.yaml");
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().message.find("sockett") != std::string::npos);
 }
