@@ -139,7 +139,7 @@ Sent hand_over(const config::Config& cfg, const std::string& request) {
 
 // -bs: the SMTP session on stdin/stdout; each message goes the same way as with -bm.
 int smtp_session(const config::Config& cfg) {
-  SmtpSession s(cfg.hostname);
+  SmtpSession s(cfg.hostname, cfg.limits.max_message_size);
   auto put = [](const std::string& out) {
     std::fwrite(out.data(), 1, out.size(), stdout);
     std::fflush(stdout);

@@ -35,12 +35,25 @@ std::string SmtpSession::run() {
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (state_ == State::Data) {
       if (line == ".") {
+        if (too_big_) {
+          out += "552 5.3.4 message too big\r\n";
+          msg_ = {};
+          in_transaction_ = false;
+          too_big_ = false;
+          state_ = State::Command;
+          continue;
+        }
         state_ = State::Waiting;  // the caller queues it; message_done() replies
         break;
       }
+      if (too_big_) continue;
       // Dot-unstuffing, RFC 5321 §4.5.2.
       msg_.data.append(line.size() > 1 && line[0] == '.' ? std::string_view(line).substr(1) : std::string_view(line));
       msg_.data.append("\r\n");
+      if (msg_.data.size() > max_size_) {
+        too_big_ = true;
+        msg_.data.clear();
+      }
       continue;
     }
     out += command(line);

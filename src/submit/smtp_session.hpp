@@ -3,6 +3,7 @@
 // answer (queued or refused) becomes the reply to the final "." (RFC 5321 §4.1.1.4).
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -19,7 +20,9 @@ struct SessionMessage {
 
 class SmtpSession {
  public:
-  explicit SmtpSession(std::string hostname) : hostname_(std::move(hostname)) {}
+  // `max_size`: limits.max_message_size; a longer message is read to its "." and refused
+  // with 552 (RFC 5321 §4.5.3.1.10), so it never grows past the limit in memory.
+  SmtpSession(std::string hostname, uint64_t max_size) : hostname_(std::move(hostname)), max_size_(max_size) {}
   [[nodiscard]] std::string greeting() const;
   // Feeds input; returns the replies to write. Stops at a complete message (has_message())
   // and keeps the rest of the input until message_done().
@@ -36,6 +39,8 @@ class SmtpSession {
   std::string command(std::string_view line);
   std::string run();
   std::string hostname_;
+  uint64_t max_size_;
+  bool too_big_ = false;
   State state_ = State::Command;
   std::string buf_;
   SessionMessage msg_;

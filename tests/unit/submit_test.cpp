@@ -241,7 +241,7 @@ TEST_CASE("submission protocol: answers") {
 }
 
 TEST_CASE("-bs: an SMTP session hands each message over and replies with the verdict") {
-  SmtpSession s("h.example");
+  SmtpSession s("h.example", 1000);
   CHECK(s.greeting() == "220 h.example ESMTP tern-sendmail\r\n");
   // Pipelined: everything up to the second message in one read.
   std::string out = s.feed(
@@ -266,7 +266,7 @@ TEST_CASE("-bs: an SMTP session hands each message over and replies with the ver
 }
 
 TEST_CASE("-bs: out of order and bad commands") {
-  SmtpSession s("h.example");
+  SmtpSession s("h.example", 1000);
   CHECK(s.feed("RCPT TO:<b@y.example>\r\n").rfind("503 ", 0) == 0);
   CHECK(s.feed("DATA\r\n").rfind("503 ", 0) == 0);
   CHECK(s.feed("MAIL FROM:<a@x.example> NOTIFY=NEVER\r\n").rfind("555 ", 0) == 0);
@@ -293,4 +293,14 @@ TEST_CASE("config: submit.socket and submit.maildrop, defaults and relative path
   auto bad = config::load_string("queue_dir: /q\nhostname: h.example\nsubmit:\n  sockett: /x\n", "/etc/tern/tern.yaml");
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().message.find("sockett") != std::string::npos);
+}
+
+TEST_CASE("-bs: a message over the size limit is read to its dot and refused with 552") {
+  SmtpSession s("h.example", 50);
+  std::string out = s.feed("MAIL FROM:<a@x.example>\r\nRCPT TO:<b@y.example>\r\nDATA\r\n");
+  for (int i = 0; i < 10; ++i) out += s.feed("0123456789012345678901234567890123456789\r\n");
+  out += s.feed(".\r\nNOOP\r\n");
+  CHECK_FALSE(s.has_message());
+  CHECK(out.find("552 5.3.4 message too big\r\n250 2.0.0 Ok\r\n") != std::string::npos);
+  CHECK(s.feed("DATA\r\n").rfind("503 ", 0) == 0);  // the transaction ended with the refusal
 }
