@@ -133,6 +133,9 @@ Sent hand_over(const config::Config& cfg, const std::string& request) {
     return drop_in_maildrop(cfg.submit.maildrop, request, sent ? "no answer" : "connection lost");
   }
   const Answer a = parse_answer(answer.substr(0, nl));
+  // ternd cannot take it now (queue short of space, too busy): the maildrop can, and ternd
+  // imports it later. Callers such as cron never retry, so 75 is the last resort.
+  if (!a.ok && a.code == kExitTempFail) return drop_in_maildrop(cfg.submit.maildrop, request, "ternd: " + a.text);
   if (!a.ok) return {a.code, a.text};
   return {kExitOk, a.text};
 }

@@ -112,12 +112,13 @@ constexpr uint64_t kFdReserve = 64;
 // Warns when the configured connection limits cannot fit under the open-files limit: the
 // daemon would then run out of descriptors under load (accept fails, connects fail).
 void check_fd_budget(const tern::config::Config& c, uint64_t fd_limit) {
-  const uint64_t need = uint64_t(c.limits.max_connections) + c.delivery.max_in_flight + kFdReserve;
+  const uint64_t local = tern::server::LocalSubmission::kMaxClients;
+  const uint64_t need = uint64_t(c.limits.max_connections) + c.delivery.max_in_flight + local + kFdReserve;
   if (need > fd_limit)
     spdlog::warn("ternd: open-files limit {} is below what the limits need: limits.max_connections {} + "
-                 "delivery.max_in_flight {} + {} for queue files, DNS and control = {}; raise the limit "
-                 "(LimitNOFILE=, ulimit -n) or lower the connection limits",
-                 fd_limit, c.limits.max_connections, c.delivery.max_in_flight, kFdReserve, need);
+                 "delivery.max_in_flight {} + {} local submissions + {} for queue files, DNS and control = {}; "
+                 "raise the limit (LimitNOFILE=, ulimit -n) or lower the connection limits",
+                 fd_limit, c.limits.max_connections, c.delivery.max_in_flight, local, kFdReserve, need);
 }
 
 }  // namespace

@@ -17,6 +17,7 @@ namespace tern::server {
 
 namespace {
 constexpr uint64_t kClientTimeoutMs = 60 * 1000;  // between reads; a stalled client is not kept
+
 }
 
 std::string user_name_of(uid_t uid) {
@@ -89,6 +90,12 @@ void LocalSubmission::accept(std::unique_ptr<io::Stream> s) {
   if (!s->peer_credentials(uid, gid)) {
     spdlog::warn("submit: no peer credentials on a connection; refused");
     s->write(std::string_view("ERR 75 cannot tell who you are\n"));
+    s->close_after_flush();
+    return;
+  }
+  if (clients_.size() >= kMaxClients) {
+    spdlog::warn("submit: uid={} refused: {} submissions in progress", uid, clients_.size());
+    s->write(std::string_view("ERR 75 too many local submissions at once\n"));
     s->close_after_flush();
     return;
   }

@@ -26,6 +26,10 @@ struct LocalSender {
 
 class LocalSubmission {
  public:
+  // Local users share the socket: past this many connections at once a newcomer is told to
+  // try later (tern-sendmail then uses the maildrop), so no one user exhausts ternd's
+  // descriptors. Counted in ternd's open-files budget.
+  static constexpr size_t kMaxClients = 200;
   struct Settings {
     std::string hostname;
     uint64_t max_message_size = 0;

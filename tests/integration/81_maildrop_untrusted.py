@@ -3,8 +3,11 @@
 link, opened without following symlinks and without blocking on a FIFO. A symlink, a hard link,
 a FIFO, a directory and an incomplete (0640) file are left alone; a file that is no valid
 request is set aside as bad.NAME and logged; the incomplete file is taken once it is marked
-complete; each good message is delivered once and its file removed."""
+complete; each good message is delivered once and its file removed. When ternd answers "try
+later" (its queue short of space), tern-sendmail uses the maildrop too, and the message is
+imported once there is room."""
 import os
+import subprocess
 import sys
 import time
 
@@ -71,6 +74,22 @@ def scenario(ctx):
         time.sleep(0.2)
     h.check(not os.path.exists(os.path.join(drop, "part")), "and its file removed")
     h.check_eq(len(mx1.messages()), 2, "two messages in all")
+
+    h.step("ternd answers 'try later' (queue short of space): tern-sendmail uses the maildrop")
+    t.config["queue_min_free"] = "1000000G"
+    t.write_config()
+    t.reload()
+    r = subprocess.run([h.TERN_SENDMAIL, "-C", t.config_path, "full@relay.example"],
+                       input=b"Subject: while short of space\n\nwaits\n", capture_output=True, timeout=60)
+    h.check_eq(r.returncode, 0, f"exits 0 (stderr {r.stderr!r})")
+    t.wait_log("tried again later", timeout=30)
+    h.check_eq(len([n for n in os.listdir(drop) if not n.startswith("bad.")]) - 4, 1,
+               "the message waits in the maildrop (besides the four left alone)")
+    t.config["queue_min_free"] = "0"
+    t.write_config()
+    t.reload()
+    mx1.wait_messages(3, 60)
+    h.check_eq(mx1.messages()[2].rcpt_tos, ["full@relay.example"], "delivered once there is room")
     t.stop()
 
 
