@@ -3,12 +3,17 @@
 # (queue-format.md: one message of ~1 KB, one pending recipient, arrival a moment ago so
 # nothing expires or is warned about), starts ternd on that queue with a "*" route to a
 # listener that never greets (so nothing is delivered and nothing is written back), and
-# measures the time until the log says the queue is recovered, until the listener greets,
-# and ternd's RSS then, against the same daemon on an empty queue.
+# measures the time until the listener greets (it opens once msg/ is listed), until the log
+# says the queue is recovered (every file read and scheduled), and ternd's RSS then,
+# against the same daemon on an empty queue.
 #
 #   bench/queue-startup.sh [N]        N = 1000000 by default
 # Knobs: TERND=build/ternd; SCRATCH=/tmp (where the queue is written; it is removed
-#        afterwards); LIMIT=600 seconds to wait for the daemon to greet.
+#        afterwards); LIMIT=600 seconds to wait for the daemon to greet; QUEUE=DIR keeps the
+#        generated queue in DIR (DIR/big) and reuses it on the next run with the same DIR
+#        (ternd, routing to a listener that never greets, changes nothing in it); FORMAT=3
+#        writes the files as tern writes them today (closing record with a CRC-32C: slow to
+#        generate in Python, ~5 minutes for 1,000,000), FORMAT=1 as tern wrote them before.
 # Writing the files costs what creating a file costs on SCRATCH's file system: on an ext4
 # without a journal whose directory sees much creating and deleting (a busy /tmp), each
 # create scans the inodes freed in the last ~30 s (~1 ms a file), so for 1,000,000 files a
@@ -21,8 +26,14 @@ ROOT_FLAG=$([ "$(id -u)" -eq 0 ] && echo --allow-root || true)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 N=${1:-1000000}
-TERND=${TERND:-$repo/build/ternd} LIMIT=${LIMIT:-600}
+TERND=${TERND:-$repo/build/ternd} LIMIT=${LIMIT:-600} FORMAT=${FORMAT:-3}
 work=$(mktemp -d "${SCRATCH:-/tmp}/tern-queue-startup.XXXXXX")
+QUEUE=${QUEUE:-}
+big=$work/big
+if [ -n "$QUEUE" ]; then
+  mkdir -p "$QUEUE"
+  big=$(cd "$QUEUE" && pwd)/big
+fi
 pids=()
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
@@ -40,11 +51,13 @@ s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 s.bind(('127.0.0.1', $hole_port)); s.listen(1024); time.sleep($LIMIT + 600)" &
 pids+=($!)
 
-config() {  # name port -> path of a config for queue $work/name
+config() {  # name port -> path of a config for queue $work/name (big: $big)
+  local qdir=$work/$1
+  [ "$1" = big ] && qdir=$big
   cat >"$work/$1.yaml" <<YAML
 hostname: tern.bench.example
 listen: [{address: "127.0.0.1:$2"}]
-queue_dir: $work/$1
+queue_dir: $qdir
 queue_min_free: 0
 log_level: info
 routes: {"*": "127.0.0.1:$hole_port"}
@@ -85,8 +98,18 @@ else:
     print("queue-startup: ternd did not greet in time", file=sys.stderr)
     sys.exit(1)
 greeted = now()
+# The listener opens once msg/ is listed, before every file has been read: memory is read
+# once the log says the queue is recovered.
+while recovered is None and now() < limit:
+    with open(log, errors="replace") as f:
+        m = re.search(r"queue: recovered (\d+)", f.read())
+    if m:
+        recovered, count = now(), m.group(1)
+    else:
+        time.sleep(0.01)
 if recovered is None:
-    recovered = greeted
+    print("queue-startup: ternd did not recover in time", file=sys.stderr)
+    sys.exit(1)
 time.sleep(1)  # let the first dispatches settle before reading memory
 st = dict(l.split(":", 1) for l in open(f"/proc/{pid}/status"))
 rss, hwm = int(st["VmRSS"].split()[0]), int(st["VmHWM"].split()[0])
@@ -99,9 +122,27 @@ PY
 # The queue files, written straight into msg/ (what a ternd that had accepted them would
 # leave there after a clean stop).
 gen_t0=$(date +%s.%N)
-python3 - "$work/big/msg" "$N" <<'PY'
+if [ -d "$big/msg" ]; then
+  have=$(find "$big/msg" -maxdepth 1 -type f | wc -l)
+  if [ "$have" != "$N" ]; then
+    echo "queue-startup: $big/msg holds $have files, not $N; remove it or pick another QUEUE" >&2
+    exit 1
+  fi
+else
+python3 - "$big/msg" "$N" "$FORMAT" <<'PY'
 import os, sys, time
-d, n = sys.argv[1], int(sys.argv[2])
+d, n, version = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+CRC_TABLE = []
+for i in range(256):
+    c = i
+    for _ in range(8):
+        c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+    CRC_TABLE.append(c)
+def crc32c(data, crc=0):  # CRC-32C, as the closing record of format 3 needs
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = CRC_TABLE[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
 os.makedirs(d, mode=0o750)
 for sub in ("tmp", "corrupt"):
     os.makedirs(os.path.join(os.path.dirname(d), sub), mode=0o750)
@@ -117,17 +158,19 @@ for i in range(n):
     arrival = start + i
     qid = encode_id(arrival)
     data = body % qid.encode()
-    head = (f"TERN-QUEUE 1\nid {qid}\narrival {arrival}\nclient-address 127.0.0.1\n"
+    head = (f"TERN-QUEUE {version}\nid {qid}\narrival {arrival}\nclient-address 127.0.0.1\n"
             f"client-port {1024 + i % 60000}\nclient-helo client.example\nclient-relay yes\n"
             f"protocol ESMTP\nsender <bench@example.net>\nrcpt <sink{i % 1000}@example.org>\n"
             f"data-size {len(data):020d}\ndata\n").encode()
     fd = os.open(qid, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640, dir_fd=dfd)
-    os.write(fd, head + data)
+    end = b"end %08X\n" % crc32c(head, crc32c(data)) if version >= 3 else b""
+    os.write(fd, head + data + end)
     os.close(fd)
 os.close(dfd)
 PY
+fi
 gen_t1=$(date +%s.%N)
-bytes=$(du -sk "$work/big/msg" | cut -f1)
+bytes=$(du -sk "$big/msg" | cut -f1)
 
 read -r e_rec e_greet e_rss e_hwm e_count < <(measure empty)
 read -r b_rec b_greet b_rss b_hwm b_count < <(measure big)

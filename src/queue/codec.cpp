@@ -1,7 +1,8 @@
-// Encoding and decoding of queue files (grammar: queue-format.md, version 2; reads 1 too).
+// Encoding and decoding of queue files (grammar: queue-format.md, version 3; reads 1 and 2 too).
 #include "queue/codec.hpp"
 
 #include <charconv>
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -158,6 +159,25 @@ std::string encode_header(const Envelope& env, uint64_t data_size) {
 size_t data_size_offset(std::string_view header) {
   auto pos = header.rfind("\ndata-size ");
   return pos == std::string_view::npos ? std::string_view::npos : pos + 11;
+}
+
+std::string encode_end(uint32_t crc) {
+  std::string r = "end ";
+  for (int shift = 28; shift >= 0; shift -= 4) r += kHex[(crc >> shift) & 15];
+  r += '\n';
+  return r;
+}
+
+std::optional<uint32_t> parse_end(std::string_view trailer) {
+  if (trailer.size() < kEndRecordLength || !trailer.starts_with("end ") || trailer[kEndRecordLength - 1] != '\n')
+    return std::nullopt;
+  uint32_t crc = 0;
+  for (char c : trailer.substr(4, 8)) {
+    const char* at = std::strchr(kHex, c);
+    if (c == 0 || at == nullptr) return std::nullopt;  // upper-case hex only, as written
+    crc = crc << 4 | uint32_t(at - kHex);
+  }
+  return crc;
 }
 
 std::string encode_status(size_t rcpt_index, RcptState state, int64_t time_us,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -14,9 +15,11 @@ namespace tern::queue {
 
 // The first line names the format version. Version 2 is version 1 plus the extension rules
 // (unknown optional records are skipped, unknown must-understand `!records` leave the file
-// alone) and the operator records !held, !released, !deleted. Version 1 files stay readable.
-inline constexpr unsigned kFormatVersion = 2;
-inline constexpr std::string_view kMagic = "TERN-QUEUE 2";
+// alone) and the operator records !held, !released, !deleted. Version 3 is version 2 written
+// in place in msg/ and closed by an `end` record after the data: a version-3 file without
+// one was never acknowledged. Versions 1 and 2 stay readable.
+inline constexpr unsigned kFormatVersion = 3;
+inline constexpr std::string_view kMagic = "TERN-QUEUE 3";
 inline constexpr std::string_view kMagicPrefix = "TERN-QUEUE ";
 // A record key starting with this is must-understand (queue-format.md, Format evolution).
 inline constexpr char kMustUnderstand = '!';
@@ -28,6 +31,18 @@ std::string encode_header(const Envelope& env, uint64_t data_size);
 // Offset of the data-size digits inside a header produced by encode_header.
 size_t data_size_offset(std::string_view header);
 std::string format_data_size(uint64_t size);
+
+// The closing record of a version-3 file, right after the data: `end CRC`, CRC-32C (8 hex
+// digits, upper case) of the data bytes followed by the header bytes (data-size filled in).
+inline constexpr size_t kEndRecordLength = 13;
+std::string encode_end(uint32_t crc);
+// The CRC of a closing record at the start of `trailer`; nullopt when there is none.
+std::optional<uint32_t> parse_end(std::string_view trailer);
+// A file whose header, data and closing record fit in this many bytes is made durable with
+// one fdatasync (the closing record may reach the disk before the data, so startup checks
+// its CRC); a larger one has its data fdatasync'd before the closing record is written,
+// and startup trusts the record without reading the data.
+inline constexpr uint64_t kCheckedFileLimit = 64 * 1024;
 
 // A status record, appended after the data when a recipient's state changes. `relay` is
 // the host that answered ("" when none did).

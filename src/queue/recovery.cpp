@@ -1,6 +1,7 @@
 // Startup recovery of the queue (queue-format.md, "What a crash leaves"): reads every file in
-// msg/ (several at a time), sets aside what is not a queue file, unlinks what an operator
-// deleted, leaves alone what needs a newer tern. Store::recover and Store::recover_async.
+// msg/ (several at a time), removes what was still being received, sets aside what is not a
+// queue file, unlinks what an operator deleted, leaves alone what needs a newer tern.
+// Store::recover and Store::recover_async.
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "queue/codec.hpp"
+#include "queue/crc32c.hpp"
 #include "queue/store.hpp"
 
 namespace tern::queue {
@@ -28,6 +30,7 @@ namespace {
 // Reads up to the whole file in one go for the common case: a 1 KB message with its header
 // and trailer fits, so one read() per file and no per-file buffer.
 constexpr size_t kFirstRead = 64 * 1024;
+static_assert(kFirstRead >= kCheckedFileLimit, "a checked file must come whole in the first read");
 // Recovery threads for the blocking recover(): with a cold page cache reading is mostly
 // waiting for the disk, so many more threads than cores keep more reads in flight (the
 // disk's queue depth); with a warm cache the extra threads cost little.
@@ -35,7 +38,7 @@ constexpr unsigned kRecoveryThreads = 16;
 // Chunks read at once by recover_async: the rest of the thread pool stays free for commits.
 constexpr size_t kAsyncChunksInFlight = 3;
 
-enum class Outcome { Loaded, Corrupt, Untouched, Deleted, Fatal };
+enum class Outcome { Loaded, Corrupt, Untouched, Deleted, Incomplete, Fatal };
 
 // pread until `n` bytes or the end of the file; returns the count or -errno.
 ssize_t read_at(int fd, char* p, size_t n, off_t at) {
@@ -128,6 +131,13 @@ Outcome load_one(int msg_fd, const std::string& name, Buffers& b, Envelope& env,
   }
   if (!*parsed) {
     why = parsed->error().message;
+    // A message whose create was interrupted (power loss after the directory fsync): an
+    // empty file, or the start of a version-3 header. Never acknowledged.
+    if (file_size == 0 || (head.size() >= file_size && head.starts_with(kMagic) &&
+                           head.find("\ndata\n") == std::string_view::npos)) {
+      why = "header incomplete";
+      return Outcome::Incomplete;
+    }
     return Outcome::Corrupt;
   }
   ParsedHeader& p = parsed->value();
@@ -136,6 +146,17 @@ Outcome load_one(int msg_fd, const std::string& name, Buffers& b, Envelope& env,
     return Outcome::Untouched;
   }
   const uint64_t data_end = p.header_length + p.data_size;
+  // Version 3 files are written in place and closed by an `end` record after the data.
+  // While the data-size is the placeholder 0 (tern's data is never empty: it starts with
+  // its Received: header) the message was still being received: never acknowledged, so it
+  // is removed (queue-format.md, "What a crash leaves"). A real data-size without a valid
+  // record is set aside instead: a crash in the last write, or damage to a file that was
+  // acknowledged, which tern cannot tell apart.
+  const bool closed_format = p.version >= 3;
+  if (closed_format && p.data_size == 0) {
+    why = "still being received";
+    return Outcome::Incomplete;
+  }
   if (file_size < data_end) {
     why = "file shorter than its data-size says";
     return Outcome::Corrupt;
@@ -152,6 +173,30 @@ Outcome load_one(int msg_fd, const std::string& name, Buffers& b, Envelope& env,
       return Outcome::Fatal;
     }
     trailer = std::string_view(b.trailer.data(), size_t(n));
+  }
+  uint64_t trailer_at = data_end;  // where the status records begin
+  if (closed_format) {
+    const auto crc = parse_end(trailer);
+    if (!crc) {
+      why = "no closing record after the data";
+      return Outcome::Corrupt;
+    }
+    // A small file was made durable by one fdatasync, so its record may have reached the
+    // disk without all of its data: the CRC tells. A larger one got its record only after
+    // its data was durable (and reading all its data here would slow startup).
+    if (data_end + kEndRecordLength <= kCheckedFileLimit) {
+      if (head.size() < data_end) {  // cannot happen: the first read covers kCheckedFileLimit
+        why = "short read of a small file";
+        return Outcome::Fatal;
+      }
+      const std::string_view h = head.substr(0, p.header_length), data = head.substr(p.header_length, p.data_size);
+      if (crc32c(crc32c(0, data), h) != *crc) {
+        why = "closing record's checksum does not match the file";
+        return Outcome::Corrupt;
+      }
+    }
+    trailer.remove_prefix(kEndRecordLength);
+    trailer_at += kEndRecordLength;
   }
   std::string must_understand;
   if (auto applied = apply_status_records(p.envelope, trailer, &must_understand); !applied) {
@@ -178,7 +223,7 @@ Outcome load_one(int msg_fd, const std::string& name, Buffers& b, Envelope& env,
     const size_t keep = nl == std::string_view::npos ? 0 : nl + 1;
     spdlog::warn("queue: msg/{}: dropping a torn status record (crash during an update)", name);
     const int wfd = ::openat(msg_fd, name.c_str(), O_WRONLY | O_CLOEXEC | O_NOFOLLOW);
-    const bool cut = wfd >= 0 && ::ftruncate(wfd, off_t(data_end + keep)) == 0 && ::fdatasync(wfd) == 0;
+    const bool cut = wfd >= 0 && ::ftruncate(wfd, off_t(trailer_at + keep)) == 0 && ::fdatasync(wfd) == 0;
     const int e = errno;
     if (wfd >= 0) ::close(wfd);
     if (!cut) {
@@ -241,7 +286,8 @@ struct Store::RecoveryTask {
   Status prepare(const std::string& dir, RecoveryStats& stats) {
     corrupt_fd = ::open((dir + "/corrupt").c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (corrupt_fd < 0) return Error::perm("queue: cannot open " + dir + "/corrupt: " + std::strerror(errno));
-    // tmp/ holds only messages that never got their 250: remove them (queue-format.md).
+    // tmp/ holds only messages that never got their 250 (written by a tern before format 3):
+    // remove them (queue-format.md).
     for (const auto& [name, type] : list_dir(tmp_fd)) {
       if (::unlinkat(tmp_fd, name.c_str(), 0) == 0) ++stats.leftovers_removed;
       else spdlog::warn("queue: cannot remove leftover tmp/{}: {}", name, std::strerror(errno));
@@ -270,7 +316,8 @@ struct Store::RecoveryTask {
         o = load_one(msg_fd, name, b, env, size, why, type == DT_UNKNOWN);
         // The fast path trusts a short read to be the end of the file: before a file is
         // set aside for good, read it again the careful way.
-        if (o == Outcome::Corrupt && type == DT_REG) o = load_one(msg_fd, name, b, env, size, why, true);
+        if ((o == Outcome::Corrupt || o == Outcome::Incomplete) && type == DT_REG)
+          o = load_one(msg_fd, name, b, env, size, why, true);
       }
       switch (o) {
         case Outcome::Loaded:
@@ -281,6 +328,16 @@ struct Store::RecoveryTask {
         case Outcome::Deleted:
           spdlog::info("queue: id={} deleted by an operator: removed", name);
           ++c.stats.deleted_removed;
+          break;
+        case Outcome::Incomplete:
+          // Never acknowledged (no 250 before the closing record is durable): the client
+          // was not told the message was taken, so it is not mail tern holds.
+          if (::unlinkat(msg_fd, name.c_str(), 0) != 0 && errno != ENOENT) {
+            c.fatal = Error::temp("queue: cannot remove unfinished msg/" + name + ": " + std::strerror(errno));
+            break;
+          }
+          spdlog::info("queue: msg/{} was never completed ({}): removed", name, why);
+          ++c.stats.leftovers_removed;
           break;
         case Outcome::Untouched:
           spdlog::warn("queue: msg/{} needs a newer tern ('{}'); left untouched in msg/", name, why);
@@ -359,7 +416,8 @@ Result<RecoveryReport> Store::recover() {
   return r;
 }
 
-void Store::recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
+void Store::recover_async(std::function<void(size_t)> listed,
+                          std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
                           std::function<void(Result<RecoveryStats>)> done) {
   // Loop-thread state of the recovery: which chunks were handed out, which came back.
   struct State {
@@ -382,14 +440,16 @@ void Store::recover_async(std::function<void(std::vector<Envelope>&&, std::vecto
 
   // Runs on the loop: hands out chunks, passes back those that are contiguous, ends.
   auto pump = std::make_shared<std::function<void()>>();
-  *pump = [this, st, weak = std::weak_ptr<std::function<void()>>(pump)] {
+  *pump = [this, st, stopped = recovery_stopped_, weak = std::weak_ptr<std::function<void()>>(pump)] {
     auto self = weak.lock();
+    if (*stopped && !st->error) st->error = Error::temp("queue: recovery stopped (shutdown)");
     while (!st->error && st->in_flight < kAsyncChunksInFlight && st->next < st->task.chunks()) {
       const size_t index = st->next++;
       ++st->in_flight;
       auto chunk = std::make_shared<std::unique_ptr<RecoveryTask::Chunk>>(std::make_unique<RecoveryTask::Chunk>());
-      loop_.queue_work([st, index, chunk] { st->task.load_chunk(index, **chunk); },
-                       [st, index, chunk, self] {
+      loop_.queue_work([st, index, chunk, fds = dir_fds_] { st->task.load_chunk(index, **chunk); },
+                       [st, index, chunk, self, alive = alive_] {
+                         if (!*alive) return;  // the Store is gone (an early exit): nothing to report
                          --st->in_flight;
                          if ((*chunk)->fatal && !st->error) st->error = *(*chunk)->fatal;
                          st->ready.emplace(index, std::move(*chunk));
@@ -407,16 +467,22 @@ void Store::recover_async(std::function<void(std::vector<Envelope>&&, std::vecto
     if (st->error) return st->done(*st->error);
     if (st->delivered < st->task.chunks()) return;
     auto synced = std::make_shared<Status>(ok_status());
-    loop_.queue_work([st, synced] { *synced = st->task.finish(); },
-                     [st, synced, self] {
+    loop_.queue_work([st, synced, fds = dir_fds_] { *synced = st->task.finish(); },
+                     [st, synced, self, alive = alive_] {
+                       if (!*alive) return;  // the Store is gone (an early exit): nothing to report
                        if (!*synced) return st->done(synced->error());
                        st->done(st->stats);
                      });
   };
   const std::string dir = dir_;
-  loop_.queue_work([st, prepared, dir] { *prepared = st->task.prepare(dir, st->stats); },
-                   [st, prepared, pump] {
+  // Every job holds dir_fds_ (tmp/ and msg/ stay open while it may use them) and its
+  // completion checks alive_: the Store may be destroyed while recovery is under way when
+  // startup fails after the listing (the listener cannot bind, say).
+  loop_.queue_work([st, prepared, dir, fds = dir_fds_] { *prepared = st->task.prepare(dir, st->stats); },
+                   [st, prepared, pump, listed = std::move(listed), alive = alive_] {
+                     if (!*alive) return;  // the Store is gone (an early exit): nothing to report
                      if (!*prepared) return st->done(prepared->error());
+                     listed(st->task.names.size());
                      (*pump)();
                    });
 }

@@ -1,4 +1,5 @@
-// Queue store: spooling through the thread pool, group commit, status appends, reads.
+// Queue store: spooling through the thread pool (written in place in msg/, closed by a
+// checksummed record), group commit of the directory, status appends, removals.
 // (Startup recovery is in recovery.cpp.)
 #include "queue/store.hpp"
 
@@ -19,6 +20,7 @@
 #include "common/log_escape.hpp"
 #include "common/limits.hpp"
 #include "queue/codec.hpp"
+#include "queue/crc32c.hpp"
 
 namespace tern::queue {
 
@@ -34,11 +36,16 @@ struct Spool {
   std::string chunk;         // [job] the content the running job writes
   int fd = -1;               // [job]
   int err = 0;               // [job] first errno; read on the loop after the job
+  bool owns_file = false;    // [job] msg/ID was created by this message (not an id collision)
+  uint32_t crc = 0;          // [job] CRC-32C of the data written so far
   uint64_t data_size = 0;    // content bytes handed to jobs so far
   bool job_running = false;
   bool commit_requested = false;
   bool aborted = false;
-  bool finished = false;     // final job done (fsync'd, closed)
+  bool discarding = false;   // discard() has taken over: nothing else reports
+  bool finished = false;     // final job done (closing record written, fdatasync'd, closed)
+  bool name_durable = false; // the fsync of msg/ that followed the create has returned
+  int dir_err = 0;           // ... and failed with this
   std::function<void(CommitStatus)> done;
 };
 
@@ -205,7 +212,39 @@ std::unique_ptr<Incoming> Store::begin(Envelope env) {
   env.id = s->id;
   s->header = encode_header(env, 0);
   s->env = std::move(env);
+  submit_create(s);
   return std::unique_ptr<Incoming>(new Incoming(std::move(s)));
+}
+
+// Creates msg/ID at once (at DATA, while the client sends the body): the inode allocation
+// is off the path between "." and the 250, and the fsync of msg/ that makes the name
+// durable runs while the body arrives (queue-format.md, "Writing and committing").
+void Store::submit_create(const std::shared_ptr<Spool>& s) {
+  s->job_running = true;
+  const int msg_fd = msg_fd_;
+  loop_.queue_work(
+      [s, msg_fd, fds = dir_fds_] {
+        // O_EXCL: an id collision (clock stepped back across a restart) must never
+        // overwrite a committed message.
+        s->fd = ::openat(msg_fd, s->id.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
+        if (s->fd < 0) {
+          s->err = errno;
+          return;
+        }
+        s->owns_file = true;
+        // The header with a placeholder data-size and no closing record: until the final
+        // job, startup would find this file incomplete and remove it.
+        if (int e = write_all(s->fd, s->header.data(), s->header.size())) s->err = e;
+      },
+      [this, alive = alive_, s] {
+        if (!*alive) return;  // the Store is gone (shutdown): nothing to update
+        s->job_running = false;
+        if (s->owns_file && !s->aborted) {
+          created_.push_back(s);
+          if (!batch_running_) run_batch();
+        }
+        write_done(s);
+      });
 }
 
 void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
@@ -217,39 +256,46 @@ void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
     const size_t at = data_size_offset(s->header);
     s->header.replace(at, kDataSizeDigits, format_data_size(s->data_size));
   }
-  const int tmp_fd = tmp_fd_;
   loop_.queue_work(
-      [s, final, tmp_fd, fds = dir_fds_] {
+      [s, final] {
         if (s->err) return;
-        if (s->fd < 0) {
-          s->fd = ::openat(tmp_fd, s->id.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0640);
-          if (s->fd < 0) {
-            s->err = errno;
-            return;
+        const bool whole = final && s->chunk.size() == s->data_size;  // every byte is in this job
+        const off_t chunk_at = off_t(s->header.size() + s->data_size - s->chunk.size());
+        s->crc = crc32c(s->crc, s->chunk);
+        if (!final) {
+          if (int e = pwrite_all(s->fd, s->chunk, chunk_at)) s->err = e;
+        } else {
+          const std::string end = encode_end(crc32c(s->crc, s->header));
+          const off_t end_at = off_t(s->header.size() + s->data_size);
+          if (whole && uint64_t(end_at) + end.size() <= kCheckedFileLimit) {
+            // A small file: header (data-size filled in), data and closing record in one
+            // write and one fdatasync. The record may reach the disk before the data if the
+            // power fails meanwhile: startup checks its CRC.
+            std::string file;
+            file.reserve(s->header.size() + s->chunk.size() + end.size());
+            file.append(s->header).append(s->chunk).append(end);
+            if (int e = pwrite_all(s->fd, file, 0)) s->err = e;
+          } else {
+            // A larger one: the data is made durable first, then the closing record and the
+            // real data-size are written, record first (a crash between the two leaves the
+            // placeholder data-size, which startup removes as unfinished); startup trusts
+            // the record without reading the data.
+            if (int e = pwrite_all(s->fd, s->chunk, chunk_at)) s->err = e;
+            if (!s->err && ::fdatasync(s->fd) != 0) s->err = errno;
+            if (!s->err)
+              if (int e = pwrite_all(s->fd, end, end_at)) s->err = e;
+            if (!s->err)
+              if (int e = pwrite_all(s->fd, s->header, 0)) s->err = e;
           }
-          // The header goes first with a placeholder data-size unless this is the only write.
-          if (int e = write_all(s->fd, s->header.data(), s->header.size())) {
-            s->err = e;
-            return;
+          // Nothing may be acknowledged before the data and the closing record are on disk.
+          if (!s->err && ::fdatasync(s->fd) != 0) s->err = errno;
+          if (!s->err) {
+            if (::close(s->fd) != 0) s->err = errno;
+            s->fd = -1;  // on an error discard() closes it
           }
-        } else if (final) {
-          if (int e = pwrite_all(s->fd, s->header, 0)) {  // patch data-size in place
-            s->err = e;
-            return;
-          }
-        }
-        if (int e = write_all(s->fd, s->chunk.data(), s->chunk.size())) {
-          s->err = e;
-          return;
         }
         s->chunk.clear();
         s->chunk.shrink_to_fit();
-        if (final) {
-          // The data and the file size must be on disk before the rename makes it visible.
-          if (::fdatasync(s->fd) != 0) s->err = errno;
-          if (::close(s->fd) != 0 && !s->err) s->err = errno;
-          s->fd = -1;
-        }
       },
       [this, alive = alive_, s, final] {
         if (!*alive) return;  // the Store is gone (shutdown): nothing to update
@@ -260,25 +306,51 @@ void Store::submit_write(const std::shared_ptr<Spool>& s, bool final) {
 }
 
 void Store::write_done(const std::shared_ptr<Spool>& s) {
-  if (s->aborted) return discard(s);
+  if (s->aborted || s->discarding) return discard(s);
   if (s->err) {
     if (!s->commit_requested) return;  // reported at commit()
     if (!s->finished) return submit_write(s, true);  // the final job sees err and stops at once
     return discard(s);
   }
-  if (s->finished) return queue_rename(s);
+  if (s->finished) return maybe_committed(s);
   if (s->commit_requested) return submit_write(s, true);
   if (s->pending.size() >= limits::kSpoolChunk) submit_write(s, false);
 }
 
+// A message is committed once its file is complete on disk (final job) and its name in
+// msg/ is durable (the directory fsync after its create): only then the 250.
+void Store::maybe_committed(const std::shared_ptr<Spool>& s) {
+  if (s->discarding || s->aborted || s->err || s->job_running || !s->finished || !s->name_durable) return;
+  if (s->dir_err) {
+    s->err = s->dir_err;
+    return discard(s);
+  }
+  --in_flight_;
+  spdlog::info("queue: id={} queued client=[{}] from=<{}> nrcpt={} size={}", s->id, s->env.client_address,
+               log_safe(s->env.sender), s->env.recipients.size(), s->data_size);
+  if (committed_cb_) committed_cb_(s->env, s->data_size);
+  if (auto done = std::exchange(s->done, nullptr)) done(CommitStatus::Committed);
+}
+
 // Removes a message that will not be committed; reports the failure if a commit was asked.
+// Runs only when no job of the message is running.
 void Store::discard(const std::shared_ptr<Spool>& s) {
-  const int tmp_fd = tmp_fd_;
+  if (s->discarding && s->job_running) return;
+  s->discarding = true;
+  s->job_running = true;  // the unlink below; nothing else runs for this message after it
+  const int msg_fd = msg_fd_;
   const int err = s->err;
+  // A file whose closing record was written may be complete on disk even though the commit
+  // failed (a failed fdatasync, a failed directory fsync): the removal must be durable, or
+  // a restart would deliver a message the client was told to send again.
+  const bool sync_dir = s->finished;
   loop_.queue_work(
-      [s, tmp_fd, fds = dir_fds_] {
+      [s, msg_fd, sync_dir, fds = dir_fds_] {
         if (s->fd >= 0) ::close(s->fd), s->fd = -1;
-        ::unlinkat(tmp_fd, s->id.c_str(), 0);
+        if (s->owns_file) {
+          ::unlinkat(msg_fd, s->id.c_str(), 0);
+          if (sync_dir) ::fsync(msg_fd);
+        }
       },
       [this, alive = alive_, s, err] {
         if (!*alive) return;  // the Store is gone (shutdown): nothing to update
@@ -290,46 +362,24 @@ void Store::discard(const std::shared_ptr<Spool>& s) {
       });
 }
 
-void Store::queue_rename(std::shared_ptr<Spool> s) {
-  ready_.push_back(std::move(s));
-  if (!batch_running_) run_batch();
-}
-
-// Group commit: every message fsync'd since the last batch is renamed into msg/, every
-// finished message is unlinked from it, and one fsync of the directory makes both durable.
-// No 250 is sent before that fsync returns, and no removal is reported before it either.
+// Group commit of names: one fsync of msg/ makes durable every message created since the
+// last one and every removal asked for since then. No 250 is sent before the fsync after
+// a message's create has returned, and no removal is reported before it either.
 void Store::run_batch() {
   batch_running_ = true;
-  auto batch = std::make_shared<std::vector<std::shared_ptr<Spool>>>(std::move(ready_));
-  ready_.clear();
+  auto batch = std::make_shared<std::vector<std::shared_ptr<Spool>>>(std::move(created_));
+  created_.clear();
   auto removals = std::make_shared<std::vector<Removal>>(std::move(removing_));
   removing_.clear();
-  auto rename_errs = std::make_shared<std::vector<int>>(batch->size(), 0);
   auto dir_err = std::make_shared<int>(0);
-  const int tmp_fd = tmp_fd_, msg_fd = msg_fd_;
+  const int msg_fd = msg_fd_;
   loop_.queue_work(
-      [batch, removals, rename_errs, dir_err, tmp_fd, msg_fd, fds = dir_fds_] {
+      [removals, dir_err, msg_fd, fds = dir_fds_] {
         for (auto& r : *removals)
           if (::unlinkat(msg_fd, r.id.c_str(), 0) != 0 && errno != ENOENT) r.err = errno;
-        for (size_t i = 0; i < batch->size(); ++i) {
-          const char* name = (*batch)[i]->id.c_str();
-          // RENAME_NOREPLACE: an id collision (clock stepped back across a restart) must
-          // never overwrite a committed message.
-          if (::renameat2(tmp_fd, name, msg_fd, name, RENAME_NOREPLACE) != 0) {
-            (*rename_errs)[i] = errno;
-            ::unlinkat(tmp_fd, name, 0);
-          }
-        }
-        if (::fsync(msg_fd) != 0) {
-          *dir_err = errno;
-          // Not durable, so not acknowledged (451): take the names back out, so that the
-          // client's retry is the only copy instead of a second one found at restart.
-          for (size_t i = 0; i < batch->size(); ++i)
-            if (!(*rename_errs)[i]) ::unlinkat(msg_fd, (*batch)[i]->id.c_str(), 0);
-          ::fsync(msg_fd);
-        }
+        if (::fsync(msg_fd) != 0) *dir_err = errno;
       },
-      [this, alive = alive_, batch, removals, rename_errs, dir_err] {
+      [this, alive = alive_, batch, removals, dir_err] {
         if (!*alive) return;  // the Store is gone (shutdown): nothing to update
         batch_running_ = false;
         for (auto& r : *removals) {
@@ -338,21 +388,12 @@ void Store::run_batch() {
           if (err) done(Error::temp(std::string("remove failed: ") + std::strerror(err)));
           else done(ok_status());
         }
-        for (size_t i = 0; i < batch->size(); ++i) {
-          auto& s = (*batch)[i];
-          --in_flight_;
-          int err = (*rename_errs)[i] ? (*rename_errs)[i] : *dir_err;
-          if (err) {
-            spdlog::error("queue: id={} commit failed: {}", s->id, std::strerror(err));
-            if (auto done = std::exchange(s->done, nullptr)) done(classify_errno(err));
-            continue;
-          }
-          spdlog::info("queue: id={} queued client=[{}] from=<{}> nrcpt={} size={}", s->id,
-                       s->env.client_address, log_safe(s->env.sender), s->env.recipients.size(), s->data_size);
-          if (committed_cb_) committed_cb_(s->env, s->data_size);
-          if (auto done = std::exchange(s->done, nullptr)) done(CommitStatus::Committed);
+        for (auto& s : *batch) {
+          s->name_durable = true;
+          s->dir_err = *dir_err;
+          maybe_committed(s);
         }
-        if (!ready_.empty() || !removing_.empty()) run_batch();
+        if (!created_.empty() || !removing_.empty()) run_batch();
       });
 }
 

@@ -1,7 +1,8 @@
-// The on-disk queue (queue-format.md): the only writer of new queue files. Spools incoming
-// messages through the thread pool, commits them with one rename each (renames and the
-// directory fsync shared by every message that is ready at the same time: group commit),
-// and recovers the queue at startup.
+// The on-disk queue (queue-format.md): the only writer of new queue files. Writes incoming
+// messages in place in msg/ through the thread pool, closes each with a checksummed record
+// and one fdatasync that overlaps the fsync of msg/ after its create (that directory fsync
+// shared by every message created meanwhile and every removal: group commit), and recovers
+// the queue at startup.
 #pragma once
 
 #include <cstdint>
@@ -47,7 +48,7 @@ class Incoming {
 struct RecoveryReport {
   std::vector<Envelope> messages;  // every committed message, oldest first
   std::vector<uint64_t> sizes;     // their data sizes, same order
-  size_t leftovers_removed = 0;
+  size_t leftovers_removed = 0;  // in tmp/, or in msg/ still being received: removed
   size_t corrupt_moved = 0;
   size_t left_untouched = 0;   // need a newer tern (must-understand record): left in msg/
   size_t deleted_removed = 0;  // had a !deleted record: unlinked
@@ -68,10 +69,14 @@ class Store {
   static Result<std::unique_ptr<Store>> open(io::Loop& loop, const std::string& dir,
                                              const Clock& clock);
   ~Store();
-  // Stops the background free-space refresh so the loop can end.
-  void close() { free_timer_.stop(); }
+  // Stops the background free-space refresh and any recovery under way, so the loop can end.
+  void close() {
+    free_timer_.stop();
+    *recovery_stopped_ = true;
+  }
 
-  // Startup recovery (blocking, before serving): removes leftovers in tmp/, moves unreadable
+  // Startup recovery (blocking, before serving): removes leftovers in tmp/ and messages in
+  // msg/ that were still being received (no 250 was given for them), moves unreadable
   // files to corrupt/, unlinks files with a !deleted record, leaves alone files that need a
   // newer tern, and returns every committed message. Reads msg/ on several threads (one
   // read() per small file into a reused buffer). Messages may have `held` set.
@@ -80,6 +85,9 @@ class Store {
   // The same recovery without blocking the loop, so delivery can start before all of msg/
   // has been read. The work runs on the thread pool (a few chunks at a time, leaving threads
   // for commits); every callback runs on the loop thread:
+  //  - `listed(files)` once, when tmp/ has been emptied and msg/ listed (`files` names),
+  //    before any batch: from then on new messages may be begun (recovery touches only the
+  //    names it listed), so the caller can open its listener;
   //  - `batch(messages, sizes)` once per chunk of up to kRecoveryChunk files, in queue order
   //    (oldest first across batches too), sizes parallel to messages;
   //  - `done(stats)` once at the end, after every batch and after tmp/ and msg/ have been
@@ -87,11 +95,17 @@ class Store {
   //    batches already delivered stay valid, no more follow).
   // Until `done`, the caller has not seen every file: in particular not every `notice-for`
   // record, so it must not decide on bounces or delay warnings before then. Call once,
-  // before any message is committed; the Store must outlive the callbacks.
-  void recover_async(std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
+  // before any message is begun (recovery removes files in msg/ that are still being
+  // received, so none may be begun before `listed`); the Store must outlive the callbacks.
+  // close() stops a recovery under way: no more chunks are read, and `done` reports an
+  // error once the chunks in flight are back.
+  void recover_async(std::function<void(size_t files)> listed,
+                     std::function<void(std::vector<Envelope>&&, std::vector<uint64_t>&&)> batch,
                      std::function<void(Result<RecoveryStats>)> done);
   static constexpr size_t kRecoveryChunk = 2048;
 
+  // Starts a message: creates msg/ID at once (in the thread pool), so that the create and
+  // the directory fsync run while the body arrives.
   std::unique_ptr<Incoming> begin(Envelope env);
 
   // Free-space reserve: true when the file system has `min_free` + `need` bytes available.
@@ -119,9 +133,10 @@ class Store {
   friend class Incoming;
   friend struct Spool;
   Store(io::Loop& loop, std::string dir, const Clock& clock, int lock_fd, int tmp_fd, int msg_fd);
+  void submit_create(const std::shared_ptr<Spool>& s);
   void submit_write(const std::shared_ptr<Spool>& s, bool final);
   void write_done(const std::shared_ptr<Spool>& s);
-  void queue_rename(std::shared_ptr<Spool> s);
+  void maybe_committed(const std::shared_ptr<Spool>& s);
   void run_batch();
   void refresh_free_space();
   void discard(const std::shared_ptr<Spool>& s);
@@ -147,7 +162,7 @@ class Store {
   uint64_t free_bytes_ = UINT64_MAX;
   io::Timer free_timer_;
   bool free_refresh_running_ = false;
-  std::vector<std::shared_ptr<Spool>> ready_;  // fsync'd, waiting for the next rename batch
+  std::vector<std::shared_ptr<Spool>> created_;  // created in msg/, waiting for the next directory fsync
   struct Removal {
     std::string id;
     std::function<void(Status)> done;
@@ -160,6 +175,7 @@ class Store {
   // Thread-pool completions still queued when the Store is destroyed (at exit) see this
   // false and do nothing.
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  std::shared_ptr<bool> recovery_stopped_ = std::make_shared<bool>(false);  // set by close()
   // Status appends per message id: [0, in_flight) are being written, the rest wait.
   struct AppendQueue {
     std::vector<PendingAppend> items;

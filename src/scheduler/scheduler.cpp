@@ -4,12 +4,19 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 #include "scheduler/backoff.hpp"
 
 namespace tern::scheduler {
 
 namespace {
 constexpr int64_t kSecond = 1000000;
+// waiting_ is a min-heap on (due, job): std::push_heap keeps the largest on top, so compare
+// the other way round.
+constexpr auto kLater = [](const std::pair<int64_t, JobId>& a, const std::pair<int64_t, JobId>& b) {
+  return a > b;
+};
 }
 
 Scheduler::Scheduler(Alarm& alarm, const Clock& clock, Limits limits, uint64_t seed)
@@ -32,8 +39,21 @@ void Scheduler::wait(JobId id, int64_t due_us) {
   Job& j = jobs_.at(id);
   j.state = State::Waiting;
   j.due_us = due_us;
-  waiting_.insert({due_us, id});
+  waiting_.emplace_back(due_us, id);
+  std::push_heap(waiting_.begin(), waiting_.end(), kLater);
   arm();
+}
+
+bool Scheduler::waiting_valid(const std::pair<int64_t, JobId>& e) const {
+  auto it = jobs_.find(e.second);
+  return it != jobs_.end() && it->second.state == State::Waiting && it->second.due_us == e.first;
+}
+
+void Scheduler::prune_waiting() {
+  while (!waiting_.empty() && !waiting_valid(waiting_.front())) {
+    std::pop_heap(waiting_.begin(), waiting_.end(), kLater);
+    waiting_.pop_back();
+  }
 }
 
 void Scheduler::finished(JobId id) {
@@ -41,7 +61,7 @@ void Scheduler::finished(JobId id) {
   if (it == jobs_.end()) return;
   Dest& d = *it->second.dest;
   const std::string key = d.info.key;
-  if (it->second.state == State::Waiting) waiting_.erase({it->second.due_us, id});
+  // Its waiting_ entry, if any, goes stale with the job (dropped when it reaches the top).
   if (it->second.state == State::Ready) {
     auto& r = d.ready;
     for (auto q = r.begin(); q != r.end(); ++q)
@@ -67,12 +87,13 @@ void Scheduler::maybe_forget(const std::string& key) {
 
 // One alarm for the whole queue, set to the earliest due time (no directory scans).
 void Scheduler::arm() {
+  prune_waiting();
   if (waiting_.empty() || stopped_) {
     alarm_.cancel();
     alarm_at_ = 0;
     return;
   }
-  const int64_t first = waiting_.begin()->first;
+  const int64_t first = waiting_.front().first;
   if (alarm_at_ == first) return;
   alarm_at_ = first;
   alarm_.set(first, [this] {
@@ -92,9 +113,12 @@ void Scheduler::on_alarm() {
     });
   }
   std::vector<std::pair<int64_t, JobId>> later;
-  while (!waiting_.empty() && waiting_.begin()->first <= now) {
-    const JobId id = waiting_.begin()->second;
-    waiting_.erase(waiting_.begin());
+  while (!waiting_.empty() && waiting_.front().first <= now) {
+    const auto top = waiting_.front();
+    std::pop_heap(waiting_.begin(), waiting_.end(), kLater);
+    waiting_.pop_back();
+    if (!waiting_valid(top)) continue;  // finished, or waiting for another time
+    const JobId id = top.second;
     Job& j = jobs_.at(id);
     Dest& d = *j.dest;
     if (d.down_until_us > now) {  // the destination is down: wait for its probe
@@ -106,7 +130,8 @@ void Scheduler::on_alarm() {
   }
   for (auto [due, id] : later) {
     jobs_.at(id).due_us = due;
-    waiting_.insert({due, id});
+    waiting_.emplace_back(due, id);
+    std::push_heap(waiting_.begin(), waiting_.end(), kLater);
   }
   dispatch();
   arm();
@@ -190,13 +215,14 @@ void Scheduler::flush() {
     d.failures = 0;
     d.down_until_us = 0;
   }
-  std::vector<JobId> ids;
-  for (const auto& [due, id] : waiting_) ids.push_back(id);
-  waiting_.clear();
-  for (JobId id : ids) {
-    jobs_.at(id).due_us = now;
-    waiting_.insert({now, id});
+  std::vector<std::pair<int64_t, JobId>> all;
+  all.swap(waiting_);
+  for (const auto& e : all) {
+    if (!waiting_valid(e)) continue;
+    jobs_.at(e.second).due_us = now;
+    waiting_.emplace_back(now, e.second);  // all equal: still a heap
   }
+  std::make_heap(waiting_.begin(), waiting_.end(), kLater);
   alarm_at_ = -1;
   arm();
 }
@@ -208,9 +234,10 @@ bool Scheduler::expedite(JobId id) {
   d.failures = 0;
   d.down_until_us = 0;
   const int64_t now = clock_.now_us();
-  waiting_.erase({it->second.due_us, id});
+  // The old heap entry goes stale (its due time no longer matches the job's).
   it->second.due_us = now;
-  waiting_.insert({now, id});
+  waiting_.emplace_back(now, id);
+  std::push_heap(waiting_.begin(), waiting_.end(), kLater);
   alarm_at_ = -1;
   arm();
   return true;

@@ -27,16 +27,35 @@ void Server::apply(const config::Config& cfg, std::shared_ptr<const tls::ServerC
 }
 
 Status Server::listen(const std::vector<config::Listen>& listen) {
+  auto key_of = [](const config::Listen& l) { return l.address.str() + (l.implicit_tls ? " implicit" : " starttls"); };
+  std::map<std::string, std::unique_ptr<io::TcpListener>> next;
   for (const auto& l : listen) {
+    const std::string key = key_of(l);
+    if (auto it = listeners_.find(key); it != listeners_.end()) {
+      next.emplace(key, std::move(it->second));  // unchanged: keeps its socket
+      listeners_.erase(it);
+    }
+  }
+  // Closed before the new ones open: the same address may come back with another mode.
+  for (auto& [key, l] : listeners_) spdlog::info("smtpd: no longer listening on {}", key);
+  listeners_.clear();
+  Status result = ok_status();
+  for (const auto& l : listen) {
+    const std::string key = key_of(l);
+    if (next.count(key)) continue;
     const bool implicit = l.implicit_tls;
     auto lst = io::TcpListener::listen(loop_, l.address, [this, implicit](std::unique_ptr<io::Stream> c) {
       accept(std::move(c), implicit);
     });
-    if (!lst) return lst.error();
+    if (!lst) {
+      if (result.ok()) result = lst.error();
+      continue;
+    }
     spdlog::info("smtpd: listening on {}{}", l.address.str(), implicit ? " (implicit TLS)" : "");
-    listeners_.push_back(std::move(lst.value()));
+    next.emplace(key, std::move(lst.value()));
   }
-  return ok_status();
+  listeners_ = std::move(next);
+  return result;
 }
 
 const char* admission_refusal(const config::Limits& lim, size_t open_total, uint32_t open_from_client,

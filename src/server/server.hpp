@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <map>
 #include <unordered_map>
 #include <vector>
 
@@ -36,6 +37,9 @@ class Server {
   ~Server();
 
   // Opens every configured listener. A failure is fatal at startup (the caller exits 1).
+  // Called again (SIGHUP), it opens the new ones and closes those no longer configured;
+  // sessions in progress are not touched. A listener that cannot be opened then is
+  // reported and the others stay as they were.
   Status listen(const std::vector<config::Listen>& listen);
   // Applies a reloaded config (and certificate) to sessions that start from now on.
   void apply(const config::Config& cfg, std::shared_ptr<const tls::ServerContext> tls);
@@ -58,7 +62,7 @@ class Server {
   std::shared_ptr<const SessionSettings> settings_;
   std::shared_ptr<const tls::ServerContext> tls_;
   config::Timeouts timeouts_;
-  std::vector<std::unique_ptr<io::TcpListener>> listeners_;
+  std::map<std::string, std::unique_ptr<io::TcpListener>> listeners_;  // "address implicit|starttls"
   std::unordered_map<uint64_t, std::unique_ptr<Connection>> conns_;
   std::unordered_map<std::string, uint32_t> per_client_;
   std::vector<std::unique_ptr<Connection>> dead_;  // destroyed on the next loop turn

@@ -1,6 +1,8 @@
 #!/usr/bin/python3
 """kill -9 during a stream of messages: every id that got its 250 is in msg/ after a
-restart, complete and intact; tmp/ is empty; nothing is set aside as corrupt."""
+restart, complete and intact; no acknowledged message was ever without its closing record;
+the unfinished ones (no closing record) and tmp/ leftovers are removed; nothing is set aside
+as corrupt."""
 import os
 import re
 import threading
@@ -101,7 +103,13 @@ def scenario(ctx):
     h.check_eq(t.proc.returncode, -9, "ternd died of SIGKILL")
 
     leftovers = t.tmp_files()
-    print(f"  info {len(leftovers)} file(s) in tmp/ and {len(t.queue_ids())} in msg/ after the kill")
+    # Messages being received when the kill came: in msg/ without their closing record.
+    unfinished = t.unfinished_ids()
+    print(f"  info {len(leftovers)} file(s) in tmp/ and {len(t.msg_files())} in msg/ after the kill, "
+          f"{len(unfinished)} of them unfinished")
+    acked_ids = {i for s in senders for i, _ in s.acked}
+    h.check(not acked_ids & set(unfinished), "no acknowledged message lacks its closing record",
+            repr(sorted(acked_ids & set(unfinished))))
 
     h.step("restart on the same queue_dir")
     t.start()
@@ -116,7 +124,9 @@ def scenario(ctx):
     h.check_eq(recovered, len(ids), "recovered count = files in msg/")
     h.check_eq(corrupt, 0, "nothing set aside as malformed")
     h.check_eq(os.listdir(os.path.join(t.queue_dir, "corrupt")), [], "corrupt/ is empty")
-    h.check_eq(removed, len(leftovers), "every tmp/ leftover was removed")
+    h.check_eq(removed, len(leftovers) + len(unfinished), "every tmp/ leftover and unfinished file was removed")
+    h.check_eq(ids, t.msg_files(), "every file in msg/ is a queued message (none unfinished)")
+    h.check(not set(unfinished) & set(t.msg_files()), "the unfinished files are gone", repr(unfinished))
     h.check_eq(t.tmp_files(), [], "tmp/ is empty after restart")
 
     q = t.queue()  # parses and checks every file in msg/

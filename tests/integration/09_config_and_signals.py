@@ -76,7 +76,7 @@ def scenario(ctx):
         h.check(re.search(pat, err) is not None,
                 f"{name}: message is '{path}:{line}: {key}: ...{frag}...'", err.strip())
         if i in (0, 2):
-            rc, out, err2 = run_ternd(["--config", path])
+            rc, out, err2 = run_ternd(["--config", path] + h.root_flag())
             h.check_eq(rc, 1, f"daemon refuses to start with {name} (exit 1)")
             h.check(re.search(pat, err2) is not None, "and prints the same error", err2.strip())
             h.check(h.connect_refused(t.port), "nothing listens on the port")
@@ -185,7 +185,7 @@ def scenario(ctx):
     second = ctx.tern("second")
     second.config["listen"] = [{"address": f"127.0.0.1:{first.port}"}]
     second.write_config()
-    rc, out, err = run_ternd(["--config", second.config_path])
+    rc, out, err = run_ternd(["--config", second.config_path] + h.root_flag())
     h.check_eq(rc, 1, "a second ternd on the same port exits 1")
     h.check(f"127.0.0.1:{first.port}" in err and "address already in use" in err, "and says why", err[-300:])
     h.check(first.running(), "the first one is unaffected")

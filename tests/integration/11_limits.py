@@ -106,9 +106,9 @@ def scenario(ctx):
         h.check(1.5 <= elapsed <= 5.0, f"421 came after {elapsed:.2f}s (timeout 2s)")
         c.wait_closed(timeout=5)
     deadline = time.monotonic() + 3
-    while t.tmp_files() and time.monotonic() < deadline:
+    while t.msg_files() and time.monotonic() < deadline:
         time.sleep(0.05)
-    h.check_eq(t.queue_ids(), [], "nothing queued from the timed-out DATA")
+    h.check_eq(t.msg_files(), [], "nothing queued or left in msg/ from the timed-out DATA")
     h.check_eq(t.tmp_files(), [], "nothing left in tmp/")
 
     h.step("a client that disconnects in the middle of DATA leaves nothing behind")
@@ -122,16 +122,17 @@ def scenario(ctx):
         line = b"x" * 998 + b"\r\n"
         c.send(b"Subject: abandoned\r\n\r\n" + line * 700)  # > 256 KiB: spooling starts
         deadline = time.monotonic() + 3
-        while not t.tmp_files() and time.monotonic() < deadline:
+        while not t.unfinished_ids() and time.monotonic() < deadline:
             time.sleep(0.02)
-        h.check(len(t.tmp_files()) == 1, "the message is being spooled in tmp/", repr(t.tmp_files()))
+        h.check(len(t.unfinished_ids()) == 1, "the message is being spooled in msg/, unfinished",
+                repr(t.msg_files()))
     t.wait_log("lost connection in DATA")
     h.check(True, "log says 'lost connection in DATA'")
     deadline = time.monotonic() + 3
-    while t.tmp_files() and time.monotonic() < deadline:
+    while t.msg_files() and time.monotonic() < deadline:
         time.sleep(0.05)
-    h.check_eq(t.tmp_files(), [], "tmp/ is empty after the client went away")
-    h.check_eq(t.queue_ids(), [], "nothing queued")
+    h.check_eq(t.msg_files(), [], "msg/ is empty after the client went away (nothing queued)")
+    h.check_eq(t.tmp_files(), [], "tmp/ is empty")
     t.stop()
 
     h.step("limits.long_lines: reject (max_line_length 1000)")

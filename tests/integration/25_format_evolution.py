@@ -43,7 +43,7 @@ def scenario(ctx):
                      edit=lambda d: d.replace(b"protocol ESMTP\n", b"protocol ESMTP\nsome-hint x\n", 1))
     deleted = write(3, b"!deleted 1\n")
     unknown = write(4, b"!frozen 1 by-operator\n")
-    newer = write(5, edit=lambda d: d.replace(b"TERN-QUEUE 2\n", b"TERN-QUEUE 3\n", 1))
+    newer = write(5, edit=lambda d: d.replace(b"TERN-QUEUE 2\n", b"TERN-QUEUE 4\n", 1))
     held = write(6, b"!held 1\n")
     before = {q: open(os.path.join(msg, q), "rb").read() for q in (unknown, newer)}
 

@@ -513,9 +513,19 @@ class Tern:
     def queue(self):
         return read_queue(self.queue_dir)
 
-    def queue_ids(self):
+    def msg_files(self):
         d = self.msg_dir()
         return sorted(os.listdir(d)) if os.path.isdir(d) else []
+
+    def queue_ids(self):
+        """The queued messages: files in msg/ except those still being received."""
+        unfinished = set(self.unfinished_ids())
+        return [n for n in self.msg_files() if n not in unfinished]
+
+    def unfinished_ids(self):
+        """Files in msg/ still being received, or left so by a crash (format 3 writes them in
+        place; startup removes them): not part of the queue."""
+        return [n for n in self.msg_files() if is_unfinished(os.path.join(self.msg_dir(), n))]
 
     def tmp_files(self):
         d = self.tmp_dir()
@@ -535,7 +545,7 @@ class Tern:
 
 
 # ---------------------------------------------------------------------------------------
-# The queue reader (queue-format.md, versions 1 and 2)
+# The queue reader (queue-format.md, versions 1 to 3)
 
 HEADER_KEYS = {"id", "arrival", "client-address", "client-port", "client-helo", "client-relay",
                "protocol", "sender", "mail-param", "rcpt", "data-size"}
@@ -565,8 +575,34 @@ def unbracket(field):
     return unescape(field[1:-1])
 
 
+CHECKED_FILE_LIMIT = 64 * 1024  # queue-format.md, "The closing record"
+
+
+def _crc32c_table():
+    table = []
+    for i in range(256):
+        c = i
+        for _ in range(8):
+            c = (c >> 1) ^ 0x82F63B78 if c & 1 else c >> 1
+        table.append(c)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def crc32c(data, crc=0):
+    """CRC-32C (Castagnoli); crc32c(b, crc32c(a)) == crc32c(a + b)."""
+    crc ^= 0xFFFFFFFF
+    for b in data:
+        crc = _CRC32C[(crc ^ b) & 0xFF] ^ (crc >> 8)
+    return crc ^ 0xFFFFFFFF
+
+
 class QueueMessage:
     def __init__(self):
+        self.version = 0
+        self.end_crc = None  # the closing record's CRC (version 3)
         self.id = None
         self.records = []  # (key, raw value) in order
         self.fields = {}
@@ -610,8 +646,9 @@ def parse_queue_file(path, require_crlf=True):
         except UnicodeDecodeError:
             bad(f"header line is not UTF-8: {line!r}")
         if first:
-            if text not in ("TERN-QUEUE 1", "TERN-QUEUE 2"):
-                bad(f"first line is {text!r}, not 'TERN-QUEUE 1' or 'TERN-QUEUE 2'")
+            if text not in ("TERN-QUEUE 1", "TERN-QUEUE 2", "TERN-QUEUE 3"):
+                bad(f"first line is {text!r}, not 'TERN-QUEUE 1', '2' or '3'")
+            m.version = int(text.split(" ")[1])
             first = False
             continue
         if text == "data":
@@ -675,6 +712,18 @@ def parse_queue_file(path, require_crlf=True):
         bad(f"file has {len(raw) - pos} data bytes, data-size says {m.data_size}")
     m.data = raw[pos:end]
     trailer = raw[end:]
+    if m.version >= 3:
+        # The closing record: `end CRC`, CRC-32C of the data then the header; checked, as
+        # startup does, when the file up to it fits in 64 KiB.
+        rec = re.match(rb"end ([0-9A-F]{8})\n", trailer)
+        if not rec:
+            bad(f"no closing record after the data: {trailer[:20]!r}")
+        if end + len(rec.group(0)) <= CHECKED_FILE_LIMIT:
+            want = crc32c(raw[:pos], crc32c(m.data))
+            if int(rec.group(1), 16) != want:
+                bad(f"closing record's CRC {rec.group(1).decode()} is not {want:08X}")
+        m.end_crc = int(rec.group(1), 16)
+        trailer = trailer[len(rec.group(0)):]
     tp = 0
     for _ in range(1000000):
         if tp >= len(trailer):
@@ -729,12 +778,35 @@ def assert_crlf_only(data, what):
         fail(f"{what} does not end with CRLF: {data[-40:]!r}")
 
 
+def is_unfinished(path):
+    """A version-3 file still being received (or left so by a crash): empty, a header not
+    yet complete, or the placeholder data-size 0 (queue-format.md). A file that vanished
+    meanwhile (an aborted message) counts too."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(64 * 1024)
+    except FileNotFoundError:
+        return True
+    if not head:
+        return True
+    if not head.startswith(b"TERN-QUEUE 3\n"):
+        return False
+    end = head.find(b"\ndata\n")
+    if end < 0:
+        return len(head) < 64 * 1024
+    return re.search(rb"\ndata-size 0{20}\n", head[:end + 1]) is not None
+
+
 def read_queue(queue_dir):
-    """Every file in queue_dir/msg, parsed and checked: {id: QueueMessage}."""
+    """Every queued file in queue_dir/msg (not those still being received), parsed and
+    checked: {id: QueueMessage}."""
     d = os.path.join(queue_dir, "msg")
     out = {}
     for name in sorted(os.listdir(d)) if os.path.isdir(d) else []:
-        out[name] = parse_queue_file(os.path.join(d, name))
+        path = os.path.join(d, name)
+        if is_unfinished(path):
+            continue
+        out[name] = parse_queue_file(path)
     return out
 
 

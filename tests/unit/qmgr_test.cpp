@@ -2,6 +2,8 @@
 // delay warnings, destination probing, recovery decisions. Milliseconds, not hours.
 #include <doctest/doctest.h>
 
+#include <algorithm>
+
 #include "fakes.hpp"
 #include "qmgr/manager.hpp"
 #include "queue/codec.hpp"
@@ -463,4 +465,60 @@ TEST_CASE("qmgr: delete writes !deleted first, cancels the attempt in flight, re
   CHECK(w.mgr->messages() == 1);
   CHECK(w.notices.count(bounce::NoticeKind::Failure) == 0);
   CHECK(w.mgr->envelope(flying) == nullptr);
+}
+
+namespace {
+// The scheduler alone, every job to one destination, no connection limit in the way.
+struct SchedOnly {
+  ManualClock clock{kT0};
+  fake::ManualAlarm alarm{clock};
+  Dispatcher dispatcher;
+  scheduler::Scheduler sched{alarm, clock, scheduler::Limits{100000, 100000, {}}, 7};
+  scheduler::Destination dest{"route:127.0.0.1:25", true, "x.example", "127.0.0.1", 25};
+  SchedOnly() { sched.set_dispatcher(&dispatcher); }
+  std::vector<scheduler::JobId> run_until(int64_t t) {
+    dispatcher.opened.clear();
+    for (int i = 0; i < 100000 && alarm.armed() && alarm.at() <= t; ++i) {
+      clock.advance_us(std::max<int64_t>(0, alarm.at() - clock.now_us()));
+      alarm.poll();
+    }
+    clock.advance_us(std::max<int64_t>(0, t - clock.now_us()));
+    std::vector<scheduler::JobId> ids;
+    for (const auto& o : dispatcher.opened) ids.push_back(o.job);
+    return ids;
+  }
+};
+}  // namespace
+
+TEST_CASE("scheduler: jobs come due in due-time order; a job finished while waiting never comes due") {
+  SchedOnly s;
+  // Due times out of order, as recovered mail with restart jitter comes in.
+  const std::vector<int64_t> offsets = {7, 3, 9, 1, 5, 3, 8, 2, 6, 4};
+  for (size_t i = 0; i < offsets.size(); ++i) s.sched.add(i + 1, s.dest, kT0 + offsets[i] * kS);
+  s.sched.finished(4);  // due first (offset 1): its entry must not dispatch anything
+  s.sched.finished(3);  // due last (offset 9)
+  REQUIRE(s.alarm.armed());
+  CHECK(s.alarm.at() == kT0 + 2 * kS);  // the earliest job still waiting, not the finished one
+  std::vector<scheduler::JobId> order;
+  for (int64_t t = 1; t <= 10; ++t) {
+    auto got = s.run_until(kT0 + t * kS);
+    for (auto id : got) CHECK(offsets[id - 1] == t);
+    order.insert(order.end(), got.begin(), got.end());
+  }
+  CHECK(order.size() == offsets.size() - 2);
+  CHECK(std::find(order.begin(), order.end(), 3) == order.end());
+  CHECK(std::find(order.begin(), order.end(), 4) == order.end());
+  CHECK_FALSE(s.alarm.armed());  // nothing left waiting, stale entries included
+}
+
+TEST_CASE("scheduler: flush makes every waiting job due at once, not the finished ones") {
+  SchedOnly s;
+  for (scheduler::JobId id = 1; id <= 5; ++id) s.sched.add(id, s.dest, kT0 + int64_t(id) * 60 * kS);
+  s.sched.finished(2);
+  s.sched.flush();
+  auto got = s.run_until(kT0);
+  std::sort(got.begin(), got.end());
+  CHECK(got == std::vector<scheduler::JobId>{1, 3, 4, 5});
+  CHECK(s.run_until(kT0 + 3600 * kS).empty());  // no second dispatch from old entries
+  CHECK_FALSE(s.sched.due(2).has_value());
 }

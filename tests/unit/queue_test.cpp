@@ -5,6 +5,7 @@
 #include <iterator>
 
 #include "queue/codec.hpp"
+#include "queue/crc32c.hpp"
 #include "queue/queue_id.hpp"
 
 using namespace tern::queue;
@@ -191,8 +192,9 @@ TEST_CASE("codec: golden queue file, written and read") {
   b.original = "postmaster";
   e.recipients = {a, b};
   const std::string data = "Subject: hi\r\n\r\nbody\r\n";
+  const std::string header = encode_header(e, data.size());
   const std::string file =
-      encode_header(e, data.size()) + data +
+      header + data + encode_end(crc32c(crc32c(0, data), header)) +
       encode_status(0, RcptState::Deferred, 1764066600000000, "mx1.partner.example[192.0.2.25]:25",
                     "451 4.2.2 Mailbox full") +
       encode_status(1, RcptState::Failed, 1764066601000000, "", "5.1.2 Domain example.net does not exist (NXDOMAIN)") +
@@ -206,7 +208,9 @@ TEST_CASE("codec: golden queue file, written and read") {
   REQUIRE(p.ok());
   CHECK(ref.substr(p->header_length, p->data_size) == data);
   Envelope got = p->envelope;
-  REQUIRE(apply_status_records(got, std::string_view(ref).substr(p->header_length + p->data_size)).ok());
+  const std::string_view trailer = std::string_view(ref).substr(p->header_length + p->data_size);
+  REQUIRE(parse_end(trailer) == crc32c(crc32c(0, data), ref.substr(0, p->header_length)));
+  REQUIRE(apply_status_records(got, trailer.substr(kEndRecordLength)).ok());
   CHECK(got.recipients[0].state == RcptState::Deferred);
   CHECK(got.recipients[0].last_relay == "mx1.partner.example[192.0.2.25]:25");
   CHECK(got.recipients[0].attempts == 1);
@@ -228,20 +232,45 @@ TEST_CASE("codec: every field survives a write and a read (protocol, orig=-like 
   CHECK(p->envelope.recipients[0].last_relay == "-");
 }
 
-TEST_CASE("format evolution: version 1 files read as before, new files are version 2") {
+TEST_CASE("format evolution: version 1 and 2 files read as before, new files are version 3") {
   const Envelope e = sample();
-  std::string v2 = encode_header(e, 0);
-  CHECK(v2.starts_with("TERN-QUEUE 2\n"));
-  std::string v1 = v2;
+  std::string v3 = encode_header(e, 0);
+  CHECK(v3.starts_with("TERN-QUEUE 3\n"));
+  std::string v1 = v3, v2 = v3;
   v1.replace(0, kMagic.size(), "TERN-QUEUE 1");
-  auto p1 = parse_header(v1), p2 = parse_header(v2);
+  v2.replace(0, kMagic.size(), "TERN-QUEUE 2");
+  auto p1 = parse_header(v1), p2 = parse_header(v2), p3 = parse_header(v3);
   REQUIRE(p1.ok());
   REQUIRE(p2.ok());
+  REQUIRE(p3.ok());
   CHECK(p1->version == 1);
   CHECK(p2->version == 2);
+  CHECK(p3->version == 3);
   CHECK(p1->envelope.recipients.size() == 2);
   CHECK(p1->envelope.sender == p2->envelope.sender);
   CHECK(p1->unknown_must_understand.empty());
+  CHECK(p3->unknown_must_understand.empty());
+}
+
+TEST_CASE("codec: the closing record and its CRC-32C") {
+  // The standard check value of CRC-32C, and streaming across any split.
+  CHECK(crc32c(0, "123456789") == 0xE3069283u);
+  CHECK(crc32c(0, "") == 0u);
+  const std::string text = "The quick brown fox jumps over the lazy dog, 0123456789 times over.";
+  for (size_t cut = 0; cut <= text.size(); ++cut)
+    CHECK(crc32c(crc32c(0, std::string_view(text).substr(0, cut)), std::string_view(text).substr(cut)) ==
+          crc32c(0, text));
+  const std::string end = encode_end(0x0A1B2C3Du);
+  CHECK(end == "end 0A1B2C3D\n");
+  CHECK(end.size() == kEndRecordLength);
+  CHECK(parse_end(end + "status 0 delivered 1 - 250\n") == 0x0A1B2C3Du);
+  // What startup must not take for a closing record: nothing, a torn one, lower case, data.
+  CHECK_FALSE(parse_end("").has_value());
+  CHECK_FALSE(parse_end("end 0A1B2C3D").has_value());
+  CHECK_FALSE(parse_end("end 0a1b2c3d\n").has_value());
+  CHECK_FALSE(parse_end("end 0A1B2C3G\n").has_value());
+  CHECK_FALSE(parse_end("Received: from x\r\n").has_value());
+  CHECK_FALSE(parse_end(std::string("end 0A1B\0C3D\n", 13)).has_value());
 }
 
 TEST_CASE("format evolution: unknown optional records are skipped, must-understand ones reported") {
@@ -260,9 +289,9 @@ TEST_CASE("format evolution: unknown optional records are skipped, must-understa
   CHECK(p->unknown_must_understand == "!exported");
 
   // A newer format version as a whole needs a newer reader.
-  p = parse_header("TERN-QUEUE 3\nwhatever comes next\n");
+  p = parse_header("TERN-QUEUE 4\nwhatever comes next\n");
   REQUIRE(p.ok());
-  CHECK(p->unknown_must_understand == "TERN-QUEUE 3");
+  CHECK(p->unknown_must_understand == "TERN-QUEUE 4");
 
   Envelope t = sample();
   std::string seen;
