@@ -753,7 +753,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "tls", "metrics", "log_format", "user", "auth"});
+                        "control", "tls", "metrics", "log_format", "user", "auth", "submit"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -806,6 +806,11 @@ Config read_config(const Source& src, const YAML::Node& doc) {
   if (!cfg.auth.users_file.empty() && cfg.tls.cert.empty())
     cfg.warnings.push_back("auth.users_file: no tls: cert/key is configured, so AUTH is never offered "
                            "(it needs TLS first)");
+  if (auto* x = f.get("submit")) {
+    const Fields s(*x, {"socket", "maildrop"});
+    if (auto* y = s.get("socket")) cfg.submit.socket = resolve_path(*y, scalar_of(*y, "a path"));
+    if (auto* y = s.get("maildrop")) cfg.submit.maildrop = resolve_path(*y, scalar_of(*y, "a path"));
+  }
   // tern keeps no mailboxes: mail for postmaster@<hostname> would be rewritten to itself and
   // then fail as a loop (5.4.6) unless a route sends that domain elsewhere.
   if (postmaster) {

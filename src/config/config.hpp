@@ -131,6 +131,13 @@ struct Control {
   std::string group;   // members may use ternctl besides root; empty = root only
 };
 
+// Local submission (tern-sendmail): the socket every local user may connect to (mode 0666,
+// apart from the admin control socket) and the maildrop used while ternd is down.
+struct Submit {
+  std::string socket = "/run/tern/submit.sock";
+  std::string maildrop = "/var/spool/tern-maildrop";
+};
+
 struct Listen {
   Endpoint address;
   bool implicit_tls = false;  // tls: implicit — TLS from the first byte (RFC 8314)
@@ -168,6 +175,7 @@ struct Config {
   std::map<std::string, Route> routes;  // key: canonical domain or "*"
   Dns dns;
   Control control;
+  Submit submit;
   std::optional<Endpoint> metrics_listen;  // metrics.listen: Prometheus endpoint; off when unset
   Auth auth;
   std::string log_level = "info";  // trace, debug, info, warn, error

@@ -17,6 +17,7 @@
 #include <string>
 
 #include "admin/control.hpp"
+#include "admin/format.hpp"
 #include "auth/users.hpp"
 #include "bounce/notifier.hpp"
 #include "common/clock.hpp"
@@ -31,6 +32,8 @@
 #include "queue/injector.hpp"
 #include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
+#include "server/local_submission.hpp"
+#include "server/maildrop.hpp"
 #include "server/server.hpp"
 #include "service/notify.hpp"
 #include "service/privileges.hpp"
@@ -80,6 +83,8 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
 
 // Log lines queued for the logging thread before the oldest are dropped.
 constexpr size_t kLogQueueLines = 16384;
+// How often the maildrop is looked at for files tern-sendmail left while ternd was down.
+constexpr uint64_t kMaildropScanMs = 5000;
 
 // Logging never blocks the loop thread: lines go to a queue that one spdlog thread writes to
 // stderr (a slow journal or a full pipe stalls that thread, not mail). When the queue is
@@ -109,12 +114,13 @@ constexpr uint64_t kFdReserve = 64;
 // Warns when the configured connection limits cannot fit under the open-files limit: the
 // daemon would then run out of descriptors under load (accept fails, connects fail).
 void check_fd_budget(const tern::config::Config& c, uint64_t fd_limit) {
-  const uint64_t need = uint64_t(c.limits.max_connections) + c.delivery.max_in_flight + kFdReserve;
+  const uint64_t local = tern::server::LocalSubmission::kMaxClients;
+  const uint64_t need = uint64_t(c.limits.max_connections) + c.delivery.max_in_flight + local + kFdReserve;
   if (need > fd_limit)
     spdlog::warn("ternd: open-files limit {} is below what the limits need: limits.max_connections {} + "
-                 "delivery.max_in_flight {} + {} for queue files, DNS and control = {}; raise the limit "
-                 "(LimitNOFILE=, ulimit -n) or lower the connection limits",
-                 fd_limit, c.limits.max_connections, c.delivery.max_in_flight, kFdReserve, need);
+                 "delivery.max_in_flight {} + {} local submissions + {} for queue files, DNS and control = {}; "
+                 "raise the limit (LimitNOFILE=, ulimit -n) or lower the connection limits",
+                 fd_limit, c.limits.max_connections, c.delivery.max_in_flight, local, kFdReserve, need);
 }
 
 // The users file is read here too (besides by the verifiers, whenever it changes), so that
@@ -309,6 +315,24 @@ int run(int argc, char** argv) {
   auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock, counters, gauges);
   if (!control) fail_early(control.error().message);
 
+  // Local submission (tern-sendmail). Without its socket ternd still runs: tern-sendmail
+  // then leaves messages in the maildrop, which is imported once the socket works.
+  auto submit_settings = [](const tern::config::Config& c) {
+    return tern::server::LocalSubmission::Settings{c.hostname, c.limits.max_message_size, c.limits.max_recipients};
+  };
+  auto list_queue = [&] {
+    std::string out;
+    const int64_t now = clock.now_us();
+    for (const auto& e : manager->list()) out += tern::admin::format_queue_line(e, now) + "\n";
+    return out;
+  };
+  auto submission = std::make_unique<tern::server::LocalSubmission>(loop, injector, clock, submit_settings(*cfg), list_queue);
+  if (auto st = submission->listen(cfg->submit.socket); !st)
+    spdlog::error("ternd: local submission socket is off (tern-sendmail uses the maildrop): {}", st.error().message);
+  auto maildrop = std::make_unique<tern::server::Maildrop>(loop, cfg->submit.maildrop, *submission, cfg->hostname,
+                                                           cfg->limits.max_message_size, cfg->limits.max_recipients);
+  maildrop->start(kMaildropScanMs);
+
   server = std::make_unique<tern::server::Server>(loop, injector, clock, *cfg, tls_ctx);
   server->set_counters(&counters);
   if (auto st = server->listen(cfg->listen); !st) fail_early(st.error().message);
@@ -337,6 +361,8 @@ int run(int argc, char** argv) {
       scheduler->stop();
       manager->stop();
       agent->shutdown(running.timeouts.shutdown, [&] {
+        maildrop.reset();
+        submission.reset();
         (*store)->close();
         control_server.reset();
         metrics_server.reset();
@@ -363,6 +389,7 @@ int run(int argc, char** argv) {
       spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
     server->apply(next, std::move(next_tls));
+    submission->set_settings(submit_settings(next));
     // New listeners open (below 1024 too: CAP_NET_BIND_SERVICE is kept), removed ones close;
     // sessions in progress go on.
     if (auto st = server->listen(next.listen); !st)

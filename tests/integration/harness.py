@@ -28,6 +28,7 @@ import traceback
 
 TERND = os.environ.get("TERND") or "/work/main/build/ternd"
 TERNCTL = os.environ.get("TERNCTL") or "/work/main/build/ternctl"
+TERN_SENDMAIL = os.environ.get("TERN_SENDMAIL") or "/work/main/build/tern-sendmail"
 SOURCE_DIR = os.environ.get("TERN_SOURCE_DIR") or os.path.abspath(
     os.path.join(os.path.dirname(__file__), "..", ".."))
 
@@ -388,6 +389,10 @@ class Tern:
             "log_level": "info",
             "timeouts": {"shutdown": "10s"},
             "dns": {"forwarders": ["127.0.0.1@53"]},
+            # Each daemon its own submission socket and maildrop (the defaults under /run
+            # and /var/spool would be shared by scenarios running side by side).
+            "submit": {"socket": os.path.join(self.dir, "submit.sock"),
+                       "maildrop": os.path.join(self.dir, "maildrop")},
         }, overrides)
         self.write_config()
         ctx.daemons.append(self)
