@@ -4,6 +4,7 @@
 
 #include "common/strings.hpp"
 #include "smtp/base64.hpp"
+#include "smtp/sasl.hpp"
 #include "delivery/outcome.hpp"
 
 namespace tern::delivery {
@@ -116,13 +117,7 @@ void ClientSession::after_ehlo() {
     if (!sec_.tls_active) return fail_setup("credentials are never sent without TLS", "4.7.4", true);
     const auto& a = *sec_.auth;
     if (caps_.auth_plain) {
-      // RFC 4616: empty authorization identity, NUL, user, NUL, password.
-      std::string msg;
-      msg += '\0';
-      msg += a.username;
-      msg += '\0';
-      msg += a.password;
-      send("AUTH PLAIN " + smtp::base64_encode(msg));
+      send("AUTH PLAIN " + smtp::sasl::sasl_plain_response(a.username, a.password));
     } else if (caps_.auth_login) {
       send("AUTH LOGIN");
       auth_step_ = 0;
