@@ -595,94 +595,131 @@ std::vector<std::string> Manager::select(const Selector& sel, std::vector<std::s
   return out;
 }
 
-std::vector<JobId> Manager::jobs_of(const std::string& id) const {
+// The jobs of a set of messages, in one pass over the job table: an operator command on a
+// whole queue (delete --all) stays linear, not one scan per message.
+std::vector<JobId> Manager::jobs_of(const std::set<std::string>& ids) const {
   std::vector<JobId> out;
+  if (ids.empty()) return out;
   for (const auto& [jid, j] : jobs_)
-    if (*j.msg_id == id) out.push_back(jid);
+    if (ids.count(*j.msg_id)) out.push_back(jid);
   return out;
 }
 
-// Every job of the message leaves the scheduler; one in flight has its connection dropped
-// (before the final "." is acknowledged the next hop discards the message).
-void Manager::forget_jobs(const std::string& id) {
-  for (JobId j : jobs_of(id)) {
+// Every job of these messages leaves the scheduler; one in flight has its connection
+// dropped (before the final "." is acknowledged the next hop discards the message).
+void Manager::forget_jobs(const std::set<std::string>& ids) {
+  for (JobId j : jobs_of(ids)) {
     const bool flying = sched_.in_flight(j);
     sched_.finished(j);
     jobs_.erase(j);
     if (flying && cancel_) cancel_(j);
   }
-  if (auto it = msgs_.find(id); it != msgs_.end()) it->second.open_jobs = 0;
+  for (const auto& id : ids)
+    if (auto it = msgs_.find(id); it != msgs_.end()) it->second.open_jobs = 0;
 }
+
+// What one operator command has done so far: its answers, and the messages whose jobs
+// change once every record is durable (done together, in one pass over the jobs).
+struct Manager::AdminBatch {
+  std::vector<AdminResult> results;
+  std::set<std::string> released, deleted;
+  size_t left = 0;
+  std::string who;
+  std::function<void(std::vector<AdminResult>)> done;
+};
 
 void Manager::admin(AdminOp op, const Selector& sel, const std::string& who,
                     std::function<void(std::vector<AdminResult>)> done) {
   std::vector<std::string> unknown;
   const std::vector<std::string> ids = select(sel, unknown);
-  auto results = std::make_shared<std::vector<AdminResult>>();
-  for (auto& u : unknown) results->push_back(AdminResult{u, "", "no such message"});
-  if (ids.empty()) return done(std::move(*results));
-  auto left = std::make_shared<size_t>(ids.size());
-  for (const auto& id : ids)
-    admin_one(op, id, who, [results, left, done](AdminResult r) {
-      results->push_back(std::move(r));
-      if (--*left == 0) done(std::move(*results));
+  auto batch = std::make_shared<AdminBatch>();
+  batch->who = who;
+  batch->done = std::move(done);
+  for (auto& u : unknown) batch->results.push_back(AdminResult{u, "", "no such message"});
+  if (op == AdminOp::Flush) {
+    const std::set<std::string> chosen(ids.begin(), ids.end());
+    for (JobId j : jobs_of(chosen)) sched_.expedite(j);
+    for (const auto& id : ids) {
+      spdlog::info("qmgr: id={} flushed by {}", id, who);
+      batch->results.push_back(
+          AdminResult{id, msgs_.at(id).env.held ? "flushed (held: not attempted)" : "flushed", ""});
+    }
+    return batch->done(std::move(batch->results));
+  }
+  if (ids.empty()) return batch->done(std::move(batch->results));
+  batch->left = ids.size();
+  for (const auto& id : ids) admin_one(op, id, batch);
+}
+
+// One message's durable record is written (or failed): once every message of the command
+// is there, the released ones become due and the deleted ones lose their jobs and files.
+void Manager::admin_step_done(const std::shared_ptr<AdminBatch>& batch) {
+  if (--batch->left > 0) return;
+  for (JobId j : jobs_of(batch->released)) sched_.expedite(j);
+  if (batch->deleted.empty()) return batch->done(std::move(batch->results));
+  forget_jobs(batch->deleted);
+  batch->left = batch->deleted.size();
+  for (const auto& id : batch->deleted)
+    files_.remove(id, [this, id, batch](Status rst) {
+      msgs_.erase(id);
+      if (!rst.ok())
+        spdlog::error("queue: id={} {}; its !deleted record makes the next start remove it", id, rst.error().message);
+      spdlog::info("qmgr: id={} deleted by {} (no bounce)", id, batch->who);
+      batch->results.push_back(AdminResult{id, "deleted", ""});
+      if (--batch->left == 0) batch->done(std::move(batch->results));
     });
 }
 
-void Manager::admin_one(AdminOp op, const std::string& id, const std::string& who,
-                        std::function<void(AdminResult)> done) {
+void Manager::admin_one(AdminOp op, const std::string& id, const std::shared_ptr<AdminBatch>& batch) {
+  auto answer = [this, batch](AdminResult r) {
+    batch->results.push_back(std::move(r));
+    admin_step_done(batch);
+  };
   auto it = msgs_.find(id);
-  if (it == msgs_.end() || it->second.removing) return done(AdminResult{id, "", "no such message"});
+  if (it == msgs_.end() || it->second.removing) return answer(AdminResult{id, "", "no such message"});
   Msg& m = it->second;
   const int64_t now = clock_.now_us();
   switch (op) {
     case AdminOp::Flush:
-      for (JobId j : jobs_of(id)) sched_.expedite(j);
-      spdlog::info("qmgr: id={} flushed by {}", id, who);
-      return done(AdminResult{id, m.env.held ? "flushed (held: not attempted)" : "flushed", ""});
+      return;  // handled by admin() in one pass
     case AdminOp::Hold:
-      if (m.env.held) return done(AdminResult{id, "held (already)", ""});
-      files_.append_status(id, queue::encode_held(now), [this, id, who, done](Status st) {
-        if (!st.ok()) return done(AdminResult{id, "", st.error().message});
+      if (m.env.held) return answer(AdminResult{id, "held (already)", ""});
+      files_.append_status(id, queue::encode_held(now), [this, id, batch, answer](Status st) {
+        if (!st.ok()) return answer(AdminResult{id, "", st.error().message});
         auto it = msgs_.find(id);
-        if (it == msgs_.end()) return done(AdminResult{id, "", "no such message"});
+        if (it == msgs_.end()) return answer(AdminResult{id, "", "no such message"});
         it->second.env.held = true;
-        spdlog::info("qmgr: id={} held by {}", id, who);
-        done(AdminResult{id, "held", ""});
+        spdlog::info("qmgr: id={} held by {}", id, batch->who);
+        answer(AdminResult{id, "held", ""});
       });
       return;
     case AdminOp::Release:
-      if (!m.env.held) return done(AdminResult{id, "", "not held"});
-      files_.append_status(id, queue::encode_released(now), [this, id, who, done](Status st) {
-        if (!st.ok()) return done(AdminResult{id, "", st.error().message});
+      if (!m.env.held) return answer(AdminResult{id, "", "not held"});
+      files_.append_status(id, queue::encode_released(now), [this, id, batch, answer](Status st) {
+        if (!st.ok()) return answer(AdminResult{id, "", st.error().message});
         auto it = msgs_.find(id);
-        if (it == msgs_.end()) return done(AdminResult{id, "", "no such message"});
+        if (it == msgs_.end()) return answer(AdminResult{id, "", "no such message"});
         it->second.env.held = false;
-        for (JobId j : jobs_of(id)) sched_.expedite(j);
-        spdlog::info("qmgr: id={} released by {}", id, who);
-        done(AdminResult{id, "released", ""});
+        batch->released.insert(id);
+        spdlog::info("qmgr: id={} released by {}", id, batch->who);
+        answer(AdminResult{id, "released", ""});
       });
       return;
     case AdminOp::Delete:
       // The !deleted record is durable before anything else: a crash from here on cannot
       // bring the message back (startup removes a file carrying it).
       m.removing = true;
-      files_.append_status(id, queue::encode_deleted(now), [this, id, who, done](Status st) {
+      files_.append_status(id, queue::encode_deleted(now), [this, id, batch](Status st) {
         auto it = msgs_.find(id);
-        if (it == msgs_.end()) return done(AdminResult{id, "", "no such message"});
-        if (!st.ok()) {
+        if (it == msgs_.end()) {
+          batch->results.push_back(AdminResult{id, "", "no such message"});
+        } else if (!st.ok()) {
           it->second.removing = false;
-          return done(AdminResult{id, "", st.error().message});
+          batch->results.push_back(AdminResult{id, "", st.error().message});
+        } else {
+          batch->deleted.insert(id);  // answered once its file is gone
         }
-        forget_jobs(id);
-        files_.remove(id, [this, id, who, done](Status rst) {
-          msgs_.erase(id);
-          if (!rst.ok())
-            spdlog::error("queue: id={} {}; its !deleted record makes the next start remove it", id,
-                          rst.error().message);
-          spdlog::info("qmgr: id={} deleted by {} (no bounce)", id, who);
-          done(AdminResult{id, "deleted", ""});
-        });
+        admin_step_done(batch);
       });
       return;
   }

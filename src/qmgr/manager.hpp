@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -121,9 +122,11 @@ class Manager final : public Jobs, public scheduler::JobOwner {
                                       const std::vector<Outcome>& outcomes) const;
   [[nodiscard]] bool expired(const Msg& m, int64_t now_us) const;
   [[nodiscard]] int64_t expiry_us(const Msg& m) const;
-  void admin_one(AdminOp op, const std::string& id, const std::string& who, std::function<void(AdminResult)> done);
-  void forget_jobs(const std::string& id);
-  [[nodiscard]] std::vector<JobId> jobs_of(const std::string& id) const;
+  struct AdminBatch;
+  void admin_one(AdminOp op, const std::string& id, const std::shared_ptr<AdminBatch>& batch);
+  void admin_step_done(const std::shared_ptr<AdminBatch>& batch);
+  void forget_jobs(const std::set<std::string>& ids);
+  [[nodiscard]] std::vector<JobId> jobs_of(const std::set<std::string>& ids) const;
   void send_failure_notices(const std::string& msg_id);
   void send_notice(const std::string& msg_id, bounce::NoticeKind kind, std::vector<size_t> idx);
   void send_delay_warning(const std::string& msg_id, const std::vector<size_t>& deferred);
