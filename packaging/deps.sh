@@ -6,10 +6,12 @@
 set -euo pipefail
 
 build=(build-essential cmake pkg-config libuv1-dev libunbound-dev libssl-dev libspdlog-dev
-       libyaml-cpp-dev doctest-dev libcrypt-dev libsystemd-dev)
+       libyaml-cpp-dev doctest-dev libcrypt-dev libsystemd-dev libcurl4-openssl-dev dns-root-data)
 # Postfix is a test peer too (the TLS interop scenario runs a private instance on loopback).
+# nsd and ldnsutils serve and sign the DNSSEC test zones; debhelper, lintian, scdoc, fakeroot and
+# dpkg-dev build and check the Debian packages.
 test=(python3 python3-aiosmtpd python3-dnslib python3-cryptography swaks libnet-ssleay-perl openssl util-linux
-      postfix)
+      postfix nsd ldnsutils scdoc debhelper lintian fakeroot dpkg-dev)
 bench=(procps)
 
 want=("${build[@]}")
@@ -30,7 +32,7 @@ echo "deps: installing ${missing[*]}" >&2
 sudo=()
 [ "$(id -u)" -eq 0 ] || sudo=(sudo)
 export DEBIAN_FRONTEND=noninteractive
-# Daemon packages (Postfix) must neither configure nor start a system service: the tests and
+# Daemon packages (Postfix, NSD) must neither configure nor start a system service: the tests and
 # bench run private instances on loopback. debconf says "No configuration", and a
 # policy-rc.d that refuses every start (exit 101) is in place for the install only.
 echo "postfix postfix/main_mailer_type select No configuration" | "${sudo[@]}" debconf-set-selections
