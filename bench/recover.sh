@@ -41,6 +41,7 @@ relay:
   domains: [partner.example]
 dns:
   forwarders: ["127.0.0.1@9"]
+  trust_anchor: none
 YAML
 
 # One run: start ternd, wait for the recovery line, kill it; prints the seconds and the RSS.

@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <cstdio>
 #include <filesystem>
 #include <limits>
@@ -281,9 +282,12 @@ std::string read_domain(const Value& v) {
 // Relative paths are taken from the config file's directory, so a config and the files it
 // names can move together; the result is absolute so a later chdir cannot change it.
 TlsLevel read_tls_level(const Value& v) {
-  const std::string w = read_word(v, {"none", "may", "encrypt", "verify"});
-  return w == "none" ? TlsLevel::None : w == "may" ? TlsLevel::May : w == "encrypt" ? TlsLevel::Encrypt
-                                                                                   : TlsLevel::Verify;
+  const std::string w = read_word(v, {"none", "may", "encrypt", "verify", "dane"});
+  return w == "none"      ? TlsLevel::None
+         : w == "may"     ? TlsLevel::May
+         : w == "encrypt" ? TlsLevel::Encrypt
+         : w == "verify"  ? TlsLevel::Verify
+                          : TlsLevel::Dane;
 }
 
 std::string resolve_path(const Value& v, const std::string& text) {
@@ -732,8 +736,15 @@ void read_auth(const Value* v, Auth& out) {
 // last '@', so IPv6 needs no brackets.
 void read_dns(const Value* v, Dns& out) {
   if (!v) return;
-  const Fields f(*v, {"forwarders", "timeout"});
+  const Fields f(*v, {"forwarders", "timeout", "trust_anchor"});
   if (auto* x = f.get("timeout")) out.timeout = read_duration(*x, Seconds(1));
+  if (auto* x = f.get("trust_anchor")) {
+    const std::string text = scalar_of(*x, "a path or none");
+    out.trust_anchor = text == "none" ? std::string() : resolve_path(*x, text);
+    // libunbound reads the file at start (and fails there on a bad one); --check says so first.
+    if (!out.trust_anchor.empty() && x->source().read_files && ::access(out.trust_anchor.c_str(), R_OK) != 0)
+      x->fail("cannot read the trust anchor " + quote(out.trust_anchor) + ": " + std::strerror(errno));
+  }
   if (const Value* fw = f.get("forwarders")) {
     for (const Value& item : items_of(*fw)) {
       const std::string text = scalar_of(item, "an address or address@port");
@@ -796,6 +807,12 @@ Config read_config(const Source& src, const YAML::Node& doc) {
     if (l.implicit_tls && cfg.tls.cert.empty())
       f.need("listen").fail("listener " + l.address.str() + " has tls: implicit but no tls: cert/key is configured");
   read_dns(f.get("dns"), cfg.dns);
+  // The default anchor comes with dns-root-data; without it tern still runs, unvalidated.
+  if (cfg.dns.trust_anchor == Dns{}.trust_anchor && src.read_files && ::access(cfg.dns.trust_anchor.c_str(), R_OK) != 0) {
+    cfg.warnings.push_back("dns.trust_anchor: " + cfg.dns.trust_anchor +
+                           " is missing (install dns-root-data): DNSSEC validation and DANE are off");
+    cfg.dns.trust_anchor.clear();
+  }
   read_control(f.get("control"), cfg.control, cfg.queue_dir);
   read_auth(f.get("auth"), cfg.auth);
   if (const Value* lv = f.get("listen"); lv && cfg.auth.users_file.empty())
@@ -838,6 +855,7 @@ const char* to_string(TlsLevel level) noexcept {
     case TlsLevel::May: return "may";
     case TlsLevel::Encrypt: return "encrypt";
     case TlsLevel::Verify: return "verify";
+    case TlsLevel::Dane: return "dane";
   }
   return "?";
 }

@@ -79,8 +79,10 @@ enum class AddressFamily { Any, Ipv4, Ipv6 };
 
 // Outbound TLS: none (never STARTTLS), may (when offered; a failed handshake is retried in
 // plaintext), encrypt (required, any certificate), verify (required, certificate checked
-// against the CA file and the names of the destination).
-enum class TlsLevel { None, May, Encrypt, Verify };
+// against the CA file and the names of the destination), dane (RFC 7672: hosts with secure
+// TLSA records get TLS authenticated by them, hosts with a secure proof of none get `may`,
+// hosts whose TLSA lookup failed or was bogus are not used).
+enum class TlsLevel { None, May, Encrypt, Verify, Dane };
 [[nodiscard]] const char* to_string(TlsLevel level) noexcept;
 
 struct Delivery {
@@ -123,6 +125,9 @@ struct Route {
 struct Dns {
   std::vector<std::string> forwarders;  // "addr" or "addr@port"; empty = system resolver
   Seconds timeout{30};                  // per query, on top of libunbound's own retries
+  // DNSSEC trust anchor (a zone-format DS or DNSKEY file); empty ("none") = no validation,
+  // every answer insecure, DANE off.
+  std::string trust_anchor = "/usr/share/dns/root.key";
 };
 
 // The admin control socket ternctl talks to.

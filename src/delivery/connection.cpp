@@ -16,6 +16,11 @@ namespace tern::delivery {
 
 namespace {
 
+// The log's verified= word: how the peer was authenticated, or "no".
+std::string verified_word(const tls::Info& i) {
+  return i.verified ? (i.verified_by.empty() ? std::string("pkix") : i.verified_by) : std::string("no");
+}
+
 // The body goes out in pieces of this size: memory per delivery is a few pieces (the one
 // being read and encoded, the one in the socket's queue), whatever the message size.
 constexpr size_t kChunk = 64 * 1024;
@@ -214,14 +219,17 @@ void Connection::resolve() {
 }
 
 // A and/or AAAA for every host, in parallel; hosts whose names do not resolve are skipped.
+// A host's addresses count as secure when every answer for it was DNSSEC-validated.
 void Connection::resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit) {
   struct Pending {
     std::vector<dns::MxHost> hosts;
+    std::vector<bool> secure;
     size_t left = 0;
     bool tempfail = false;
   };
   auto p = std::make_shared<Pending>();
   p->hosts = std::move(hosts);
+  p->secure.assign(p->hosts.size(), true);
   const auto family = agent_.settings_.delivery.address_family;
   std::vector<bool> families;
   if (family != config::AddressFamily::Ipv6) families.push_back(false);
@@ -236,9 +244,13 @@ void Connection::resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit
           for (const auto& ad : a.addresses) p->hosts[i].addresses.push_back(ad);
         else if (a.rcode == dns::Rcode::TempFail || a.rcode == dns::Rcode::Malformed)
           p->tempfail = true;
+        if (!a.secure || (a.rcode != dns::Rcode::Ok && a.rcode != dns::Rcode::NoData)) p->secure[i] = false;
         if (--p->left > 0) return;
         bool any = false;
-        for (const auto& h : p->hosts) any |= !h.addresses.empty();
+        for (size_t k = 0; k < p->hosts.size(); ++k) {
+          p->hosts[k].secure = p->secure[k] && !p->hosts[k].addresses.empty();
+          any |= !p->hosts[k].addresses.empty();
+        }
         if (!any) {
           const std::string what = implicit      ? dest_.domain + " (no MX, no A/AAAA)"
                                    : dest_.route ? "next hop " + dest_.host
@@ -246,9 +258,46 @@ void Connection::resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit
           // A route's host must never make mail bounce: it is tern's own configuration.
           return fail_all_jobs(no_address(what, p->tempfail || dest_.route));
         }
+        if (tls_plan_.level == config::TlsLevel::Dane) return lookup_dane(std::move(p->hosts));
         hosts_ready(std::move(p->hosts));
       });
     }
+  }
+}
+
+// Under `dane`: the TLSA records of every host whose addresses are secure, in parallel
+// (RFC 7672 §2.2; §2.2.1 allows this for hosts of an insecure MX set too). A host whose
+// addresses are not secure stays opportunistic: its TLSA records could not be trusted.
+void Connection::lookup_dane(std::vector<dns::MxHost> hosts) {
+  dane_.clear();
+  struct Pending {
+    std::vector<dns::MxHost> hosts;
+    size_t left = 0;
+  };
+  auto p = std::make_shared<Pending>();
+  p->hosts = std::move(hosts);
+  std::vector<size_t> todo;
+  for (size_t i = 0; i < p->hosts.size(); ++i)
+    if (p->hosts[i].secure && !dane_.contains(p->hosts[i].name)) {
+      dane_.emplace(p->hosts[i].name, HostDane{});
+      todo.push_back(i);
+    }
+  if (todo.empty()) return hosts_ready(std::move(p->hosts));
+  p->left = todo.size();
+  auto alive = alive_;
+  for (size_t i : todo) {
+    const std::string host = p->hosts[i].name;
+    agent_.resolver_.resolve_tlsa(tlsa_name(dest_.port, host), [this, alive, p, host](dns::TlsaAnswer a) {
+      if (!*alive) return;
+      HostDane d = dane_for_host(a);
+      if (d.mode != DaneMode::Opportunistic)
+        spdlog::info("delivery: dest={} host={} dane={} {}", dest_.key, host, to_string(d.mode),
+                     d.mode == DaneMode::Authenticate ? std::to_string(d.records.size()) + " usable TLSA record(s)"
+                                                      : log_safe(d.why));
+      dane_[host] = std::move(d);
+      if (--p->left > 0) return;
+      hosts_ready(std::move(p->hosts));
+    });
   }
 }
 
@@ -302,7 +351,7 @@ void Connection::address_failed(std::string why, std::string status) {
 // plaintext fallback.
 void Connection::tls_failed(std::string why) {
   const Candidate& c = cands_[current_];
-  if (tls_plan_.level == config::TlsLevel::May && !tls_plan_.auth && plaintext_cand_ != current_) {
+  if (host_plan_.level == config::TlsLevel::May && !host_plan_.auth && plaintext_cand_ != current_) {
     spdlog::warn("delivery: id={} host={} address={} TLS handshake failed ({}); retrying in plaintext",
                  req_ ? req_->msg_id : "-", c.host, c.address.str(), log_safe(why));
     plaintext_cand_ = current_;
@@ -316,9 +365,9 @@ void Connection::tls_failed(std::string why) {
 // implicit TLS). SNI and the names to verify are those of the host connected to.
 bool Connection::start_tls() {
   tls_ = std::make_shared<tls::Info>();
-  auto it = agent_.settings_.tls_clients.find(tls_plan_.ca_file);
+  auto it = agent_.settings_.tls_clients.find(host_plan_.ca_file);
   if (it == agent_.settings_.tls_clients.end()) {
-    auto e = agent_.settings_.tls_errors.find(tls_plan_.ca_file);
+    auto e = agent_.settings_.tls_errors.find(host_plan_.ca_file);
     tls_->error = e != agent_.settings_.tls_errors.end() ? e->second : "no TLS client context";
     return false;
   }
@@ -327,7 +376,12 @@ bool Connection::start_tls() {
   if (!IpAddress::parse(c.host)) opts.sni = c.host;
   // Names are checked at every level so the log's verified= means the same everywhere;
   // only `verify` acts on the answer.
-  opts.names = verify_names(tls_plan_, c.host, mx_secure_);
+  opts.names = verify_names(host_plan_, c.host, mx_secure_);
+  if (host_plan_.level == config::TlsLevel::Dane) {
+    // RFC 7672 §3.2.2: the TLSA base domain (the MX host) is the DANE-TA reference name.
+    opts.dane_base = c.host;
+    for (const auto& t : host_plan_.tlsa) opts.dane.push_back({t.usage, t.selector, t.mtype, t.data});
+  }
   auto engine = tls::Engine::client(it->second, opts, tls_);
   if (!engine) {
     tls_->error = "cannot create a TLS connection";
@@ -341,11 +395,16 @@ bool Connection::start_tls() {
 void Connection::on_tls_ready() {
   if (!session_ || !tls_) return;
   const Candidate& c = cands_[current_];
-  spdlog::info("delivery: conn={} host={} address={} TLS established: {} cipher={} verified={}{}{}", id_, c.host,
-               c.address.str(), tls_->version, tls_->cipher, tls_->verified ? "yes" : "no",
+  spdlog::info("delivery: conn={} host={} address={} TLS established: {} cipher={} verified={}{}{}{}{}", id_,
+               c.host, c.address.str(), tls_->version, tls_->cipher, verified_word(*tls_),
+               tls_->dane_match.empty() ? "" : " tlsa=", tls_->dane_match,
                tls_->verified ? "" : " reason=", tls_->verified ? "" : log_safe(tls_->verify_error));
-  if (tls_plan_.level == config::TlsLevel::Verify && !tls_->verified)
+  if (host_plan_.level == config::TlsLevel::Verify && !tls_->verified)
     return address_failed("TLS certificate verification failed: " + tls_->verify_error +
+                              (tls_->peer_subject.empty() ? "" : " (" + tls_->peer_subject + ")"),
+                          "4.7.5");
+  if (host_plan_.level == config::TlsLevel::Dane && !tls_->verified)
+    return address_failed("DANE authentication failed: " + tls_->verify_error +
                               (tls_->peer_subject.empty() ? "" : " (" + tls_->peer_subject + ")"),
                           "4.7.5");
   session_->on_tls_started();
@@ -354,7 +413,9 @@ void Connection::on_tls_ready() {
 
 std::string Connection::tls_summary() const {
   if (!tls_ || !tls_->done) return "tls=none";
-  return "tls=" + tls_->version + " cipher=" + tls_->cipher + " verified=" + (tls_->verified ? "yes" : "no");
+  std::string s = "tls=" + tls_->version + " cipher=" + tls_->cipher + " verified=" + verified_word(*tls_);
+  if (!tls_->dane_match.empty()) s += " tlsa=\"" + tls_->dane_match + "\"";
+  return s;
 }
 
 void Connection::connect_next() {
@@ -366,6 +427,15 @@ void Connection::connect_next() {
   }
   current_ = next_cand_++;
   const Candidate& c = cands_[current_];
+  host_plan_ = tls_plan_;
+  if (tls_plan_.level == config::TlsLevel::Dane) {
+    auto it = dane_.find(c.host);
+    const HostDane none;
+    const HostDane& d = it == dane_.end() ? none : it->second;
+    // A failed or bogus TLSA lookup: never a plaintext (or unauthenticated) fallback.
+    if (d.mode == DaneMode::Unusable) return address_failed(d.why, "4.7.5");
+    host_plan_ = plan_for_host(tls_plan_, d);
+  }
   const IpAddress* source = nullptr;
   for (const auto& a : agent_.settings_.delivery.source_addresses)
     if (a.v6 == c.address.v6) source = &a;
@@ -382,7 +452,7 @@ void Connection::on_connected(int status) {
   connecting_ = false;
   if (status != 0) return address_failed(connect_error(status));
   session_ = std::make_unique<ClientSession>(agent_.settings_.hostname,
-                                             session_security(tls_plan_, plaintext_cand_ == current_));
+                                             session_security(host_plan_, plaintext_cand_ == current_));
   session_started_ = false;
   tls_.reset();
   const std::string rel = relay();
@@ -408,7 +478,7 @@ void Connection::on_connected(int status) {
       [this] { on_tls_ready(); },
   });
   // Implicit TLS (a port-465 smarthost): the handshake comes before the greeting.
-  if (tls_plan_.implicit && !start_tls()) return address_failed("cannot start TLS: " + tls_->error, "4.7.5");
+  if (host_plan_.implicit && !start_tls()) return address_failed("cannot start TLS: " + tls_->error, "4.7.5");
   transport_->start_read();
   on_state_change();
 }

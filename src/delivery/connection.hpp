@@ -10,6 +10,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "common/outcome.hpp"
@@ -54,6 +55,7 @@ class Connection {
   void next_request();
   void resolve();
   void resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit);
+  void lookup_dane(std::vector<dns::MxHost> hosts);
   void hosts_ready(std::vector<dns::MxHost> hosts);
   void fail_all_jobs(const Outcome& o);
   void connect_next();
@@ -87,7 +89,9 @@ class Connection {
   size_t current_ = 0;               // index of the candidate connected to
   std::vector<std::string> tried_;   // "relay: why" for each address that failed
   std::vector<std::string> tried_status_;  // and the status code of each (4.7.x: TLS)
-  TlsPlan tls_plan_;
+  TlsPlan tls_plan_;                 // the destination's
+  TlsPlan host_plan_;                // for the candidate connected to (DANE decides per host)
+  std::unordered_map<std::string, HostDane> dane_;  // under `dane`: each host's TLSA verdict
   bool mx_secure_ = false;           // the MX answer was DNSSEC-validated
   size_t plaintext_cand_ = SIZE_MAX; // the candidate retried without TLS after a failed handshake
   std::shared_ptr<tls::Info> tls_;   // this connection's TLS, once a handshake has begun

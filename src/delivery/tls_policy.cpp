@@ -32,6 +32,24 @@ TlsPlan plan_tls(const scheduler::Destination& d, const config::Delivery& delive
   return p;
 }
 
+TlsPlan plan_for_host(const TlsPlan& plan, const HostDane& dane) {
+  TlsPlan p = plan;
+  if (plan.level != config::TlsLevel::Dane) return p;
+  switch (dane.mode) {
+    case DaneMode::Authenticate:
+      p.tlsa = dane.records;
+      break;
+    case DaneMode::EncryptOnly:
+      p.level = config::TlsLevel::Encrypt;
+      break;
+    case DaneMode::Opportunistic:
+    case DaneMode::Unusable:
+      p.level = config::TlsLevel::May;
+      break;
+  }
+  return p;
+}
+
 std::vector<std::string> verify_names(const TlsPlan& plan, const std::string& host, bool mx_secure) {
   std::vector<std::string> names = plan.names;
   if (plan.mx_names && mx_secure && !host.empty() && !IpAddress::parse(host)) names.push_back(host);
@@ -43,7 +61,7 @@ ClientSecurity session_security(const TlsPlan& plan, bool plaintext) {
   const bool any_tls = plan.level != config::TlsLevel::None;
   s.starttls = any_tls && !plan.implicit && !plaintext;
   s.require_tls = plan.level == config::TlsLevel::Encrypt || plan.level == config::TlsLevel::Verify ||
-                  plan.auth.has_value();
+                  plan.level == config::TlsLevel::Dane || plan.auth.has_value();
   s.tls_active = plan.implicit;
   s.auth = plan.auth;
   return s;

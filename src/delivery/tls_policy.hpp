@@ -11,6 +11,7 @@
 
 #include "config/config.hpp"
 #include "delivery/client_session.hpp"
+#include "delivery/dane.hpp"
 #include "scheduler/destination.hpp"
 
 namespace tern::delivery {
@@ -22,10 +23,17 @@ struct TlsPlan {
   std::optional<ClientSecurity::Credentials> auth;
   std::vector<std::string> names;  // accepted certificate names (a leading '.': subdomains)
   bool mx_names = false;           // the MX host's own name is accepted when the MX answer is secure
+  std::vector<dns::TlsaRecord> tlsa;  // level Dane, for one host: the usable TLSA records
 };
 
 TlsPlan plan_tls(const scheduler::Destination& d, const config::Delivery& delivery,
                  const std::map<std::string, config::Route>& routes);
+
+// The plan for one host of a `dane` destination (RFC 7672 §2.2): authenticated by its
+// TLSA records (level Dane), TLS without authentication when its secure set has no usable
+// record (Encrypt), `may` when it has no secure TLSA records. Other levels pass unchanged.
+// A host whose DANE state is Unusable is not connected to at all (the caller checks).
+TlsPlan plan_for_host(const TlsPlan& plan, const HostDane& dane);
 
 // The names for one host of the destination: the plan's, plus the host's own name when
 // `mx_secure` allows it. `host` is the MX (or route) host name.

@@ -17,6 +17,7 @@ struct MxHost {
   uint16_t preference = 0;
   std::string name;
   std::vector<IpAddress> addresses;  // filled in after A/AAAA lookups
+  bool secure = false;               // every address answer for it was DNSSEC-validated
 };
 
 // Lowest preference value first; hosts of equal preference in random order (the shuffle

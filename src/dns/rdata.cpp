@@ -56,6 +56,39 @@ Result<std::string> decode_name(std::span<const uint8_t> wire, size_t& used) {
   }
 }
 
+Result<TlsaRecord> parse_tlsa_rdata(std::span<const uint8_t> rdata) {
+  if (rdata.size() < 4)
+    return Error::perm("TLSA record of " + std::to_string(rdata.size()) +
+                       " octets: at least 4 (usage, selector, matching type, data)");
+  TlsaRecord r;
+  r.usage = rdata[0];
+  r.selector = rdata[1];
+  r.mtype = rdata[2];
+  r.data.assign(rdata.begin() + 3, rdata.end());
+  return r;
+}
+
+Result<std::string> trust_anchor_zone(std::string_view text) {
+  while (!text.empty()) {
+    const size_t eol = text.find('\n');
+    std::string_view line = text.substr(0, eol);
+    text = eol == std::string_view::npos ? std::string_view() : text.substr(eol + 1);
+    if (const size_t c = line.find(';'); c != std::string_view::npos) line = line.substr(0, c);
+    // A record line starts with its owner name; an indented line continues the previous one.
+    if (line.empty() || line[0] == '$' || line[0] == ' ' || line[0] == '\t' || line[0] == '\r') continue;
+    const size_t end = line.find_first_of(" \t\r");
+    std::string owner(line.substr(0, end));
+    if (owner == "." || owner == "@") return std::string();
+    if (owner.back() != '.')
+      return Error::perm("trust anchor owner \"" + owner + "\" is not a fully qualified name (no final dot)");
+    owner.pop_back();
+    std::string canon = canonical_domain(owner);
+    if (canon.empty() || canon.size() > 253) return Error::perm("trust anchor owner \"" + owner + "\" is not a domain name");
+    return canon;
+  }
+  return Error::perm("no DS or DNSKEY record in the trust anchor file");
+}
+
 Result<MxRecord> parse_mx_rdata(std::span<const uint8_t> rdata) {
   if (rdata.size() < 3)
     return Error::perm("MX rdata too short (" + std::to_string(rdata.size()) + " octets)");
@@ -183,6 +216,20 @@ AddrAnswer to_addr_answer(const RawResult& raw, bool v6) {
       return out;
     }
     out.addresses.push_back(a.value());
+  }
+  return out;
+}
+
+TlsaAnswer to_tlsa_answer(const RawResult& raw) {
+  TlsaAnswer out;
+  out.secure = raw.secure;
+  auto v = classify(raw);
+  out.rcode = v.rcode;
+  out.detail = std::move(v.detail);
+  if (out.rcode != Rcode::Ok) return out;
+  for (const auto& rd : raw.rdata) {
+    if (auto t = parse_tlsa_rdata(rd)) out.records.push_back(std::move(t.value()));
+    else ++out.undecodable;
   }
   return out;
 }

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/net.hpp"
@@ -30,6 +31,15 @@ Result<MxRecord> parse_mx_rdata(std::span<const uint8_t> rdata);
 Result<IpAddress> parse_a_rdata(std::span<const uint8_t> rdata);
 Result<IpAddress> parse_aaaa_rdata(std::span<const uint8_t> rdata);
 
+// TLSA rdata (RFC 6698 §2.1): usage, selector, matching type, then at least one octet of
+// association data.
+Result<TlsaRecord> parse_tlsa_rdata(std::span<const uint8_t> rdata);
+
+// The owner name of the first record in a zone-format trust-anchor file (DS or DNSKEY, as
+// /usr/share/dns/root.key), canonical ("" for the root). Comments (';'), blank lines and
+// $-directives are skipped. Error when no record line is found.
+Result<std::string> trust_anchor_zone(std::string_view text);
+
 // What the resolver library reported for one query, as plain values.
 struct RawResult {
   // When not empty the lookup itself failed (library error, timeout): TempFail with this
@@ -49,6 +59,9 @@ struct RawResult {
 // failure, a bogus (DNSSEC) answer and every other rcode → TempFail.
 MxAnswer to_mx_answer(const RawResult& raw);
 AddrAnswer to_addr_answer(const RawResult& raw, bool v6);
+// Records that do not decode are counted in `undecodable` rather than failing the answer:
+// RFC 7671 §4.1 treats them as unusable, which the DANE policy decides about.
+TlsaAnswer to_tlsa_answer(const RawResult& raw);
 
 // "SERVFAIL", "REFUSED", ... or "RCODE 11" for values without a name.
 std::string rcode_name(int rcode);

@@ -34,6 +34,23 @@ struct AddrAnswer {
   std::string detail;
 };
 
+// TLSA (RFC 6698 §2.1): how the certificate association data is matched.
+struct TlsaRecord {
+  uint8_t usage = 0;     // 0 PKIX-TA, 1 PKIX-EE, 2 DANE-TA, 3 DANE-EE
+  uint8_t selector = 0;  // 0 whole certificate, 1 SubjectPublicKeyInfo
+  uint8_t mtype = 0;     // 0 exact, 1 SHA2-256, 2 SHA2-512
+  std::vector<uint8_t> data;
+  bool operator==(const TlsaRecord&) const = default;
+};
+
+struct TlsaAnswer {
+  Rcode rcode = Rcode::TempFail;
+  std::vector<TlsaRecord> records;  // the records that decode (at least 4 octets each)
+  size_t undecodable = 0;           // records too short to be TLSA (counted, not kept)
+  bool secure = false;
+  std::string detail;
+};
+
 class Resolver {
  public:
   virtual ~Resolver() = default;
@@ -41,6 +58,8 @@ class Resolver {
   virtual void resolve_mx(const std::string& domain, std::function<void(MxAnswer)> cb) = 0;
   // A (v4) or AAAA (v6) records of `host`.
   virtual void resolve_addr(const std::string& host, bool v6, std::function<void(AddrAnswer)> cb) = 0;
+  // TLSA records at `name` ("_25._tcp.mx.example.org"), with their DNSSEC status.
+  virtual void resolve_tlsa(const std::string& name, std::function<void(TlsaAnswer)> cb) = 0;
 };
 
 }  // namespace tern::dns

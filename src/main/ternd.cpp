@@ -214,7 +214,8 @@ int run(int argc, char** argv) {
   (*store)->set_min_free(cfg->queue_min_free);
 
   auto resolver = tern::dns::UnboundResolver::create(
-      loop, cfg->dns.forwarders, std::chrono::duration_cast<std::chrono::milliseconds>(cfg->dns.timeout));
+      loop, cfg->dns.forwarders, std::chrono::duration_cast<std::chrono::milliseconds>(cfg->dns.timeout),
+      cfg->dns.trust_anchor);
   if (!resolver) {
     spdlog::critical("ternd: {}", resolver.error().message);
     return 1;
@@ -385,8 +386,11 @@ int run(int argc, char** argv) {
       spdlog::warn("ternd: reload: queue_dir change needs a restart; still using {}", running.queue_dir);
     if (next.auth.verifiers != running.auth.verifiers)
       spdlog::warn("ternd: reload: an auth.verifiers change needs a restart");
-    if (next.dns.forwarders != running.dns.forwarders || next.control.socket != running.control.socket)
-      spdlog::warn("ternd: reload: dns.forwarders and control.socket changes need a restart");
+    if (next.dns.forwarders != running.dns.forwarders || next.dns.trust_anchor != running.dns.trust_anchor ||
+        next.control.socket != running.control.socket)
+      spdlog::warn("ternd: reload: dns.forwarders, dns.trust_anchor and control.socket changes need a restart");
+    // The forwarders may have changed their ways (or been fixed): validation is checked again.
+    (*resolver)->probe();
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
     server->apply(next, std::move(next_tls));
     submission->set_settings(submit_settings(next));

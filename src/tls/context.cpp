@@ -99,6 +99,8 @@ Result<std::shared_ptr<const ClientContext>> ClientContext::load(const std::stri
   impl->ctx = SSL_CTX_new(TLS_client_method());
   if (!impl->ctx) return Error::temp("SSL_CTX_new: " + openssl_error());
   common_options(impl->ctx);
+  // Lets a connection use TLSA records (tls::ClientOptions::dane); costs nothing otherwise.
+  if (SSL_CTX_dane_enable(impl->ctx) <= 0) return Error::temp("SSL_CTX_dane_enable: " + openssl_error());
   const int ok = ca_file.empty() ? SSL_CTX_set_default_verify_paths(impl->ctx)
                                  : SSL_CTX_load_verify_locations(impl->ctx, ca_file.c_str(), nullptr);
   if (ok != 1)

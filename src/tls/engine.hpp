@@ -3,6 +3,7 @@
 // plaintext and sends what it returns. Server (STARTTLS, implicit TLS) and client sides.
 #pragma once
 
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -24,6 +25,8 @@ struct Info {
   // Client side: the peer's chain verified against the CA store and, when names were
   // given, one of them matched. verify_error says why not.
   bool verified = false;
+  std::string verified_by;   // "pkix", "dane-ee" or "dane-ta" when verified
+  std::string dane_match;    // the TLSA record that matched ("3 1 1 <hex>"), DANE only
   std::string verify_error;
   std::string peer_subject;  // the peer certificate's subject (client side), for logs
   std::string error;         // why the engine failed, when it did
@@ -34,6 +37,15 @@ struct ClientOptions {
   // Names the server certificate must carry for `verified` (RFC 6125 matching, no
   // partial wildcards); a leading '.' accepts any subdomain. Empty: chain only.
   std::vector<std::string> names;
+  // DANE (RFC 7671/7672): when not empty, the peer is authenticated by these TLSA records
+  // instead of the CA store, through OpenSSL's DANE support: DANE-EE(3) without name checks,
+  // DANE-TA(2) with `dane_base` (the MX host) as the name. `names` is not used then.
+  struct Tlsa {
+    uint8_t usage = 0, selector = 0, mtype = 0;
+    std::vector<uint8_t> data;
+  };
+  std::vector<Tlsa> dane;
+  std::string dane_base;
 };
 
 class Engine final : public io::Filter {

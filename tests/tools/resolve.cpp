@@ -17,9 +17,10 @@ namespace {
 
 int usage() {
   std::cerr
-      << "usage: tern_resolve [--forwarder ADDR[@PORT]]... [--timeout-ms N] (mx|a|aaaa) NAME\n"
-         "prints 'rcode=R secure=S [detail=...]' then one 'mx PREF HOST' or 'addr IP'\n"
-         "line per record (host \"\" is printed as '.', the null MX)\n";
+      << "usage: tern_resolve [--forwarder ADDR[@PORT]]... [--timeout-ms N] [--trust-anchor FILE]\n"
+         "                    (mx|a|aaaa|tlsa) NAME\n"
+         "prints 'rcode=R secure=S [detail=...]' then one 'mx PREF HOST', 'addr IP' or\n"
+         "'tlsa U S M HEX' line per record (host \"\" is printed as '.', the null MX)\n";
   return 2;
 }
 
@@ -34,11 +35,14 @@ void print_head(dns::Rcode rc, bool secure, const std::string& detail) {
 int main(int argc, char** argv) {
   std::vector<std::string> forwarders;
   long timeout_ms = 5000;
+  std::string trust_anchor;
   std::vector<std::string> rest;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--forwarder" && i + 1 < argc) {
       forwarders.emplace_back(argv[++i]);
+    } else if (a == "--trust-anchor" && i + 1 < argc) {
+      trust_anchor = argv[++i];
     } else if (a == "--timeout-ms" && i + 1 < argc) {
       char* end = nullptr;
       timeout_ms = std::strtol(argv[++i], &end, 10);
@@ -52,7 +56,7 @@ int main(int argc, char** argv) {
   if (rest.size() != 2) return usage();
   const std::string& type = rest[0];
   const std::string& name = rest[1];
-  if (type != "mx" && type != "a" && type != "aaaa") return usage();
+  if (type != "mx" && type != "a" && type != "aaaa" && type != "tlsa") return usage();
 
   // Flushed before the resolver starts: nothing may sit in our stdio buffers
   // then, or the worker would print it again when it exits.
@@ -61,7 +65,7 @@ int main(int argc, char** argv) {
 
   io::Loop loop;
   auto created =
-      dns::UnboundResolver::create(loop, forwarders, std::chrono::milliseconds(timeout_ms));
+      dns::UnboundResolver::create(loop, forwarders, std::chrono::milliseconds(timeout_ms), trust_anchor);
   if (!created) {
     std::cerr << "tern_resolve: " << created.error().message << "\n";
     return 1;
@@ -74,6 +78,18 @@ int main(int argc, char** argv) {
       print_head(a.rcode, a.secure, a.detail);
       for (const auto& mx : a.records)
         std::cout << "mx " << mx.preference << " " << (mx.host.empty() ? "." : mx.host) << "\n";
+      loop.stop();
+    });
+  } else if (type == "tlsa") {
+    resolver->resolve_tlsa(name, [&](dns::TlsaAnswer a) {
+      answered = true;
+      print_head(a.rcode, a.secure, a.detail);
+      for (const auto& t : a.records) {
+        std::cout << "tlsa " << int(t.usage) << " " << int(t.selector) << " " << int(t.mtype) << " ";
+        static const char* hex = "0123456789abcdef";
+        for (uint8_t b : t.data) std::cout << hex[b >> 4] << hex[b & 15];
+        std::cout << "\n";
+      }
       loop.stop();
     });
   } else {

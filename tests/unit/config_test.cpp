@@ -676,7 +676,7 @@ TEST_CASE("config: TLS keys, the map form of routes and smarthost credentials") 
   CHECK(error_of(kHead + "listen:\n  - address: 127.0.0.1:465\n    tls: implicit\n").find("no tls: cert/key") !=
         std::string::npos);
   CHECK(error_of(kHead + "delivery:\n  tls: maybe\n") ==
-        "t.yaml:4: delivery.tls: expected none, may, encrypt or verify, got \"maybe\"");
+        "t.yaml:4: delivery.tls: expected none, may, encrypt, verify or dane, got \"maybe\"");
   CHECK(error_of(kHead + "tls:\n  cert: c.pem\n").find("tls.key: required key is missing") != std::string::npos);
 }
 
@@ -710,4 +710,27 @@ TEST_CASE("config: auth keys and auth: required listeners") {
             .find("has auth: required but auth.users_file is not set") != std::string::npos);
   CHECK(error_of(kHead + "auth:\n  verifiers: 0\n").rfind("t.yaml:4: auth.verifiers: must be at least 1", 0) == 0);
   CHECK(error_of(kHead + "auth:\n  user_file: x\n").rfind("t.yaml:4: auth.user_file: unknown key", 0) == 0);
+}
+
+TEST_CASE("config: dane as a TLS level and the DNSSEC trust anchor") {
+  TempDir dir;
+  const std::string anchor = dir.write("anchor.key", "zone.example. IN DS 1 13 2 ab\n");
+  auto ok = load_string(kHead + "delivery:\n  tls: dane\n  tls_policy:\n    partner.example: verify\n"
+                                "dns:\n  trust_anchor: anchor.key\n",
+                        dir.path.string() + "/t.yaml");
+  REQUIRE(ok.ok());
+  CHECK(ok->delivery.tls == TlsLevel::Dane);
+  CHECK(std::string(to_string(TlsLevel::Dane)) == "dane");
+  CHECK(ok->dns.trust_anchor == anchor);
+
+  auto none = load_string(kHead + "dns:\n  trust_anchor: none\n", dir.path.string() + "/t.yaml");
+  REQUIRE(none.ok());
+  CHECK(none->dns.trust_anchor.empty());
+
+  auto missing = load_string(kHead + "dns:\n  trust_anchor: nowhere.key\n", dir.path.string() + "/t.yaml");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("trust anchor") != std::string::npos);
+
+  auto bad = load_string(kHead + "delivery:\n  tls: danish\n", dir.path.string() + "/t.yaml");
+  CHECK_FALSE(bad.ok());
 }

@@ -54,6 +54,18 @@ class FakeResolver final : public dns::Resolver {
       auto it = addrs.find(host);
       a.rcode = it == addrs.end() || v6 ? dns::Rcode::NoData : dns::Rcode::Ok;
       if (a.rcode == dns::Rcode::Ok) a.addresses = it->second;
+      a.secure = secure_hosts.count(host) > 0;
+      cb(a);
+    });
+  }
+  // Unknown names: a secure proof that there are none.
+  void resolve_tlsa(const std::string& name, std::function<void(dns::TlsaAnswer)> cb) override {
+    tlsa_asked.push_back(name);
+    pending.push_back([this, name, cb] {
+      dns::TlsaAnswer a;
+      a.rcode = dns::Rcode::NoData;
+      a.secure = true;
+      if (auto it = tlsa.find(name); it != tlsa.end()) a = it->second;
       cb(a);
     });
   }
@@ -66,6 +78,9 @@ class FakeResolver final : public dns::Resolver {
   }
   std::map<std::string, dns::MxAnswer> mx;
   std::map<std::string, std::vector<IpAddress>> addrs;
+  std::set<std::string> secure_hosts;  // their A/AAAA answers are DNSSEC-secure
+  std::map<std::string, dns::TlsaAnswer> tlsa;
+  std::vector<std::string> tlsa_asked;
   std::vector<std::function<void()>> pending;
 };
 
@@ -127,7 +142,7 @@ struct World {
   std::string body;
   std::unique_ptr<delivery::Agent> agent;
 
-  World() {
+  explicit World(config::TlsLevel tls = config::TlsLevel::May) {
     char tmpl[] = "/tmp/tern-conn-test-XXXXXX";
     dir = mkdtemp(tmpl);
     // A queue file with a body long enough for several pieces and dot lines across them.
@@ -161,6 +176,7 @@ struct World {
     s.delivery.timeouts.mail = std::chrono::seconds(5);
     s.delivery.timeouts.rcpt = std::chrono::seconds(5);
     s.self.hostname = "tern.example.net";
+    s.delivery.tls = tls;
     agent = std::make_unique<delivery::Agent>(loop, clock, jobs, sched, resolver, s, 1);
     agent->set_io({[this](const Endpoint& to, const IpAddress*, std::function<void(int)> done) {
                      auto wire = std::make_shared<Wire>();
@@ -292,4 +308,43 @@ TEST_CASE("connection: each awaited reply has its own deadline, even in the same
   }
   CHECK(w.jobs.reports.empty());
   CHECK(t->written.find("DATA\r\n") != std::string::npos);
+}
+
+// RFC 7672 §2.2 on the connection: a host whose TLSA lookup was bogus is never connected
+// to (no plaintext fallback); the next host, with a secure proof of no TLSA, is used as
+// under `may`.
+TEST_CASE("connection: dane skips a host with a bogus TLSA answer and goes on to the next") {
+  World w(config::TlsLevel::Dane);
+  w.resolver.secure_hosts = {"mx1.dest.example", "mx2.dest.example"};
+  dns::TlsaAnswer bogus;
+  bogus.rcode = dns::Rcode::TempFail;
+  bogus.detail = "DNSSEC validation failed: signature mismatch";
+  w.resolver.tlsa["_25._tcp.mx1.dest.example"] = bogus;
+  w.open();
+  CHECK(w.resolver.tlsa_asked.size() == 2);
+  REQUIRE(w.transports.size() == 1);
+  CHECK(w.transports[0]->to.address.str() == "192.0.2.2");  // mx1 was passed over unconnected
+}
+
+// A secure TLSA set with only PKIX-EE records: TLS is still required (RFC 7672 §2.2), so a
+// host without STARTTLS is given up for the next one; hosts whose addresses are insecure
+// get no TLSA lookup at all.
+TEST_CASE("connection: dane with an unusable secure TLSA set requires STARTTLS") {
+  World w(config::TlsLevel::Dane);
+  w.resolver.secure_hosts = {"mx1.dest.example"};
+  dns::TlsaAnswer pkix;
+  pkix.rcode = dns::Rcode::Ok;
+  pkix.secure = true;
+  pkix.records = {dns::TlsaRecord{1, 1, 1, std::vector<uint8_t>(32, 7)}};
+  w.resolver.tlsa["_25._tcp.mx1.dest.example"] = pkix;
+  w.open();
+  CHECK(w.resolver.tlsa_asked == std::vector<std::string>{"_25._tcp.mx1.dest.example"});
+  auto t1 = w.transports[0];
+  CHECK(t1->to.address.str() == "192.0.2.1");
+  t1->connected(0);
+  w.feed(t1, "220 mx1 ESMTP\r\n");
+  w.feed(t1, "250-mx1\r\n250 PIPELINING\r\n");  // no STARTTLS offered
+  REQUIRE(w.until([&] { return w.transports.size() == 2; }));
+  CHECK(t1->written.find("MAIL FROM") == std::string::npos);  // nothing sent in plaintext
+  CHECK(w.transports[1]->to.address.str() == "192.0.2.2");
 }

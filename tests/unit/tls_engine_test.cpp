@@ -54,6 +54,21 @@ std::pair<std::string, std::string> make_cert(const std::string& dir, const std:
   return {crt, k};
 }
 
+// SHA-256 of the certificate's SubjectPublicKeyInfo (TLSA selector 1, matching type 1).
+std::vector<uint8_t> spki_sha256(const std::string& crt_file) {
+  FILE* f = std::fopen(crt_file.c_str(), "r");
+  X509* x = PEM_read_X509(f, nullptr, nullptr, nullptr);
+  std::fclose(f);
+  unsigned char* der = nullptr;
+  const int len = i2d_X509_PUBKEY(X509_get_X509_PUBKEY(x), &der);
+  std::vector<uint8_t> out(32);
+  unsigned int n = 0;
+  EVP_Digest(der, size_t(len), out.data(), &n, EVP_sha256(), nullptr);
+  OPENSSL_free(der);
+  X509_free(x);
+  return out;
+}
+
 struct Dir {
   std::string path;
   Dir() {
@@ -98,7 +113,9 @@ TEST_CASE("tls engine: handshake, data both ways, the server's greeting held unt
 
   auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
   auto srv = tls::Engine::server(*sctx, sinfo);
-  tls::ClientOptions opts{"mx.test.example", {"test.example", ".test.example"}};
+  tls::ClientOptions opts;
+  opts.sni = "mx.test.example";
+  opts.names = {"test.example", ".test.example"};
   auto cli = tls::Engine::client(*cctx, opts, cinfo);
   REQUIRE(srv);
   REQUIRE(cli);
@@ -189,7 +206,10 @@ TEST_CASE("tls engine: a name mismatch is reported, not fatal; garbage is fatal 
   REQUIRE(cctx.ok());
   auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
   auto srv = tls::Engine::server(*sctx, sinfo);
-  auto cli = tls::Engine::client(*cctx, {"mx.bank.example", {"bank.example", ".bank.example"}}, cinfo);
+  tls::ClientOptions opts;
+  opts.sni = "mx.bank.example";
+  opts.names = {"bank.example", ".bank.example"};
+  auto cli = tls::Engine::client(*cctx, opts, cinfo);
   std::string to_srv, to_cli, sp, cp;
   bool sok = true, cok = true;
   REQUIRE(cli->start(to_srv));
@@ -225,4 +245,69 @@ TEST_CASE("tls context: errors name the file; a world-readable key is refused") 
   auto badca = tls::ClientContext::load(d.path + "/none.pem");
   REQUIRE_FALSE(badca.ok());
   CHECK(badca.error().message.find("none.pem") != std::string::npos);
+}
+
+// DANE through the engine: the client does not trust the self-signed certificate by any CA
+// (it is given the system store), yet a matching DANE-EE(3) record authenticates it, with
+// no name check; a record for another key does not.
+TEST_CASE("tls engine: DANE-EE authenticates the key, whatever the CA store and the names") {
+  Dir d;
+  auto [crt, key] = make_cert(d.path, "mx.dane.example");
+  auto sctx = tls::ServerContext::load(crt, key);
+  auto cctx = tls::ClientContext::load("");  // the system store: does not know this certificate
+  REQUIRE(sctx.ok());
+  REQUIRE(cctx.ok());
+  const auto digest = spki_sha256(crt);
+  struct Case {
+    const char* what;
+    std::vector<uint8_t> data;
+    bool verified;
+  };
+  std::vector<uint8_t> wrong = digest;
+  wrong[0] ^= 0xff;
+  for (const Case& c : {Case{"matching 3 1 1", digest, true}, Case{"3 1 1 for another key", wrong, false}}) {
+    CAPTURE(c.what);
+    auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
+    auto srv = tls::Engine::server(*sctx, sinfo);
+    tls::ClientOptions opts;
+    opts.sni = "mx.renamed.example";
+    opts.dane_base = "mx.renamed.example";  // not a name in the certificate: EE ignores names
+    opts.dane.push_back({3, 1, 1, c.data});
+    opts.dane.push_back({1, 1, 1, digest});  // PKIX-EE: never given by tern, ignored if it were
+    auto cli = tls::Engine::client(*cctx, opts, cinfo);
+    REQUIRE(srv);
+    REQUIRE(cli);
+    std::string to_srv, to_cli, sp, cp;
+    bool sok = true, cok = true;
+    REQUIRE(cli->start(to_srv));
+    shuttle(*srv, *cli, to_srv, to_cli, sp, cp, sok, cok);
+    REQUIRE(cinfo->done);  // verification never aborts the handshake
+    CHECK(cinfo->verified == c.verified);
+    if (c.verified) {
+      CHECK(cinfo->verified_by == "dane-ee");
+      CHECK(cinfo->dane_match.starts_with("3 1 1 "));
+    } else {
+      CHECK(cinfo->verified_by.empty());
+      CHECK_FALSE(cinfo->verify_error.empty());
+    }
+  }
+}
+
+TEST_CASE("tls engine: without TLSA records a trusted chain is reported as pkix") {
+  SelfSigned certs("mx.pkix.example");
+  REQUIRE(certs.server.ok());
+  REQUIRE(certs.client.ok());
+  auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
+  auto srv = tls::Engine::server(*certs.server, sinfo);
+  tls::ClientOptions opts;
+  opts.names = {"mx.pkix.example"};
+  auto cli = tls::Engine::client(*certs.client, opts, cinfo);
+  std::string to_srv, to_cli, sp, cp;
+  bool sok = true, cok = true;
+  REQUIRE(cli->start(to_srv));
+  shuttle(*srv, *cli, to_srv, to_cli, sp, cp, sok, cok);
+  REQUIRE(cinfo->done);
+  CHECK(cinfo->verified);
+  CHECK(cinfo->verified_by == "pkix");
+  CHECK(cinfo->dane_match.empty());
 }
