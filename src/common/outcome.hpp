@@ -22,7 +22,7 @@ struct Outcome {
   std::string relay;        // "host[addr]:port" of the host that answered; "" when none did
   bool dsn_passed = false;  // the next hop took the RFC 3461 parameters (it reports now)
   // How the connection that decided it was protected, for the log: "tls=TLSv1.3
-  // cipher=... verified=yes", "tls=none"; empty when no connection was made.
+  // cipher=... verified=pkix|dane-ee|dane-ta|no", "tls=none"; empty when no connection was made.
   std::string tls;
 
   [[nodiscard]] bool answered() const noexcept { return !relay.empty(); }
