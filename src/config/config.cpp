@@ -398,16 +398,19 @@ std::set<std::string> read_recipients_file(const Value& v, const std::string& do
 }
 
 RelayDomain read_relay_domain(const Value& item) {
-  if (item.node().IsScalar()) return RelayDomain{read_domain(item), std::nullopt};
+  if (item.node().IsScalar()) return RelayDomain{read_domain(item), std::nullopt, {}};
   if (!item.node().IsMap())
     item.fail("expected a domain name or a map with name and recipients, got " + item.describe());
   const Fields f(item, {"name", "recipients", "recipients_file"});
-  RelayDomain d{read_domain(f.need("name")), std::nullopt};
+  RelayDomain d{read_domain(f.need("name")), std::nullopt, {}};
   const Value* list = f.get("recipients");
   const Value* file = f.get("recipients_file");
   if (list && file) item.fail("give recipients or recipients_file, not both");
   if (list) d.recipients = read_recipients_list(*list, d.name);
-  if (file) d.recipients = read_recipients_file(*file, d.name);
+  if (file) {
+    d.recipients_file = resolve_path(*file, scalar_of(*file, "a path"));
+    d.recipients = read_recipients_file(*file, d.name);
+  }
   return d;
 }
 
@@ -848,6 +851,23 @@ std::optional<uint64_t> scaled(std::string_view digits, uint64_t mult, uint64_t 
 }
 
 }  // namespace
+
+std::vector<std::string> Config::reread_files() const {
+  std::vector<std::string> files;
+  auto add = [&](const std::string& f) {
+    if (!f.empty() && std::find(files.begin(), files.end(), f) == files.end()) files.push_back(f);
+  };
+  add(tls.cert);
+  add(tls.key);
+  add(auth.users_file);
+  add(delivery.tls_ca_file);
+  for (const auto& d : relay.domains) add(d.recipients_file);
+  for (const auto& [_, r] : routes) {
+    add(r.tls_ca_file);
+    if (r.auth) add(r.auth->password_file);
+  }
+  return files;
+}
 
 const char* to_string(TlsLevel level) noexcept {
   switch (level) {

@@ -22,6 +22,7 @@ struct RelayDomain {
   // Empty optional: any recipient accepted. Otherwise the accepted local parts
   // (lower-cased) and full addresses (lower-cased) from `recipients` / `recipients_file`.
   std::optional<std::set<std::string>> recipients;
+  std::string recipients_file;  // absolute; empty when the list is inline or absent
 };
 
 struct Relay {
@@ -186,6 +187,9 @@ struct Config {
   std::string log_level = "info";  // trace, debug, info, warn, error
   bool log_json = false;           // log_format: json (one JSON object per line)
   std::vector<std::string> warnings;  // valid but risky settings, logged at start and reload
+  // Every file SIGHUP reads again (certificates, keys, CA files, users, recipients and
+  // password files): after the drop to `user:` that user must be able to read them.
+  [[nodiscard]] std::vector<std::string> reread_files() const;
 };
 
 struct LoadOptions {

@@ -164,8 +164,21 @@ int run(int argc, char** argv) {
     }
     tls_ctx = std::move(ctx.value());
   }
+  // ternd reads these files as root at start but as `user:` on SIGHUP: say now, not at the
+  // first reload, when that user cannot read one.
+  std::vector<std::string> reread_warnings;
+  if (!cfg->user.empty()) {
+    if (auto bad = tern::service::unreadable_by(cfg->user, cfg->reread_files()); !bad) {
+      if (flags->check) reread_warnings.push_back(bad.error().message);
+    } else {
+      for (const auto& b : *bad)
+        reread_warnings.push_back("user " + cfg->user + " cannot read " + b +
+                                  " (files re-read on SIGHUP must be readable by user:)");
+    }
+  }
   if (flags->check) {
     for (const auto& w : cfg->warnings) std::fprintf(stderr, "ternd: warning: %s\n", w.c_str());
+    for (const auto& w : reread_warnings) std::fprintf(stderr, "ternd: warning: %s\n", w.c_str());
     std::printf("ternd: %s: configuration is valid\n", flags->config.c_str());
     return 0;
   }
@@ -194,6 +207,7 @@ int run(int argc, char** argv) {
       return 1;
     }
     spdlog::info("ternd: running as user {} (uid {})", cfg->user, ::geteuid());
+    for (const auto& w : reread_warnings) spdlog::warn("ternd: {}", w);
   }
   // The soft limit is raised to the hard one: the default soft 1024 is far below what the
   // default connection limits need.

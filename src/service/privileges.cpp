@@ -5,7 +5,9 @@
 #include <linux/capability.h>
 #include <pwd.h>
 #include <sys/prctl.h>
+#include <fcntl.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -46,6 +48,71 @@ Status drop_privileges(const std::string& user) {
   if (!keep_bind_capability()) return Error::perm(why("capset(CAP_NET_BIND_SERVICE)"));
   // Core dumps stay off after the change (the kernel's default for a changed uid).
   return ok_status();
+}
+
+namespace {
+// One line per file that cannot be opened: "path: reason".
+std::string try_open(const std::vector<std::string>& paths) {
+  std::string out;
+  for (const auto& p : paths) {
+    const int fd = ::open(p.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0) out += p + ": " + std::strerror(errno) + "\n";
+    else ::close(fd);
+  }
+  return out;
+}
+}  // namespace
+
+Result<std::vector<std::string>> unreadable_by(const std::string& user, const std::vector<std::string>& paths) {
+  std::vector<char> buf(16384);
+  passwd pw{};
+  passwd* found = nullptr;
+  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
+    return Error::perm("user: no such user '" + user + "'");
+  std::string lines;
+  if (::geteuid() == pw.pw_uid) {
+    lines = try_open(paths);
+  } else if (::geteuid() != 0) {
+    return Error::perm("cannot check which files user " + user + " can read without being root or " + user);
+  } else {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return Error::temp(why("pipe2"));
+    const pid_t pid = ::fork();
+    if (pid < 0) return Error::temp(why("fork"));
+    if (pid == 0) {
+      ::close(fds[0]);
+      std::string out;
+      if (::initgroups(pw.pw_name, pw.pw_gid) != 0 || ::setresgid(pw.pw_gid, pw.pw_gid, pw.pw_gid) != 0 ||
+          ::setresuid(pw.pw_uid, pw.pw_uid, pw.pw_uid) != 0)
+        out = "!" + why("cannot become the user");
+      else
+        out = try_open(paths);
+      for (size_t off = 0; off < out.size();) {
+        const ssize_t n = ::write(fds[1], out.data() + off, out.size() - off);
+        if (n <= 0) break;
+        off += size_t(n);
+      }
+      ::_exit(0);
+    }
+    ::close(fds[1]);
+    char chunk[4096];
+    for (;;) {
+      const ssize_t n = ::read(fds[0], chunk, sizeof chunk);
+      if (n > 0) lines.append(chunk, size_t(n));
+      else if (n == 0 || errno != EINTR) break;
+    }
+    ::close(fds[0]);
+    int st = 0;
+    while (::waitpid(pid, &st, 0) < 0 && errno == EINTR) {}
+    if (!lines.empty() && lines[0] == '!') return Error::temp(lines.substr(1));
+  }
+  std::vector<std::string> out;
+  for (size_t pos = 0; pos < lines.size();) {
+    const size_t eol = lines.find('\n', pos);
+    out.push_back(lines.substr(pos, eol - pos));
+    pos = eol == std::string::npos ? lines.size() : eol + 1;
+  }
+  return out;
 }
 
 }  // namespace tern::service

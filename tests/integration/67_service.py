@@ -89,5 +89,23 @@ def scenario(ctx):
     h.check(os.stat(os.path.join(u.queue_dir, "msg", q)).st_uid == 65534, "the queue file belongs to nobody")
     u.wait_log("running as user nobody")
 
+    h.step("--check: a file SIGHUP re-reads that user: cannot read is named; a readable one is not")
+    secret = os.path.join(u.dir, "recipients-secret")   # root's, mode 0600: nobody cannot read it
+    fd = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.write(fd, b"alice\n")
+    os.close(fd)
+    shared = os.path.join(u.dir, "recipients-shared")
+    with open(shared, "w") as f:
+        f.write("bob\n")
+    os.chmod(shared, 0o644)
+    c = ctx.tern(name="checked", user="nobody",
+                 relay={"networks": ["127.0.0.1/32"],
+                        "domains": [{"name": "a.example", "recipients_file": secret},
+                                    {"name": "b.example", "recipients_file": shared}]})
+    out = subprocess.run([h.TERND, "--config", c.config_path, "--check"], capture_output=True, text=True, timeout=30)
+    h.check_eq(out.returncode, 0, "still a valid configuration (a warning, not an error)")
+    h.check(f"user nobody cannot read {secret}" in out.stderr, "the unreadable file is named", out.stderr)
+    h.check(shared not in out.stderr, "the readable one is not", out.stderr)
+
 
 h.main(scenario)

@@ -69,7 +69,7 @@ struct AuthHarness {
     c.hostname = "mx.example.net";
     c.postmaster = "hostmaster@example.net";
     c.relay.networks = {*Cidr::parse("127.0.0.0/8")};
-    c.relay.domains = {config::RelayDomain{"local.example", std::nullopt}};
+    c.relay.domains = {config::RelayDomain{"local.example", std::nullopt, {}}};
     c.limits.max_errors = 20;
     auto settings = std::make_shared<const SessionSettings>(
         SessionSettings{c.hostname, c.limits, RelayPolicy(c), true, o.users_file, o.show_user});

@@ -19,8 +19,8 @@ config::Config test_config() {
   c.hostname = "relay.example.net";
   c.postmaster = "hostmaster@example.net";
   c.relay.networks = {*Cidr::parse("127.0.0.1/32")};
-  config::RelayDomain partner{"partner.example", std::nullopt};
-  config::RelayDomain other{"other.example", std::set<std::string>{"alice", "bob@other.example"}};
+  config::RelayDomain partner{"partner.example", std::nullopt, {}};
+  config::RelayDomain other{"other.example", std::set<std::string>{"alice", "bob@other.example"}, {}};
   c.relay.domains = {partner, other};
   c.limits.max_message_size = 1000;
   c.limits.max_recipients = 3;
