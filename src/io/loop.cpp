@@ -86,6 +86,34 @@ void Timer::start(uint64_t timeout_ms, uint64_t repeat_ms, std::function<void()>
 
 void Timer::stop() { uv_timer_stop(&h_->t); }
 
+struct DirWatch::Handle {
+  uv_fs_event_t e{};
+  std::function<void()> cb;
+};
+
+DirWatch::DirWatch(Loop& loop) : h_(new Handle) {
+  uv_fs_event_init(loop.raw(), &h_->e);
+  h_->e.data = h_;
+}
+
+DirWatch::~DirWatch() {
+  uv_fs_event_stop(&h_->e);
+  h_->cb = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t*>(&h_->e), [](uv_handle_t* h) { delete static_cast<Handle*>(h->data); });
+}
+
+std::string DirWatch::start(const std::string& dir, std::function<void()> cb) {
+  h_->cb = std::move(cb);
+  const int rc = uv_fs_event_start(
+      &h_->e,
+      [](uv_fs_event_t* e, const char*, int, int) {
+        auto* h = static_cast<Handle*>(e->data);
+        if (h->cb) guarded("dir watch", [&] { auto cb = h->cb; cb(); });
+      },
+      dir.c_str(), 0);
+  return rc == 0 ? std::string() : std::string(uv_strerror(rc));
+}
+
 struct Signal::Handle {
   uv_signal_t s{};
   std::function<void()> cb;

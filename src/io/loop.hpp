@@ -52,6 +52,23 @@ class Timer {
   Handle* h_;
 };
 
+// Calls back on the loop thread when something in a directory changes (inotify through
+// uv_fs_event: a file created, renamed, or its mode changed). Events are hints: the caller
+// rescans rather than trusting names, and keeps a slow timer in case events are lost.
+class DirWatch {
+ public:
+  explicit DirWatch(Loop& loop);
+  ~DirWatch();
+  DirWatch(const DirWatch&) = delete;
+  DirWatch& operator=(const DirWatch&) = delete;
+  // Empty, or why the watch could not start (no inotify, too many watches, no directory).
+  std::string start(const std::string& dir, std::function<void()> cb);
+
+ private:
+  struct Handle;
+  Handle* h_;
+};
+
 // Delivers a POSIX signal as a callback on the loop thread.
 class Signal {
  public:

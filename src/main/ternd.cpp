@@ -83,8 +83,9 @@ std::optional<Flags> parse_flags(int argc, char** argv) {
 
 // Log lines queued for the logging thread before the oldest are dropped.
 constexpr size_t kLogQueueLines = 16384;
-// How often the maildrop is looked at for files tern-sendmail left while ternd was down.
-constexpr uint64_t kMaildropScanMs = 5000;
+// The maildrop is scanned at start, on every inotify event in it, and this often in case an
+// event was lost (inotify limits, a file system without it).
+constexpr uint64_t kMaildropScanMs = 60000;
 
 // Logging never blocks the loop thread: lines go to a queue that one spdlog thread writes to
 // stderr (a slow journal or a full pipe stalls that thread, not mail). When the queue is

@@ -80,18 +80,27 @@ Maildrop::Maildrop(io::Loop& loop, std::string dir, LocalSubmission& submission,
       hostname_(std::move(hostname)),
       max_size_(max_size),
       max_rcpts_(max_rcpts),
-      timer_(loop) {}
+      timer_(loop),
+      retry_(loop),
+      watch_(loop) {}
 
 Maildrop::~Maildrop() { *alive_ = false; }
 
 void Maildrop::start(uint64_t interval_ms) {
+  // tern-sendmail's last step is the fchmod that marks a file complete: an attribute change.
+  if (auto why = watch_.start(dir_, [this] { scan(); }); !why.empty())
+    spdlog::warn("maildrop: cannot watch {} ({}); scanning every {} s only", dir_, why, interval_ms / 1000);
   scan();
   timer_.start(interval_ms, interval_ms, [this] { scan(); });
 }
 
 void Maildrop::scan() {
-  if (scanning_) return;
+  if (scanning_) {
+    rescan_ = true;
+    return;
+  }
   scanning_ = true;
+  rescan_ = false;
   struct Work {
     std::vector<Found> found;
     std::string error;
@@ -147,6 +156,8 @@ void Maildrop::scan() {
                                in_flight_.erase(name);
                                spdlog::warn("maildrop: {} from uid={} not queued ({}); tried again later", name, uid,
                                             d.text);
+                               // Nothing in the directory changes when room comes back: look again soon.
+                               retry_.start(kRetryMs, 0, [this] { scan(); });
                                return;
                              }
                              spdlog::info("maildrop: {} from uid={} queued as id={}", name, uid, d.text);
@@ -157,6 +168,8 @@ void Maildrop::scan() {
                                               });
                            });
                      }
+                     // Changes seen while this scan ran (more files dropped meanwhile).
+                     if (rescan_) scan();
                    });
 }
 

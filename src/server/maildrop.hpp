@@ -1,6 +1,7 @@
 // ternd's import of the maildrop: the files tern-sendmail leaves while ternd is down. It
-// owns the scan (at start-up and on a timer, on the thread pool) and the unlink that
-// follows each committed injection.
+// owns the scan (at start-up, whenever the directory changes, and on a slow timer in case a
+// change went unnoticed; on the thread pool) and the unlink that follows each committed
+// injection.
 #pragma once
 
 #include <memory>
@@ -20,7 +21,7 @@ class Maildrop {
   ~Maildrop();
   Maildrop(const Maildrop&) = delete;
   Maildrop& operator=(const Maildrop&) = delete;
-  // Scans now and then every `interval_ms`.
+  // Scans now, on every change to the directory, and every `interval_ms`.
   void start(uint64_t interval_ms);
 
  private:
@@ -32,7 +33,11 @@ class Maildrop {
   uint64_t max_size_;
   uint32_t max_rcpts_;
   io::Timer timer_;
+  io::Timer retry_;  // after a temporary refusal (queue short of space, say)
+  static constexpr uint64_t kRetryMs = 5000;
+  io::DirWatch watch_;
   bool scanning_ = false;
+  bool rescan_ = false;  // a change came in while a scan ran: scan again after it
   std::set<std::string> in_flight_;  // file names being injected: not taken twice
   std::set<std::string> warned_;     // unreadable files already logged
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
