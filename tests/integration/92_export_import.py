@@ -133,6 +133,10 @@ def scenario(ctx):
         head = f.read(4096)
     h.check(f"\norigin node-a.example {q1}\n".encode() in head, "B's queue file names the origin")
     b.wait_log(f"qmgr: id={new[q1]} imported from node-a.example {q1}")
+    out = ctl(b, "show", new[q1]).stdout
+    h.check(f"imported: from node-a.example, queue id {q1} there" in out, "show names the origin", out)
+    h.check("recipient: <u1@drain.example> state=deferred" in out and " deferred relay=" in out,
+            "show lists the deferral from node A", out)
 
     h.step("a second import of the same archive refuses every message")
     p = ctl(b, "import", archive, rc=1, timeout=60)
