@@ -352,7 +352,8 @@ struct Transfer::ImportRun {
   // Thread pool: the whole archive's framing and checksums, before anything is queued: a
   // damaged or cut-off archive is refused as a whole.
   void check() {
-    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: a fifo given by mistake must not keep a pool thread waiting for a writer.
+    fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
       fatal = "cannot open " + path + ": " + errno_text(errno);
       return;

@@ -102,6 +102,16 @@ def scenario(ctx):
     for q in (q1, q2, q3):
         a.wait_log(f"qmgr: id={q} exported by uid=")
 
+    h.step("a cut-off copy of the archive is refused whole on B")
+    with open(archive, "rb") as f:
+        raw = f.read()
+    cut = ctx.path("cut.archive")
+    with open(cut, "wb") as f:
+        f.write(raw[:len(raw) * 2 // 3])
+    p = ctl(b, "import", cut, rc=1)
+    h.check("truncated" in p.stderr or "damaged" in p.stderr, "says the archive is cut off", p.stderr)
+    h.check_eq(listing(b), {}, "nothing queued on B")
+
     h.step("import on B: one line per message, new ids, state kept")
     p = ctl(b, "import", archive, timeout=60)
     lines = [ln for ln in p.stdout.splitlines() if ln.strip()]
@@ -143,6 +153,16 @@ def scenario(ctx):
     refused = [ln for ln in p.stderr.splitlines() if ln.endswith(": already imported")]
     h.check_eq(len(refused), 3, "three 'already imported' lines")
     h.check_eq(set(listing(b)), set(new.values()), "nothing new queued on B")
+    bad = ctx.path("bad.archive")
+    at = raw.find(b"first body")
+    with open(bad, "wb") as f:
+        f.write(raw[:at] + b"F" + raw[at + 1:])
+    p = ctl(b, "import", bad, rc=1)
+    # (a damaged entry is named by its place: nothing in it can be trusted, not even its id)
+    h.check(re.search(r"^message 1: refused: checksum mismatch", p.stderr, re.M) is not None,
+            "a damaged message is refused by its checksum", p.stderr)
+    h.check_eq(p.stderr.count(": already imported"), 2, "the intact ones are known")
+    h.check_eq(set(listing(b)), set(new.values()), "still nothing new queued on B")
 
     h.step("the MX comes up: B delivers each message exactly once")
     drain.start()
