@@ -9,7 +9,10 @@ with its own queue, port and control socket.
   archive (mode 0600) and leaves A's queue empty.
   `ternctl import FILE` on B: one line per message, new ids, arrival time, per-recipient state
   and attempts kept, the held message still held; once the MX is up B delivers each message
-  exactly once (not the recipient A had delivered); a second import refuses every message.
+  exactly once (not the recipient A had delivered); a second import refuses every message,
+  also after B lost its index of imports in a crash (rebuilt at startup from the queue) and
+  after the messages were delivered; a cut-off archive is refused whole, a damaged message
+  alone.
   A restart of A with a queue file carrying `!exported` (a crash between the record and the
   unlink) removes the file instead of delivering it."""
 import json
@@ -163,6 +166,22 @@ def scenario(ctx):
             "a damaged message is refused by its checksum", p.stderr)
     h.check_eq(p.stderr.count(": already imported"), 2, "the intact ones are known")
     h.check_eq(set(listing(b)), set(new.values()), "still nothing new queued on B")
+
+    h.step("restart of B after losing its index (a crash before the index write): repaired at startup")
+    index = os.path.join(b.queue_dir, "imported")
+    with open(index) as f:
+        h.check_eq(len(f.read().splitlines()), 3, "B's index has a line per imported message")
+    b.stop()
+    os.unlink(index)
+    b.start()
+    b.wait_log("added imported message(s) found at startup")
+    with open(index) as f:
+        lines = f.read().splitlines()
+    h.check_eq(sorted(ln.split(" ")[1] for ln in lines), sorted([q1, q2, q3]), "the index is whole again")
+    lb = listing(b)
+    h.check(lb[new[q3]]["held"] is True, "q3 still held after B's restart")
+    h.check_eq({r["address"]: r["state"] for r in lb[new[q2]]["recipients"]}["w@partial.example"], "delivered",
+               "q2: w still delivered after B's restart")
 
     h.step("the MX comes up: B delivers each message exactly once")
     drain.start()
