@@ -42,8 +42,13 @@ Result<ControlCommand> parse_control(std::string_view line) {
   else if (verb == "release") c.verb = V::Release;
   else if (verb == "delete") c.verb = V::Delete;
   else if (verb == "flush") c.verb = V::Flush;
-  else return Error::perm("unknown command '" + w[0].substr(0, 32) + "' (queue, show, hold, release, delete, flush, stats)");
-  const bool selects = c.verb == V::Hold || c.verb == V::Release || c.verb == V::Delete || c.verb == V::Flush;
+  else if (verb == "export") c.verb = V::Export;
+  else if (verb == "import") c.verb = V::Import;
+  else return Error::perm("unknown command '" + w[0].substr(0, 32) +
+                          "' (queue, show, hold, release, delete, flush, stats, export, import)");
+  const bool selects = c.verb == V::Hold || c.verb == V::Release || c.verb == V::Delete || c.verb == V::Flush ||
+                       c.verb == V::Export;
+  const bool takes_path = c.verb == V::Export || c.verb == V::Import;
   for (size_t i = 1; i < w.size(); ++i) {
     const std::string& a = w[i];
     if (a == "--json" && (c.verb == V::Queue || c.verb == V::Stats)) c.json = true;
@@ -62,6 +67,11 @@ Result<ControlCommand> parse_control(std::string_view line) {
         c.selector.sender = (v == "<>") ? "" : v;
         if (c.selector.sender.empty()) c.selector.sender = "<>";
       }
+    } else if (a.starts_with("/") && takes_path) {
+      if (!c.path.empty()) return Error::perm(verb + " takes one archive file");
+      c.path = a;
+    } else if (!a.starts_with("-") && c.verb == V::Import) {
+      return Error::perm("the archive path must be absolute: '" + a.substr(0, 64) + "'");
     } else if (!a.starts_with("-") && c.verb == V::Show && c.id.empty()) {
       if (!plausible_id(a)) return Error::perm("not a queue id: '" + a.substr(0, 32) + "'");
       c.id = a;
@@ -75,8 +85,10 @@ Result<ControlCommand> parse_control(std::string_view line) {
   if (c.verb == V::Show && c.id.empty()) return Error::perm("show needs a queue id");
   if (!c.selector.ids.empty() && (c.selector.all || !c.selector.domain.empty() || !c.selector.sender.empty()))
     return Error::perm("give queue ids or --all/--domain/--sender, not both");
-  if ((c.verb == V::Hold || c.verb == V::Release || c.verb == V::Delete) && !c.has_selector())
+  if ((c.verb == V::Hold || c.verb == V::Release || c.verb == V::Delete || c.verb == V::Export) &&
+      !c.has_selector())
     return Error::perm(verb + " needs queue ids or --all, --domain D or --sender S");
+  if (takes_path && c.path.empty()) return Error::perm(verb + " needs an archive FILE");
   return c;
 }
 

@@ -39,8 +39,14 @@ struct ControlServer::Client {
 };
 
 ControlServer::ControlServer(io::Loop& loop, qmgr::Manager& sched, const Clock& clock, gid_t gid,
-                             const Counters& counters, std::function<Gauges()> gauges)
-    : loop_(loop), sched_(sched), clock_(clock), gid_(gid), counters_(counters), gauges_(std::move(gauges)) {}
+                             const Counters& counters, std::function<Gauges()> gauges, Transfer& transfer)
+    : loop_(loop),
+      sched_(sched),
+      clock_(clock),
+      gid_(gid),
+      counters_(counters),
+      gauges_(std::move(gauges)),
+      transfer_(transfer) {}
 
 ControlServer::~ControlServer() {
   *alive_ = false;
@@ -110,6 +116,24 @@ void ControlServer::execute(Client* c, const std::string& line) {
           });
       return;
     }
+    case V::Export:
+    case V::Import: {
+      c->executing = true;
+      c->timer.stop();  // an export waits for attempts in flight; the answer comes when done
+      auto reply = [this, c, alive](TransferAnswer a) {
+        if (!*alive) return;
+        size_t failed = 0;
+        for (const auto& r : a.results) failed += !r.error.empty();
+        std::string head = "OK\n";
+        if (!a.fatal.empty()) head = "ERR " + a.fatal + "\n";
+        else if (failed) head = "ERR " + std::to_string(failed) + " of " + std::to_string(a.results.size()) +
+                                " message(s) not done\n";
+        answer(c, head + format_admin_results(a.results));
+      };
+      if (cmd.verb == V::Export) transfer_.export_to(cmd.selector, cmd.path, who, std::move(reply));
+      else transfer_.import_from(cmd.path, who, std::move(reply));
+      return;
+    }
     case V::Flush:
       if (!cmd.has_selector()) {
         sched_.flush();
@@ -144,14 +168,14 @@ void ControlServer::execute(Client* c, const std::string& line) {
 Result<std::unique_ptr<ControlServer>> ControlServer::start(io::Loop& loop, const config::Control& cfg,
                                                             qmgr::Manager& sched, const Clock& clock,
                                                             const Counters& counters,
-                                                            std::function<Gauges()> gauges) {
+                                                            std::function<Gauges()> gauges, Transfer& transfer) {
   gid_t gid = gid_t(-1);
   if (!cfg.group.empty()) {
     struct group* g = ::getgrnam(cfg.group.c_str());
     if (!g) return Error::perm("control.group: no such group '" + cfg.group + "'");
     gid = g->gr_gid;
   }
-  std::unique_ptr<ControlServer> s(new ControlServer(loop, sched, clock, gid, counters, std::move(gauges)));
+  std::unique_ptr<ControlServer> s(new ControlServer(loop, sched, clock, gid, counters, std::move(gauges), transfer));
   ControlServer* raw = s.get();
   auto l = io::UnixListener::listen(loop, cfg.socket, gid == gid_t(-1) ? 0600 : 0660, gid,
                                     [raw](std::unique_ptr<io::Stream> st) { raw->accept(std::move(st)); });

@@ -15,6 +15,7 @@
 #include "common/result.hpp"
 #include "config/config.hpp"
 #include "io/tcp.hpp"
+#include "admin/transfer.hpp"
 #include "qmgr/manager.hpp"
 
 namespace tern::admin {
@@ -29,13 +30,13 @@ class ControlServer {
   static Result<std::unique_ptr<ControlServer>> start(io::Loop& loop, const config::Control& cfg,
                                                       qmgr::Manager& sched, const Clock& clock,
                                                       const Counters& counters,
-                                                      std::function<Gauges()> gauges);
+                                                      std::function<Gauges()> gauges, Transfer& transfer);
   ~ControlServer();  // closes clients still connected
 
  private:
   struct Client;
   ControlServer(io::Loop& loop, qmgr::Manager& sched, const Clock& clock, gid_t gid, const Counters& counters,
-                std::function<Gauges()> gauges);
+                std::function<Gauges()> gauges, Transfer& transfer);
   void execute(Client* c, const std::string& line);
   void answer(Client* c, std::string text);
   // Checks the peer's credentials (off the loop when NSS must be asked), then serve()s it.
@@ -50,6 +51,7 @@ class ControlServer {
   gid_t gid_;
   const Counters& counters_;
   std::function<Gauges()> gauges_;
+  Transfer& transfer_;
   std::unique_ptr<io::UnixListener> listener_;
   std::map<Client*, std::unique_ptr<Client>> clients_;
   // Connections waiting for a group look-up on the thread pool.

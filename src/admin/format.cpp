@@ -88,6 +88,8 @@ std::string format_show(const queue::Envelope& env, std::string_view file, bool 
   out += "client: [" + env.client_address + "]:" + std::to_string(env.client_port) + " helo=" + env.client_helo +
          " protocol=" + env.protocol + (env.client_relay ? " relay=yes" : "") + "\n";
   if (env.held) out += "held: yes\n";
+  if (const size_t sp = env.origin.find(' '); sp != std::string::npos)
+    out += "imported: from " + env.origin.substr(0, sp) + ", queue id " + env.origin.substr(sp + 1) + " there\n";
   for (const auto& p : env.mail_params) out += "mail-param: " + p + "\n";
   auto parsed = queue::parse_header(file);
   std::vector<queue::HistoryEvent> history;
@@ -96,7 +98,14 @@ std::string format_show(const queue::Envelope& env, std::string_view file, bool 
     const size_t start = parsed->header_length;
     const size_t end = std::min<size_t>(file.size(), start + parsed->data_size);
     if (start <= file.size()) data = file.substr(start, end - start);
-    if (start + parsed->data_size <= file.size()) history = queue::history_of(file.substr(start + parsed->data_size));
+    // An imported message's history from the node it came from first, then this node's.
+    std::string carried;
+    for (const auto& h : parsed->history) carried.append(h).push_back('\n');
+    history = queue::history_of(carried);
+    if (start + parsed->data_size <= file.size()) {
+      auto here = queue::history_of(file.substr(start + parsed->data_size));
+      history.insert(history.end(), here.begin(), here.end());
+    }
   }
   for (size_t i = 0; i < env.recipients.size(); ++i) {
     const auto& r = env.recipients[i];

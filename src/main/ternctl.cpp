@@ -15,6 +15,7 @@
 #include <iostream>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "admin/command.hpp"
@@ -38,6 +39,10 @@ constexpr const char* kUsage =
     "  delete SELECTOR...      remove messages for good, without a bounce\n"
     "  flush [SELECTOR...]     make deferred messages due now (all of them without a selector)\n"
     "  stats [--json]          counters since start, queue and connection gauges\n"
+    "  export SELECTOR... FILE move messages into a new archive FILE (written by ternd, mode\n"
+    "                          0600, never overwriting a file) and remove them here\n"
+    "  import FILE             queue the messages of an export archive here (new queue ids;\n"
+    "                          a message imported before is refused)\n"
     "selectors: queue IDs, or --all, --domain DOMAIN (a recipient's), --sender ADDRESS\n"
     "  passwd [USER]           read a password (from the terminal without echo, asked twice;\n"
     "                          else one line of stdin) and print a yescrypt hash for SMTP\n"
@@ -182,6 +187,24 @@ int main(int argc, char** argv) {
   if (words.empty()) {
     std::fputs(kUsage, stderr);
     return 2;
+  }
+  // The archive is opened by ternd, whose working directory is not ours: a relative FILE
+  // (the last word, unless it is an option's value) is made absolute here.
+  if ((words[0] == "export" || words[0] == "import") && words.size() >= 2) {
+    std::string& file = words.back();
+    const std::string& before = words[words.size() - 2];
+    if (!file.starts_with("-") && !file.starts_with("/") && before != "--domain" && before != "--sender") {
+      char cwd[4096];
+      if (!::getcwd(cwd, sizeof cwd)) {
+        std::fprintf(stderr, "ternctl: cannot find the current directory: %s\n", std::strerror(errno));
+        return 1;
+      }
+      file = std::string(cwd) + (std::string_view(cwd) == "/" ? "" : "/") + file;
+      if (file.find_first_of(" \t\r\n") != std::string::npos) {
+        std::fprintf(stderr, "ternctl: the archive path may not contain spaces: %s\n", file.c_str());
+        return 2;
+      }
+    }
   }
   std::string line;
   for (const auto& w : words) line += (line.empty() ? "" : " ") + w;

@@ -18,6 +18,7 @@
 
 #include "admin/control.hpp"
 #include "admin/format.hpp"
+#include "admin/transfer.hpp"
 #include "auth/users.hpp"
 #include "bounce/notifier.hpp"
 #include "common/clock.hpp"
@@ -29,6 +30,7 @@
 #include "io/loop.hpp"
 #include "metrics/server.hpp"
 #include "qmgr/manager.hpp"
+#include "queue/codec.hpp"
 #include "queue/injector.hpp"
 #include "queue/store.hpp"
 #include "scheduler/scheduler.hpp"
@@ -270,9 +272,17 @@ int run(int argc, char** argv) {
   agent->set_counters(&counters);
   // An operator's delete cancels the attempt in flight for that message.
   manager->set_canceller([&](tern::qmgr::JobId j) { agent->cancel(j); });
+  // ternctl export and import; the archive entry limit follows limits.max_message_size (the
+  // data) plus the largest header a queue file may have.
+  auto transfer_settings = [](const tern::config::Config& c) {
+    return tern::admin::TransferSettings{c.hostname, c.queue_dir, c.limits.max_message_size + tern::queue::kMaxHeader};
+  };
+  tern::admin::Transfer transfer(loop, clock, *manager, injector, transfer_settings(*cfg));
   (*store)->on_committed([&](const tern::queue::Envelope& env, uint64_t size) {
-    if (env.notice_for.empty()) ++counters.received;
-    manager->add(env, size, false);
+    if (env.notice_for.empty() && env.origin.empty()) ++counters.received;
+    // An imported message is scheduled like one read back at startup: its deferred
+    // recipients wait out their backoff from the last attempt on the exporting node.
+    manager->add(env, size, !env.origin.empty());
   });
 
   // Recovery reads msg/ on the thread pool in batches while the loop runs: recovered mail
@@ -287,7 +297,10 @@ int run(int argc, char** argv) {
         spdlog::info("queue: reading {} file(s) in msg/; accepting mail meanwhile", files);
       },
       [&](std::vector<tern::queue::Envelope>&& msgs, std::vector<uint64_t>&& sizes) {
-        for (size_t i = 0; i < msgs.size(); ++i) manager->add(std::move(msgs[i]), sizes[i], true);
+        for (size_t i = 0; i < msgs.size(); ++i) {
+          transfer.note_recovered(msgs[i]);
+          manager->add(std::move(msgs[i]), sizes[i], true);
+        }
       },
       [&](tern::Result<tern::queue::RecoveryStats> st) {
         if (stopping) return;  // stopped by a signal before the end: the next start reads it all
@@ -300,11 +313,12 @@ int run(int argc, char** argv) {
         }
         const auto& stats = st.value();
         spdlog::info("queue: recovered {} message(s), removed {} unfinished, set aside {} malformed, "
-                     "left {} for a newer tern, removed {} deleted",
+                     "left {} for a newer tern, removed {} deleted, removed {} exported",
                      stats.messages, stats.leftovers_removed, stats.corrupt_moved, stats.left_untouched,
-                     stats.deleted_removed);
+                     stats.deleted_removed, stats.exported_removed);
         recovered = true;
         manager->recovery_done();
+        transfer.recovery_done();
       });
   while (!listed && !recovered) loop.run_once();
 
@@ -328,7 +342,7 @@ int run(int argc, char** argv) {
     g.uptime_s = (now - started_us) / 1000000;
     return g;
   };
-  auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock, counters, gauges);
+  auto control = tern::admin::ControlServer::start(loop, cfg->control, *manager, clock, counters, gauges, transfer);
   if (!control) fail_early(control.error().message);
 
   // Local submission (tern-sendmail). Without its socket ternd still runs: tern-sendmail
@@ -416,6 +430,9 @@ int run(int argc, char** argv) {
     scheduler->apply(limits(next));
     manager->apply(qmgr_settings(next));
     notifier.apply(notifier_settings(next));
+    auto transfer_next = transfer_settings(next);
+    transfer_next.queue_dir = running.queue_dir;  // a queue_dir change needs a restart
+    transfer.apply(std::move(transfer_next));
     agent->apply(std::move(settings));
     (*store)->set_min_free(next.queue_min_free);
     check_fd_budget(next, fds);

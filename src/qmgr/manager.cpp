@@ -119,6 +119,8 @@ void Manager::add(queue::Envelope env, uint64_t size, bool recovered) {
     std::uniform_int_distribution<int64_t> jitter(0, kRestartJitterUs);
     due = std::max(due, now) + jitter(rng_);
   }
+  // Imported with a failure whose notice the exporting node had not sent yet: owed from here.
+  if (!m.env.origin.empty() && !recovering_) send_failure_notices(id);
   if (todo.empty()) return maybe_remove(id);
   if (recovering_ && !m.env.notice_for.empty()) {
     // A bounce read back while recovering waits until every file has been read and its
@@ -214,6 +216,7 @@ std::optional<DeliveryRequest> Manager::begin(JobId id) {
     sched_.finished(id);
     if (m.open_jobs) --m.open_jobs;
     make_jobs(m, job.rcpts, expiry_us(m));
+    poll_exports();  // an export may wait for this job
     return std::nullopt;
   }
   DeliveryRequest q;
@@ -347,8 +350,13 @@ void Manager::record(JobId id, std::vector<Outcome> outcomes, int64_t attempt_st
   };
   // The common case, a transaction that delivers the message's last recipients: no record
   // and fdatasync before the removal; the removal itself is made durable (queue-format.md).
-  if (records.empty() || finishes) return apply(ok_status());
-  files_.append_status(msg_id, std::move(records), std::move(apply));
+  // An export may be waiting for this attempt to end.
+  auto apply_then_poll = [this, apply = std::move(apply)](Status st) {
+    apply(std::move(st));
+    poll_exports();
+  };
+  if (records.empty() || finishes) return apply_then_poll(ok_status());
+  files_.append_status(msg_id, std::move(records), std::move(apply_then_poll));
 }
 
 bool Manager::finishes_message(const Msg& m, JobId id, const Job& job, const std::vector<Outcome>& outcomes) const {
@@ -375,6 +383,9 @@ void Manager::send_failure_notices(const std::string& msg_id) {
   if (it == msgs_.end() || recovering_ || stopped_) return;
   Msg& m = it->second;
   if (m.failure_notice_busy || m.removing) return;  // the running one re-checks when done
+  // Being exported: the bounce is owed by the node that imports it (or by this one, should
+  // the export fail: export_finish calls this again).
+  if (m.exporting) return;
   const auto pol = policy();
   std::vector<size_t> covered, fresh;
   const auto cov = covered_.find(msg_id);
@@ -410,6 +421,7 @@ void Manager::send_failure_notices(const std::string& msg_id) {
       }
       send_failure_notices(msg_id);  // failures that arrived meanwhile
       maybe_remove(msg_id);
+      poll_exports();
     });
   };
   if (fresh.empty()) {
@@ -423,6 +435,7 @@ void Manager::send_failure_notices(const std::string& msg_id) {
     it->second.notices_pending--;
     if (!ok) {
       it->second.failure_notice_busy = false;
+      poll_exports();
       return retry_notices_later();  // nothing else may ever happen to this message
     }
     std::vector<size_t> all = fresh;
@@ -445,6 +458,7 @@ void Manager::retry_notices_later() {
 
 void Manager::send_delay_warning(const std::string& msg_id, const std::vector<size_t>& deferred) {
   Msg& m = msgs_.at(msg_id);
+  if (m.exporting) return;  // the importing node decides (its delay-warned record travels too)
   const int64_t now = clock_.now_us();
   std::vector<size_t> idx = bounce::delay_warning_due(policy(), m.env, deferred, now);
   if (idx.empty()) return;
@@ -459,7 +473,8 @@ void Manager::send_delay_warning(const std::string& msg_id, const std::vector<si
     if (!st.ok()) {
       spdlog::error("bounce: id={} delay warning not recorded, not sent: {}", msg_id, st.error().message);
       it->second.env.delay_warned_us = 0;  // try again at the next deferral
-      return maybe_remove(msg_id);
+      maybe_remove(msg_id);
+      return poll_exports();
     }
     send_notice(msg_id, bounce::NoticeKind::Delay, idx);
   });
@@ -474,6 +489,7 @@ void Manager::send_notice(const std::string& msg_id, bounce::NoticeKind kind, st
     if (it == msgs_.end()) return;
     it->second.notices_pending--;
     maybe_remove(msg_id);
+    poll_exports();
   });
 }
 
@@ -582,7 +598,7 @@ std::vector<std::string> Manager::select(const Selector& sel, std::vector<std::s
   }
   if (!sel.all && sel.domain.empty() && sel.sender.empty()) return out;
   for (const auto& [id, m] : msgs_) {
-    if (m.removing) continue;
+    if (m.removing || m.exporting) continue;
     // "<>" selects the null sender (bounces).
     if (!sel.sender.empty() && !iequals(m.env.sender, sel.sender == "<>" ? "" : sel.sender)) continue;
     if (!sel.domain.empty()) {
@@ -678,6 +694,7 @@ void Manager::admin_one(AdminOp op, const std::string& id, const std::shared_ptr
   auto it = msgs_.find(id);
   if (it == msgs_.end() || it->second.removing) return answer(AdminResult{id, "", "no such message"});
   Msg& m = it->second;
+  if (m.exporting) return answer(AdminResult{id, "", "being exported"});
   const int64_t now = clock_.now_us();
   switch (op) {
     case AdminOp::Flush:

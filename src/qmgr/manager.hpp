@@ -44,6 +44,15 @@ struct AdminResult {
   std::string error;
 };
 
+// A message ready to be written into an export archive: held durably, no attempt in flight,
+// no notice being built, and nothing else will touch it until export_finish().
+struct ExportItem {
+  std::string id;
+  std::string path;             // its queue file
+  bool was_held = false;        // an operator had held it before the export
+  int64_t next_attempt_us = 0;  // when its next attempt was due (0: none scheduled)
+};
+
 struct QueueEntry {  // one line of `ternctl queue`
   queue::Envelope env;
   uint64_t size = 0;
@@ -79,6 +88,19 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   // then the attempt in flight is cancelled and the file removed (no bounce).
   void admin(AdminOp op, const Selector& sel, const std::string& who,
              std::function<void(std::vector<AdminResult>)> done);
+  // Export (ternctl export), in two steps around the archive write. export_prepare holds
+  // the selected messages durably (!held), waits for attempts in flight and notices being
+  // built to end (an attempt's outcome is recorded as usual: a message it finished is not
+  // exported), then hands out the messages to write, plus one result per message it will
+  // not export. export_finish: `written` ones get a durable !exported record, lose their
+  // jobs and their files; `kept` ones (the archive could not be written) are released
+  // again unless an operator had held them.
+  void export_prepare(const Selector& sel, const std::string& who,
+                      std::function<void(std::vector<ExportItem>, std::vector<AdminResult>)> ready);
+  void export_finish(std::vector<ExportItem> written, std::vector<ExportItem> kept, const std::string& who,
+                     std::function<void(std::vector<AdminResult>)> done);
+  // Origins ("HOST ID") of the imported messages now queued (ternctl import's duplicate check).
+  [[nodiscard]] std::vector<std::string> origins() const;
   // Ids the selector picks (unknown explicit ids come back in `unknown`).
   [[nodiscard]] std::vector<std::string> select(const Selector& sel, std::vector<std::string>& unknown) const;
   // Cancels the delivery attempt of a job in flight (the agent drops its connection).
@@ -107,6 +129,7 @@ class Manager final : public Jobs, public scheduler::JobOwner {
     uint32_t open_jobs = 0;            // jobs waiting, ready or in flight
     bool removing = false;
     bool failure_notice_busy = false;  // a bounce is being queued
+    bool exporting = false;            // ternctl export has it: no other command touches it
     int notices_pending = 0;           // notices of any kind being built (the file must stay)
   };
   struct Job {
@@ -125,6 +148,9 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   struct AdminBatch;
   void admin_one(AdminOp op, const std::string& id, const std::shared_ptr<AdminBatch>& batch);
   void admin_step_done(const std::shared_ptr<AdminBatch>& batch);
+  struct ExportWait;  // export.cpp
+  void export_held(const std::shared_ptr<ExportWait>& w);
+  void poll_exports();
   void forget_jobs(const std::set<std::string>& ids);
   [[nodiscard]] std::vector<JobId> jobs_of(const std::set<std::string>& ids) const;
   void send_failure_notices(const std::string& msg_id);
@@ -157,6 +183,8 @@ class Manager final : public Jobs, public scheduler::JobOwner {
   // notices owed by mail delivered meanwhile (sent then).
   std::vector<std::pair<std::string, int64_t>> held_back_;
   std::vector<std::pair<std::string, std::vector<size_t>>> relayed_after_recovery_;
+  // Exports waiting for attempts in flight (or notices being built) to end.
+  std::vector<std::shared_ptr<ExportWait>> export_waits_;
 };
 
 }  // namespace tern::qmgr

@@ -123,7 +123,7 @@ std::string format_data_size(uint64_t size) {
   return std::string(kDataSizeDigits - digits.size(), '0') + digits;
 }
 
-std::string encode_header(const Envelope& env, uint64_t data_size) {
+std::string encode_header(const Envelope& env, uint64_t data_size, const std::vector<std::string>& history) {
   std::string h;
   h.reserve(512);
   h += kMagic;
@@ -151,6 +151,9 @@ std::string encode_header(const Envelope& env, uint64_t data_size) {
       h += (i ? "," : "") + std::to_string(env.notice_rcpts[i]);
     h += "\n";
   }
+  if (const size_t sp = env.origin.find(' '); sp != std::string::npos)
+    h += "origin " + escape_token(env.origin.substr(0, sp)) + " " + escape_token(env.origin.substr(sp + 1)) + "\n";
+  for (const auto& line : history) h += "!history " + line + "\n";
   h += "data-size " + format_data_size(data_size) + "\n";
   h += "data\n";
   return h;
@@ -199,6 +202,7 @@ std::string encode_delay_warned(int64_t time_us) {
 std::string encode_held(int64_t time_us) { return "!held " + std::to_string(time_us) + "\n"; }
 std::string encode_released(int64_t time_us) { return "!released " + std::to_string(time_us) + "\n"; }
 std::string encode_deleted(int64_t time_us) { return "!deleted " + std::to_string(time_us) + "\n"; }
+std::string encode_exported(int64_t time_us) { return "!exported " + std::to_string(time_us) + "\n"; }
 
 Result<ParsedHeader> parse_header(std::string_view prefix) {
   ParsedHeader out;
@@ -294,6 +298,24 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
         env.notice_rcpts.push_back(idx);
         pos = comma + 1;
       }
+    } else if (key == "origin" && out.version >= 2) {
+      // origin HOST ID: where an imported message came from (ternctl import).
+      auto f = split(val);
+      if (f.size() != 2) return bad("expected HOST ID");
+      auto host = unescape(f[0]), id = unescape(f[1]);
+      if (!host || !id || host->empty() || id->empty() || host->find(' ') != std::string::npos ||
+          id->find(' ') != std::string::npos)
+        return bad("malformed");
+      env.origin = *host + " " + *id;
+    } else if (key == "!history" && out.version >= 2) {
+      // !history RECORD: a state record carried over from the exporting node. Only records
+      // that describe the message's past may appear; one a reader does not know is judged
+      // as in a trailer (an optional one is skipped when applied, a must-understand one
+      // leaves the file alone).
+      const std::string_view inner = val.substr(0, val.find(' '));
+      if (inner == "!released" || inner == "!deleted" || inner == "!exported" || inner == "!history")
+        return bad("record not allowed in a history");
+      out.history.emplace_back(val);
     } else if (key == "data-size") {
       if (val.size() != kDataSizeDigits || !parse_uint(val, out.data_size)) return bad("malformed");
       have_size = true;
@@ -307,6 +329,13 @@ Result<ParsedHeader> parse_header(std::string_view prefix) {
   }
   if (env.id.empty() || !have_sender || !have_size || env.recipients.empty())
     return Error::bug("header lacks id, sender, recipients or data-size");
+  if (!out.history.empty() && out.unknown_must_understand.empty()) {
+    std::string lines;
+    for (const auto& h : out.history) lines.append(h).push_back('\n');
+    std::string unknown;
+    if (auto st = apply_status_records(env, lines, &unknown); !st) return Error::bug("!history: " + st.error().message);
+    if (!unknown.empty()) out.unknown_must_understand = "!history " + unknown;
+  }
   out.header_length = pos;
   return out;
 }
@@ -319,13 +348,15 @@ Status apply_status_records(Envelope& env, std::string_view trailer, std::string
     std::string_view line = trailer.substr(pos, nl - pos);
     pos = nl + 1;
     auto f = split(line);
-    if (f[0] == "delay-warned" || f[0] == "!held" || f[0] == "!released" || f[0] == "!deleted") {
+    if (f[0] == "delay-warned" || f[0] == "!held" || f[0] == "!released" || f[0] == "!deleted" ||
+        f[0] == "!exported") {
       int64_t t = 0;
       if (f.size() != 2 || !parse_uint(f[1], t))
         return Error::bug("malformed " + std::string(f[0]) + " record: " + std::string(line));
       if (f[0] == "delay-warned") env.delay_warned_us = t;
       else if (f[0] == "!held") env.held = true;
       else if (f[0] == "!released") env.held = false;
+      else if (f[0] == "!exported") env.exported = true;
       else env.deleted = true;
       continue;
     }
@@ -403,7 +434,8 @@ std::vector<HistoryEvent> history_of(std::string_view trailer) {
       if (relay != "-")
         if (auto r = unescape(relay)) e.relay = *r;
       if (auto r = unescape(line)) e.reply = *r;
-    } else if (key == "!held" || key == "!released" || key == "!deleted" || key == "delay-warned") {
+    } else if (key == "!held" || key == "!released" || key == "!deleted" || key == "!exported" ||
+               key == "delay-warned") {
       if (!number(next(), e.time_us)) continue;
       e.what = std::string(key[0] == '!' ? key.substr(1) : key);
     } else {

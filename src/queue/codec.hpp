@@ -27,7 +27,10 @@ inline constexpr size_t kDataSizeDigits = 20;
 
 // The header: every envelope record, then `data-size` (fixed width, so it can be
 // overwritten in place once the data has been streamed) and the `data` line.
-std::string encode_header(const Envelope& env, uint64_t data_size);
+// `history` (an imported message's state records from the exporting node: status,
+// status-code, delay-warned, !held lines without their newline) is carried in the header as
+// `!history` records, so that it is durable with the message in the same write.
+std::string encode_header(const Envelope& env, uint64_t data_size, const std::vector<std::string>& history = {});
 // Offset of the data-size digits inside a header produced by encode_header.
 size_t data_size_offset(std::string_view header);
 std::string format_data_size(uint64_t size);
@@ -57,6 +60,7 @@ std::string encode_delay_warned(int64_t time_us);
 std::string encode_held(int64_t time_us);
 std::string encode_released(int64_t time_us);
 std::string encode_deleted(int64_t time_us);
+std::string encode_exported(int64_t time_us);
 
 struct ParsedHeader {
   Envelope envelope;
@@ -67,6 +71,9 @@ struct ParsedHeader {
   // know, or a newer format version. The file must then be left alone (neither delivered
   // nor set aside). Only the magic line is read in the newer-version case.
   std::string unknown_must_understand;
+  // The `!history` records of an imported message (the record lines, already applied to the
+  // envelope), in order.
+  std::vector<std::string> history;
 };
 
 // Parses the header from the first bytes of a queue file (`prefix` must contain the whole
@@ -76,7 +83,7 @@ Result<ParsedHeader> parse_header(std::string_view prefix);
 inline constexpr size_t kMaxHeader = 64u << 20;
 
 // Applies the records that follow the data (status, delay-warned, !held, !released,
-// !deleted). A last record without its newline is a torn append (a crash mid-write) and is
+// !deleted, !exported). A last record without its newline is a torn append (a crash mid-write) and is
 // ignored; an unknown optional record is skipped; any other malformed record is an error. An
 // unknown must-understand record stops reading: its key is stored in
 // `*unknown_must_understand`, or without that pointer it is an error (ErrorKind::Perm).
@@ -87,7 +94,7 @@ Status apply_status_records(Envelope& env, std::string_view trailer,
 // `ternctl show`): a recipient's state change, or an operator's or the notifier's record.
 struct HistoryEvent {
   int64_t time_us = 0;
-  std::string what;  // a recipient state ("deferred", ...), or "held", "released", "deleted", "delay-warned"
+  std::string what;  // a recipient state ("deferred", ...), or "held", "released", "deleted", "exported", "delay-warned"
   long rcpt = -1;    // the recipient index of a state change
   std::string relay;
   std::string reply;

@@ -48,6 +48,10 @@ struct Envelope {
   // delivered until released; a deleted one is removed at the next startup.
   bool held = false;
   bool deleted = false;
+  bool exported = false;            // !exported: moved to another node's queue (ternctl export)
+  // A message imported from another node (ternctl import): "HOST ID", the exporting node's
+  // hostname and its queue id there; empty for mail that arrived here.
+  std::string origin;
 };
 
 }  // namespace tern::queue

@@ -1,5 +1,5 @@
 // The single path by which new messages enter the queue: SMTP (DATA and BDAT), notices,
-// and local submission all start here with an envelope and the headers tern prepends,
+// local submission and imports from another node (ternctl import) all start here with an envelope and the headers tern prepends,
 // append the body in pieces, and commit. Committed messages reach the queue manager
 // through Store::on_committed.
 #pragma once
@@ -16,8 +16,10 @@ class Injector {
   explicit Injector(Store& store) : store_(store) {}
   // The message's id is assigned here (Incoming::id()); `prelude` (Received:, and for
   // relay clients Message-ID:/Date: when missing) is written before any body piece.
-  [[nodiscard]] std::unique_ptr<Incoming> begin(Envelope env, std::string_view prelude = {}) {
-    auto in = store_.begin(std::move(env));
+  // `history`: the state records an imported message carries (Store::begin).
+  [[nodiscard]] std::unique_ptr<Incoming> begin(Envelope env, std::string_view prelude = {},
+                                                const std::vector<std::string>& history = {}) {
+    auto in = store_.begin(std::move(env), history);
     if (!prelude.empty()) in->append(prelude);
     return in;
   }

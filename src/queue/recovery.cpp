@@ -1,6 +1,6 @@
 // Startup recovery of the queue (queue-format.md, "What a crash leaves"): reads every file in
 // msg/ (several at a time), removes what was still being received, sets aside what is not a
-// queue file, unlinks what an operator deleted, leaves alone what needs a newer tern.
+// queue file, unlinks what an operator deleted or exported, leaves alone what needs a newer tern.
 // Store::recover and Store::recover_async.
 #include <dirent.h>
 #include <fcntl.h>
@@ -38,7 +38,7 @@ constexpr unsigned kRecoveryThreads = 16;
 // Chunks read at once by recover_async: the rest of the thread pool stays free for commits.
 constexpr size_t kAsyncChunksInFlight = 3;
 
-enum class Outcome { Loaded, Corrupt, Untouched, Deleted, Incomplete, Fatal };
+enum class Outcome { Loaded, Corrupt, Untouched, Deleted, Exported, Incomplete, Fatal };
 
 // pread until `n` bytes or the end of the file; returns the count or -errno.
 ssize_t read_at(int fd, char* p, size_t n, off_t at) {
@@ -211,12 +211,14 @@ Outcome load_one(int msg_fd, const std::string& name, Buffers& b, Envelope& env,
     why = "id record does not match the file name";
     return Outcome::Corrupt;
   }
-  if (p.envelope.deleted) {
+  // Deleted by an operator, or moved to another node's queue (its !exported record was
+  // durable before the archive's copy could be imported there): never loaded again.
+  if (p.envelope.deleted || p.envelope.exported) {
     if (::unlinkat(msg_fd, name.c_str(), 0) != 0) {
       why = std::string("unlink: ") + std::strerror(errno);
       return Outcome::Fatal;
     }
-    return Outcome::Deleted;
+    return p.envelope.deleted ? Outcome::Deleted : Outcome::Exported;
   }
   if (!trailer.empty() && trailer.back() != '\n') {
     const size_t nl = trailer.rfind('\n');
@@ -329,6 +331,10 @@ struct Store::RecoveryTask {
           spdlog::info("queue: id={} deleted by an operator: removed", name);
           ++c.stats.deleted_removed;
           break;
+        case Outcome::Exported:
+          spdlog::info("queue: id={} was exported to an archive: removed", name);
+          ++c.stats.exported_removed;
+          break;
         case Outcome::Incomplete:
           // Never acknowledged (no 250 before the closing record is durable): the client
           // was not told the message was taken, so it is not mail tern holds.
@@ -377,6 +383,7 @@ void add(RecoveryStats& into, const RecoveryStats& s) {
   into.corrupt_moved += s.corrupt_moved;
   into.left_untouched += s.left_untouched;
   into.deleted_removed += s.deleted_removed;
+  into.exported_removed += s.exported_removed;
 }
 }  // namespace
 
@@ -413,6 +420,7 @@ Result<RecoveryReport> Store::recover() {
   r.corrupt_moved = stats.corrupt_moved;
   r.left_untouched = stats.left_untouched;
   r.deleted_removed = stats.deleted_removed;
+  r.exported_removed = stats.exported_removed;
   return r;
 }
 

@@ -205,12 +205,12 @@ Result<std::unique_ptr<Store>> Store::open(io::Loop& loop, const std::string& di
   return std::unique_ptr<Store>(new Store(loop, dir, clock, lock_fd, tmp_fd, msg_fd));
 }
 
-std::unique_ptr<Incoming> Store::begin(Envelope env) {
+std::unique_ptr<Incoming> Store::begin(Envelope env, const std::vector<std::string>& history) {
   auto s = std::make_shared<Spool>();
   s->store = this;
   s->id = ids_.next(uint64_t(clock_.now_us()));
   env.id = s->id;
-  s->header = encode_header(env, 0);
+  s->header = encode_header(env, 0, history);
   s->env = std::move(env);
   submit_create(s);
   return std::unique_ptr<Incoming>(new Incoming(std::move(s)));

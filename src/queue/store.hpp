@@ -52,6 +52,7 @@ struct RecoveryReport {
   size_t corrupt_moved = 0;
   size_t left_untouched = 0;   // need a newer tern (must-understand record): left in msg/
   size_t deleted_removed = 0;  // had a !deleted record: unlinked
+  size_t exported_removed = 0;  // had an !exported record: unlinked
 };
 
 // The counts of a recovery, without the messages (recover_async hands those out in batches).
@@ -61,6 +62,7 @@ struct RecoveryStats {
   size_t corrupt_moved = 0;
   size_t left_untouched = 0;
   size_t deleted_removed = 0;
+  size_t exported_removed = 0;
 };
 
 class Store {
@@ -77,7 +79,7 @@ class Store {
 
   // Startup recovery (blocking, before serving): removes leftovers in tmp/ and messages in
   // msg/ that were still being received (no 250 was given for them), moves unreadable
-  // files to corrupt/, unlinks files with a !deleted record, leaves alone files that need a
+  // files to corrupt/, unlinks files with a !deleted or !exported record, leaves alone files that need a
   // newer tern, and returns every committed message. Reads msg/ on several threads (one
   // read() per small file into a reused buffer). Messages may have `held` set.
   Result<RecoveryReport> recover();
@@ -105,8 +107,9 @@ class Store {
   static constexpr size_t kRecoveryChunk = 2048;
 
   // Starts a message: creates msg/ID at once (in the thread pool), so that the create and
-  // the directory fsync run while the body arrives.
-  std::unique_ptr<Incoming> begin(Envelope env);
+  // the directory fsync run while the body arrives. `history`: an imported message's state
+  // records, written into the header (codec encode_header).
+  std::unique_ptr<Incoming> begin(Envelope env, const std::vector<std::string>& history = {});
 
   // Free-space reserve: true when the file system has `min_free` + `need` bytes available.
   // Uses a figure refreshed in the thread pool every second (statvfs never on the loop).

@@ -14,7 +14,7 @@ bool same_header(const Envelope& a, const Envelope& b) {
   if (a.id != b.id || a.arrival_us != b.arrival_us || a.client_address != b.client_address ||
       a.client_port != b.client_port || a.client_helo != b.client_helo || a.client_relay != b.client_relay ||
       a.protocol != b.protocol || a.sender != b.sender || a.mail_params != b.mail_params ||
-      a.notice_for != b.notice_for || a.notice_rcpts != b.notice_rcpts ||
+      a.notice_for != b.notice_for || a.notice_rcpts != b.notice_rcpts || a.origin != b.origin ||
       a.recipients.size() != b.recipients.size())
     return false;
   for (size_t i = 0; i < a.recipients.size(); ++i) {

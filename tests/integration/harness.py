@@ -550,7 +550,8 @@ class Tern:
 # The queue reader (queue-format.md, versions 1 to 3)
 
 HEADER_KEYS = {"id", "arrival", "client-address", "client-port", "client-helo", "client-relay",
-               "protocol", "sender", "mail-param", "rcpt", "data-size"}
+               "protocol", "sender", "mail-param", "rcpt", "data-size",
+               "origin", "!history"}  # the last two only in imported messages
 STATES = {"pending", "delivered", "deferred", "failed", "failed-notified"}
 
 
@@ -662,7 +663,7 @@ def parse_queue_file(path, require_crlf=True):
         if key not in HEADER_KEYS:
             bad(f"unknown record {key!r}")
         m.records.append((key, val))
-        if key in ("mail-param", "rcpt"):
+        if key in ("mail-param", "rcpt", "!history"):
             pass
         elif key in m.fields:
             bad(f"duplicate record {key!r}")
@@ -741,7 +742,7 @@ def parse_queue_file(path, require_crlf=True):
                 bad(f"malformed delay-warned record {line!r}")
             m.delay_warned = int(line[len("delay-warned "):])
             continue
-        if line.split(" ")[0] in ("!held", "!released", "!deleted"):
+        if line.split(" ")[0] in ("!held", "!released", "!deleted", "!exported"):
             m.operator_records.append(line)
             continue
         if line.startswith("status-code "):

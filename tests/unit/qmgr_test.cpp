@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <map>
 
 #include "fakes.hpp"
 #include "qmgr/manager.hpp"
@@ -521,4 +522,108 @@ TEST_CASE("scheduler: flush makes every waiting job due at once, not the finishe
   CHECK(got == std::vector<scheduler::JobId>{1, 3, 4, 5});
   CHECK(s.run_until(kT0 + 3600 * kS).empty());  // no second dispatch from old entries
   CHECK_FALSE(s.sched.due(2).has_value());
+}
+
+TEST_CASE("qmgr: export holds, waits for the attempt in flight, then records !exported before the removal") {
+  World w;
+  w.mgr->recovery_done();
+  std::vector<qmgr::JobId> cancelled;
+  w.mgr->set_canceller([&](qmgr::JobId j) { cancelled.push_back(j); });
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  w.mgr->add(message("M2", {"y@b.example", "z@c.example"}), 100, false);
+  w.mgr->add(message("M3", {"v@d.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 4);
+  // M1 and one of M2's transactions are in flight when the export starts; the other waits.
+  std::map<std::string, Opened> flying;
+  for (const auto& x : o) {
+    auto req = w.mgr->begin(x.job);
+    REQUIRE(req.has_value());
+    if (req->msg_id == "M1" || (req->msg_id == "M2" && req->rcpts[0] == "y@b.example")) flying[req->rcpts[0]] = x;
+    else w.mgr->report(x.job, {deferred()}, w.clock.now_us());
+  }
+  REQUIRE(flying.size() == 2);
+  CHECK(run_admin(w, qmgr::AdminOp::Hold, ids({"M3"}))[0].done == "held");
+
+  std::vector<qmgr::ExportItem> ready;
+  std::vector<qmgr::AdminResult> skipped;
+  bool called = false;
+  qmgr::Selector all;
+  all.all = true;
+  w.mgr->export_prepare(all, "uid=0", [&](std::vector<qmgr::ExportItem> i, std::vector<qmgr::AdminResult> r) {
+    ready = std::move(i);
+    skipped = std::move(r);
+    called = true;
+  });
+  CHECK(!called);  // attempts in flight
+  CHECK(w.files.appended["M1"].find("!held ") != std::string::npos);
+  CHECK(w.files.appended["M2"].find("!held ") != std::string::npos);
+  CHECK(cancelled.empty());  // waited for, never cancelled
+  // No other command touches a message being exported.
+  CHECK(run_admin(w, qmgr::AdminOp::Delete, ids({"M1"}))[0].error == "being exported");
+  // M2's attempt delivers y (recorded, still exported: z is open); M1's delivers its only
+  // recipient, so M1 is not exported.
+  w.mgr->report(flying["y@b.example"].job, {Outcome::make(Fate::Delivered, "2.0.0", "250 ok", true)},
+                w.clock.now_us());
+  CHECK(!called);
+  w.mgr->report(flying["x@a.example"].job, {Outcome::make(Fate::Delivered, "2.0.0", "250 ok", true)},
+                w.clock.now_us());
+  REQUIRE(called);
+  REQUIRE(ready.size() == 2);
+  CHECK(ready[0].id == "M2");
+  CHECK(!ready[0].was_held);
+  CHECK(ready[1].id == "M3");
+  CHECK(ready[1].was_held);
+  REQUIRE(skipped.size() == 1);
+  CHECK(skipped[0].id == "M1");
+  CHECK(skipped[0].done.starts_with("not exported"));
+  CHECK(w.mgr->envelope("M2")->recipients[0].state == queue::RcptState::Delivered);
+  // While the archive is written, a flush starts no attempt for them (held).
+  w.mgr->flush();
+  for (const auto& x : w.due()) CHECK(!w.mgr->begin(x.job).has_value());
+
+  // M2 is in the archive, M3 could not be read: M2 goes, M3 stays held as it was.
+  std::vector<qmgr::AdminResult> finished;
+  bool done = false;
+  w.mgr->export_finish({ready[0]}, {ready[1]}, "uid=0", [&](std::vector<qmgr::AdminResult> r) {
+    finished = std::move(r);
+    done = true;
+  });
+  REQUIRE(done);
+  REQUIRE(finished.size() == 1);
+  CHECK(finished[0].done == "exported");
+  const std::string& m2 = w.files.appended["M2"];
+  CHECK(m2.find("!exported ") > m2.find("!held "));
+  CHECK(std::find(w.files.removed.begin(), w.files.removed.end(), "M2") != w.files.removed.end());
+  CHECK(w.mgr->envelope("M2") == nullptr);
+  CHECK(w.mgr->envelope("M3")->held);
+  CHECK(w.files.appended["M3"].find("!released") == std::string::npos);
+  CHECK(run_admin(w, qmgr::AdminOp::Release, ids({"M3"}))[0].done == "released");
+  CHECK(w.notices.count(bounce::NoticeKind::Failure) == 0);
+}
+
+TEST_CASE("qmgr: a message not written into the archive is released again and delivered here") {
+  World w;
+  w.mgr->recovery_done();
+  w.mgr->add(message("M1", {"x@a.example"}), 100, false);
+  auto o = w.due();
+  REQUIRE(o.size() == 1);
+  w.attempt(o[0], deferred());
+  std::vector<qmgr::ExportItem> ready;
+  qmgr::Selector sel = ids({"M1"});
+  w.mgr->export_prepare(sel, "uid=0", [&](std::vector<qmgr::ExportItem> i, std::vector<qmgr::AdminResult>) {
+    ready = std::move(i);
+  });
+  REQUIRE(ready.size() == 1);
+  CHECK(ready[0].next_attempt_us > w.clock.now_us());
+  CHECK(w.mgr->envelope("M1")->held);
+  bool done = false;
+  w.mgr->export_finish({}, ready, "uid=0", [&](std::vector<qmgr::AdminResult> r) {
+    CHECK(r.empty());
+    done = true;
+  });
+  REQUIRE(done);
+  CHECK(!w.mgr->envelope("M1")->held);
+  CHECK(w.files.appended["M1"].find("!released ") != std::string::npos);
+  CHECK(w.due().size() == 1);  // due at once again
 }

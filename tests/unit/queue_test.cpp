@@ -283,10 +283,10 @@ TEST_CASE("format evolution: unknown optional records are skipped, must-understa
   CHECK(p->envelope.sender == e.sender);
 
   std::string mu = encode_header(e, 0);
-  mu.insert(mu.find("sender"), "!exported 1764066540000000 elsewhere\n");
+  mu.insert(mu.find("sender"), "!migrated 1764066540000000 elsewhere\n");
   p = parse_header(mu);
   REQUIRE(p.ok());
-  CHECK(p->unknown_must_understand == "!exported");
+  CHECK(p->unknown_must_understand == "!migrated");
 
   // A newer format version as a whole needs a newer reader.
   p = parse_header("TERN-QUEUE 4\nwhatever comes next\n");
@@ -300,12 +300,12 @@ TEST_CASE("format evolution: unknown optional records are skipped, must-understa
   CHECK(seen.empty());
   CHECK(t.recipients[0].state == RcptState::Delivered);
   Envelope u = sample();
-  REQUIRE(apply_status_records(u, "!exported 9 to-x\n" + encode_status(0, RcptState::Delivered, 5, "", "250"),
+  REQUIRE(apply_status_records(u, "!migrated 9 to-x\n" + encode_status(0, RcptState::Delivered, 5, "", "250"),
                                &seen).ok());
-  CHECK(seen == "!exported");
+  CHECK(seen == "!migrated");
   // Without a place to report it, an unknown must-understand record is an error.
   Envelope w = sample();
-  auto st = apply_status_records(w, "!exported 9\n");
+  auto st = apply_status_records(w, "!migrated 9\n");
   REQUIRE_FALSE(st.ok());
   CHECK(st.error().kind == tern::ErrorKind::Perm);
 }

@@ -197,7 +197,7 @@ TEST_CASE("recovery: must-understand records leave the file untouched; deleted f
   const std::string v1 = write_file(q, encode_id(1000), "TERN-QUEUE 1", "", "");
   const std::string optional = write_file(q, encode_id(2000), "TERN-QUEUE 2", "future-note x\n",
                                           "another-note y\n" + encode_status(0, RcptState::Delivered, 1, "", "250"));
-  const std::string mu_head = write_file(q, encode_id(3000), "TERN-QUEUE 2", "!exported 5 x\n", "");
+  const std::string mu_head = write_file(q, encode_id(3000), "TERN-QUEUE 2", "!migrated 5 x\n", "");
   // The torn last line would be cut off in a file this version may act on; here it must stay.
   const std::string mu_tail_text = "!frozen 7\nstatus 0 delivered 8 - torn";
   const std::string mu_tail = write_file(q, encode_id(4000), "TERN-QUEUE 2", "", mu_tail_text);
@@ -205,6 +205,8 @@ TEST_CASE("recovery: must-understand records leave the file untouched; deleted f
   std::ofstream(q + "/msg/" + newer, std::ios::binary) << "TERN-QUEUE 4\nnew things\n";
   const std::string deleted = write_file(q, encode_id(6000), "TERN-QUEUE 2", "", encode_deleted(9));
   const std::string held = write_file(q, encode_id(7000), "TERN-QUEUE 1", "", encode_held(9));
+  // Exported to an archive, and a crash before the unlink: never loaded again.
+  const std::string exported = write_file(q, encode_id(8000), "TERN-QUEUE 2", "", encode_held(8) + encode_exported(9));
   const std::string mu_before = slurp(q + "/msg/" + mu_tail);
 
   auto store = f.open();
@@ -212,6 +214,7 @@ TEST_CASE("recovery: must-understand records leave the file untouched; deleted f
   REQUIRE(r.ok());
   CHECK(r->left_untouched == 3);
   CHECK(r->deleted_removed == 1);
+  CHECK(r->exported_removed == 1);
   CHECK(r->corrupt_moved == 0);
   REQUIRE(r->messages.size() == 3);
   CHECK(r->messages[0].id == v1);
@@ -226,6 +229,8 @@ TEST_CASE("recovery: must-understand records leave the file untouched; deleted f
   CHECK(slurp(q + "/msg/" + mu_tail) == mu_before);
   CHECK_FALSE(exists(q + "/msg/" + deleted));
   CHECK_FALSE(exists(q + "/corrupt/" + deleted));
+  CHECK_FALSE(exists(q + "/msg/" + exported));
+  CHECK_FALSE(exists(q + "/corrupt/" + exported));
   store->close();
 }
 
@@ -237,7 +242,7 @@ TEST_CASE("recovery: recover_async hands out every message in order, then the co
   const size_t n = Store::kRecoveryChunk * 2 + 17;
   for (size_t i = 0; i < n; ++i) write_file(f.d.q(), encode_id(1000 + i), "TERN-QUEUE 2", "", "");
   write_file(f.d.q(), encode_id(900), "TERN-QUEUE 2", "", encode_deleted(1));
-  write_file(f.d.q(), encode_id(901), "TERN-QUEUE 2", "!exported 1\n", "");
+  write_file(f.d.q(), encode_id(901), "TERN-QUEUE 2", "!migrated 1\n", "");
   std::ofstream(f.d.q() + "/msg/" + encode_id(902), std::ios::binary) << "not a queue file\n";
   std::ofstream(f.d.q() + "/tmp/" + encode_id(903), std::ios::binary) << "partial";
 
