@@ -24,7 +24,7 @@ extern "C" int LLVMFuzzerTestOneInput(const unsigned char* data, size_t size) {
     c.hostname = "relay.example.net";
     c.postmaster = "hostmaster@example.net";
     c.relay.networks = {*tern::Cidr::parse("127.0.0.1/32")};
-    c.relay.domains = {{"partner.example", std::nullopt}};
+    c.relay.domains = {{"partner.example", std::nullopt, {}}};
     c.limits.max_message_size = 4096;
     c.limits.max_recipients = 5;
     return std::make_shared<const tern::server::SessionSettings>(
