@@ -159,6 +159,7 @@ int smtp_session(const config::Config& cfg) {
       sub.sender = m.sender.empty() ? "<>" : m.sender;
       sub.mail_params = m.mail_params;
       sub.rcpts = m.rcpts;
+      sub.rcpt_params = m.rcpt_params;
       Sent r = problem.empty() ? hand_over(cfg, format_request(sub, m.data.size()) + m.data)
                                : Sent{kExitDataErr, problem};
       put(s.message_done(r.code == kExitOk, r.code, r.text.empty() ? "in the maildrop" : r.text));

@@ -84,7 +84,8 @@ RequestReader::State RequestReader::line(std::string_view l) {
       const bool ok = from ? ((istarts_with(prm, "RET=") && smtp::parse_ret(prm.substr(4)).ok()) ||
                               (istarts_with(prm, "ENVID=") && smtp::parse_envid(prm.substr(6)).ok()) ||
                               iequals(prm, "BODY=7BIT") || iequals(prm, "BODY=8BITMIME"))
-                           : (istarts_with(prm, "NOTIFY=") && smtp::parse_notify(prm.substr(7)).ok());
+                           : ((istarts_with(prm, "NOTIFY=") && smtp::parse_notify(prm.substr(7)).ok()) ||
+                              (istarts_with(prm, "ORCPT=") && smtp::parse_orcpt(prm.substr(6)).ok()));
       if (!ok) return refuse(kExitUsage, "bad parameter " + prm);
     }
     if (from) {
@@ -135,7 +136,15 @@ std::string format_request(const Submission& s, uint64_t size) {
       if (c != '\n' && c != '\r') name.push_back(c);
     out += "NAME " + name + "\n";
   }
-  for (const auto& r : s.rcpts) out += "TO " + bracket(r) + (s.notify.empty() ? "" : " NOTIFY=" + s.notify) + "\n";
+  for (size_t i = 0; i < s.rcpts.size(); ++i) {
+    out += "TO " + bracket(s.rcpts[i]);
+    if (i < s.rcpt_params.size()) {
+      for (const auto& p : s.rcpt_params[i]) out += " " + p;
+    } else if (!s.notify.empty()) {
+      out += " NOTIFY=" + s.notify;
+    }
+    out += "\n";
+  }
   out += "DATA " + std::to_string(size) + "\n";
   return out;
 }

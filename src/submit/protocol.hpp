@@ -82,6 +82,9 @@ struct Submission {
   std::string full_name;
   std::vector<std::string> rcpts;
   std::string notify;  // "" = not given
+  // Per recipient (parallel to rcpts, or empty): NOTIFY=/ORCPT= from an SMTP session (-bs);
+  // when given they replace `notify`.
+  std::vector<std::vector<std::string>> rcpt_params;
 };
 std::string format_request(const Submission& s, uint64_t size);
 

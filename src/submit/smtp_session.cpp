@@ -4,6 +4,7 @@
 #include "common/strings.hpp"
 #include "smtp/address.hpp"
 #include "smtp/command.hpp"
+#include "smtp/dsn_params.hpp"
 #include "submit/options.hpp"
 
 namespace tern::submit {
@@ -79,7 +80,7 @@ std::string SmtpSession::command(std::string_view line) {
     case Verb::Ehlo:
       msg_ = {};
       in_transaction_ = false;
-      return "250-" + hostname_ + "\r\n250-8BITMIME\r\n250 PIPELINING\r\n";
+      return "250-" + hostname_ + "\r\n250-8BITMIME\r\n250-DSN\r\n250 PIPELINING\r\n";
     case Verb::Helo:
       msg_ = {};
       in_transaction_ = false;
@@ -96,6 +97,13 @@ std::string SmtpSession::command(std::string_view line) {
       for (const auto& prm : *params) {
         if (prm.keyword == "BODY" && prm.value && (iequals(*prm.value, "7BIT") || iequals(*prm.value, "8BITMIME")))
           kept.push_back("BODY=" + to_upper(*prm.value));
+        // RFC 3461 §4.3/§4.4: checked here, so a bad value gets its 501 in the session.
+        else if (prm.keyword == "RET" && prm.value && smtp::parse_ret(*prm.value).ok())
+          kept.push_back("RET=" + to_upper(*prm.value));
+        else if (prm.keyword == "ENVID" && prm.value && smtp::parse_envid(*prm.value).ok())
+          kept.push_back("ENVID=" + *prm.value);
+        else if (prm.keyword == "RET" || prm.keyword == "ENVID")
+          return "501 5.5.4 malformed " + prm.raw + "\r\n";
         else if (prm.keyword != "SIZE")
           return "555 5.5.4 unsupported parameter " + prm.raw + "\r\n";
       }
@@ -111,8 +119,22 @@ std::string SmtpSession::command(std::string_view line) {
       if (!rest) return "501 5.5.4 syntax: RCPT TO:<address>\r\n";
       auto p = smtp::parse_path(*rest, false, true, true);
       if (!p) return "501 " + p.error().message + "\r\n";
-      if (!trim(p->rest).empty()) return "555 5.5.4 unsupported parameter " + std::string(trim(p->rest)) + "\r\n";
+      auto params = smtp::parse_params(p->rest, true);
+      if (!params) return "501 " + params.error().message + "\r\n";
+      std::vector<std::string> kept;
+      for (const auto& prm : *params) {
+        // RFC 3461 §4.1/§4.2.
+        if (prm.keyword == "NOTIFY" && prm.value && smtp::parse_notify(*prm.value).ok())
+          kept.push_back("NOTIFY=" + to_upper(*prm.value));
+        else if (prm.keyword == "ORCPT" && prm.value && smtp::parse_orcpt(*prm.value).ok())
+          kept.push_back("ORCPT=" + *prm.value);
+        else if (prm.keyword == "NOTIFY" || prm.keyword == "ORCPT")
+          return "501 5.5.4 malformed " + prm.raw + "\r\n";
+        else
+          return "555 5.5.4 unsupported parameter " + prm.raw + "\r\n";
+      }
       msg_.rcpts.push_back(p->address.mailbox());
+      msg_.rcpt_params.push_back(std::move(kept));
       return "250 2.1.5 Ok\r\n";
     }
     case Verb::Data:

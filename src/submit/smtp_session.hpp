@@ -13,8 +13,9 @@ namespace tern::submit {
 struct SessionMessage {
   bool sender_given = true;  // MAIL FROM in the session is the sender, like -f
   std::string sender;        // empty: the null sender
-  std::vector<std::string> mail_params;  // BODY=
+  std::vector<std::string> mail_params;  // BODY=, RET=, ENVID= as given (validated)
   std::vector<std::string> rcpts;
+  std::vector<std::vector<std::string>> rcpt_params;  // per recipient: NOTIFY=, ORCPT=
   std::string data;          // dot-unstuffed, CRLF line ends
 };
 

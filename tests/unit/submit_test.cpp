@@ -265,11 +265,41 @@ TEST_CASE("-bs: an SMTP session hands each message over and replies with the ver
   CHECK(s.finished());
 }
 
+// DSN (RFC 3461) in the session, as a client that asks for it (Symfony Mailer can): RET and
+// ENVID on MAIL, NOTIFY and ORCPT per recipient, handed over as given; bad values get 501.
+TEST_CASE("-bs: DSN parameters are offered, checked and handed over per recipient") {
+  SmtpSession s("h.example", 1000);
+  std::string out = s.feed("EHLO c\r\n");
+  CHECK(out.find("250-DSN\r\n") != std::string::npos);
+  CHECK(s.feed("MAIL FROM:<a@x.example> RET=HDRS ENVID=env+2B1\r\n") == "250 2.1.0 Ok\r\n");
+  CHECK(s.feed("RCPT TO:<b@y.example> NOTIFY=SUCCESS,FAILURE ORCPT=rfc822;b@y.example\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(s.feed("RCPT TO:<c@y.example>\r\n") == "250 2.1.5 Ok\r\n");
+  CHECK(s.feed("RCPT TO:<d@y.example> NOTIFY=NEVER,SUCCESS\r\n").rfind("501 ", 0) == 0);
+  CHECK(s.feed("RCPT TO:<d@y.example> XFOO=1\r\n").rfind("555 ", 0) == 0);
+  s.feed("DATA\r\nx\r\n.\r\n");
+  REQUIRE(s.has_message());
+  const SessionMessage& m = s.message();
+  CHECK(m.mail_params == std::vector<std::string>{"RET=HDRS", "ENVID=env+2B1"});
+  REQUIRE(m.rcpt_params.size() == 2);
+  CHECK(m.rcpt_params[0] == std::vector<std::string>{"NOTIFY=SUCCESS,FAILURE", "ORCPT=rfc822;b@y.example"});
+  CHECK(m.rcpt_params[1].empty());
+  Submission sub;
+  sub.sender_given = true;
+  sub.sender = m.sender;
+  sub.mail_params = m.mail_params;
+  sub.rcpts = m.rcpts;
+  sub.rcpt_params = m.rcpt_params;
+  CHECK(format_request(sub, 3) ==
+        "FROM <a@x.example> RET=HDRS ENVID=env+2B1\nTO <b@y.example> NOTIFY=SUCCESS,FAILURE "
+        "ORCPT=rfc822;b@y.example\nTO <c@y.example>\nDATA 3\n");
+}
+
 TEST_CASE("-bs: out of order and bad commands") {
   SmtpSession s("h.example", 1000);
   CHECK(s.feed("RCPT TO:<b@y.example>\r\n").rfind("503 ", 0) == 0);
   CHECK(s.feed("DATA\r\n").rfind("503 ", 0) == 0);
   CHECK(s.feed("MAIL FROM:<a@x.example> NOTIFY=NEVER\r\n").rfind("555 ", 0) == 0);
+  CHECK(s.feed("MAIL FROM:<a@x.example> RET=MOST\r\n").rfind("501 ", 0) == 0);
   CHECK(s.feed("MAIL FROM:<a@x.example>\r\n").rfind("250 ", 0) == 0);
   CHECK(s.feed("DATA\r\n").rfind("554 ", 0) == 0);  // no recipients
   CHECK(s.feed("RCPT TO:<not an address>\r\n").rfind("501 ", 0) == 0);
