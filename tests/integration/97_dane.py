@@ -140,6 +140,8 @@ def scenario(ctx):
     q = sinks.send(t2, "a@client.example", ["u@strip.example"], sinks.body("strip"))
     sinks.wait_delivery(t2, q, "u@strip.example", "sent", timeout=30)
     h.check("strip" in subjects(plain_sink), "delivered without validation")
+    t2.reload()
+    t2.wait_log("DANE disabled", count=2, timeout=30)  # SIGHUP checks again
 
 
 if __name__ == "__main__":
