@@ -190,6 +190,9 @@ void Connection::resolve() {
   tls_plan_ = plan_tls(dest_, agent_.settings_.delivery, agent_.settings_.routes);
   phase_resolving_ = true;
   on_state_change();
+  // MTA-STS first (it comes back here once the domain's policy is known).
+  if (!dest_.route && agent_.sts_ && !sts_looked_up_) return lookup_sts();
+  apply_sts(tls_plan_, sts_, dest_, agent_.settings_.delivery);
   auto alive = alive_;
   if (dest_.route) {
     dns::MxHost h{0, dest_.host, {}};
@@ -254,6 +257,7 @@ void Connection::resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit
 
 void Connection::hosts_ready(std::vector<dns::MxHost> hosts) {
   phase_resolving_ = false;
+  if (!sts_hosts(hosts)) return;
   const auto& d = agent_.settings_.delivery;
   CandidateRules rules{dest_.route, dest_.port, d.prefer_ipv6, d.max_addresses,
                        dest_.route ? dest_.domain + " (" + dest_.host + ":" + std::to_string(dest_.port) + ")"
@@ -384,6 +388,7 @@ void Connection::on_connected(int status) {
   session_ = std::make_unique<ClientSession>(agent_.settings_.hostname,
                                              session_security(tls_plan_, plaintext_cand_ == current_));
   session_started_ = false;
+  sts_checked_ = false;
   tls_.reset();
   const std::string rel = relay();
   transport_->set_events({
@@ -555,6 +560,7 @@ void Connection::finish_job(TxnResult r) {
     o.dsn_passed = r.dsn_passed;
     o.tls = tls_summary();
   }
+  sts_check_tls();
   report(std::move(r.rcpts));
   next_job();
 }
@@ -599,6 +605,7 @@ void Connection::report(std::vector<Outcome> outs) {
   if (!req_) return;
   const qmgr::JobId id = job_id_;
   req_.reset();
+  sts_mark(outs);
   agent_.jobs_.report(id, std::move(outs), attempt_started_us_ ? attempt_started_us_ : agent_.clock_.now_us());
 }
 

@@ -75,6 +75,11 @@ class Connection {
   void report(std::vector<Outcome> outs);
   void done();
   [[nodiscard]] std::string relay() const;
+  // MTA-STS steps (delivery/connection_sts.cpp).
+  void lookup_sts();
+  [[nodiscard]] bool sts_hosts(std::vector<dns::MxHost>& hosts);
+  void sts_check_tls();
+  void sts_mark(std::vector<Outcome>& outs) const;
 
   Agent& agent_;
   uint64_t id_;
@@ -114,6 +119,10 @@ class Connection {
   bool finished_ = false;
   int64_t attempt_started_us_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // MTA-STS: the policy is asked for once per connection, before the MX lookup.
+  bool sts_looked_up_ = false;
+  StsPlan sts_;
+  bool sts_checked_ = false;         // testing: this session's TLS was judged and logged
 };
 
 const char* to_string(Connection::State s) noexcept;

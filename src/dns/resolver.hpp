@@ -34,6 +34,15 @@ struct AddrAnswer {
   std::string detail;
 };
 
+// TXT records (RFC 1035 §3.3.14), each record's character-strings joined (RFC 7208 §3.3
+// style), as MTA-STS reads `_mta-sts` records (RFC 8461 §3.1).
+struct TxtAnswer {
+  Rcode rcode = Rcode::TempFail;
+  std::vector<std::string> records;
+  bool secure = false;
+  std::string detail;
+};
+
 class Resolver {
  public:
   virtual ~Resolver() = default;
@@ -41,6 +50,8 @@ class Resolver {
   virtual void resolve_mx(const std::string& domain, std::function<void(MxAnswer)> cb) = 0;
   // A (v4) or AAAA (v6) records of `host`.
   virtual void resolve_addr(const std::string& host, bool v6, std::function<void(AddrAnswer)> cb) = 0;
+  // TXT records of `name`.
+  virtual void resolve_txt(const std::string& name, std::function<void(TxtAnswer)> cb) = 0;
 };
 
 }  // namespace tern::dns

@@ -15,6 +15,7 @@ namespace {
 // RFC 1035 §3.2.2 / RFC 3596 §2.1 type codes and the IN class.
 constexpr int kTypeA = 1;
 constexpr int kTypeMx = 15;
+constexpr int kTypeTxt = 16;
 constexpr int kTypeAaaa = 28;
 constexpr int kClassIn = 1;
 
@@ -100,6 +101,10 @@ void UnboundResolver::resolve_addr(const std::string& host, bool v6,
                                    std::function<void(AddrAnswer)> cb) {
   start(host, v6 ? kTypeAaaa : kTypeA,
         [cb = std::move(cb), v6](const RawResult& raw) { cb(to_addr_answer(raw, v6)); });
+}
+
+void UnboundResolver::resolve_txt(const std::string& name, std::function<void(TxtAnswer)> cb) {
+  start(name, kTypeTxt, [cb = std::move(cb)](const RawResult& raw) { cb(to_txt_answer(raw)); });
 }
 
 void UnboundResolver::start(const std::string& name, int rrtype,

@@ -36,6 +36,7 @@ class UnboundResolver final : public Resolver {
 
   void resolve_mx(const std::string& domain, std::function<void(MxAnswer)> cb) override;
   void resolve_addr(const std::string& host, bool v6, std::function<void(AddrAnswer)> cb) override;
+  void resolve_txt(const std::string& name, std::function<void(TxtAnswer)> cb) override;
 
  private:
   struct Query;

@@ -57,6 +57,15 @@ class FakeResolver final : public dns::Resolver {
       cb(a);
     });
   }
+  void resolve_txt(const std::string& name, std::function<void(dns::TxtAnswer)> cb) override {
+    pending.push_back([this, name, cb] {
+      dns::TxtAnswer a;
+      auto it = txt.find(name);
+      a.rcode = it == txt.end() ? dns::Rcode::NxDomain : dns::Rcode::Ok;
+      if (it != txt.end()) a.records = it->second;
+      cb(a);
+    });
+  }
   void flush() {
     for (int i = 0; i < 10 && !pending.empty(); ++i) {
       auto p = std::move(pending);
@@ -66,6 +75,7 @@ class FakeResolver final : public dns::Resolver {
   }
   std::map<std::string, dns::MxAnswer> mx;
   std::map<std::string, std::vector<IpAddress>> addrs;
+  std::map<std::string, std::vector<std::string>> txt;
   std::vector<std::function<void()>> pending;
 };
 
