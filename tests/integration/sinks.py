@@ -632,7 +632,7 @@ def add_sink(ctx, sink, start=True):
 
 DELIVERY_RE = re.compile(
     r"delivery: id=(?P<id>\S+) to=<(?P<to>[^>]*)> relay=(?P<relay>\S+) tls=(?P<tls>\S+)"
-    r"(?: cipher=(?P<cipher>\S+) verified=(?P<verified>\S+))? delay=\S+ attempt=\S+ "
+    r"(?: cipher=(?P<cipher>\S+) verified=(?P<verified>\S+))?(?: sts=(?P<sts>\S+))? delay=\S+ attempt=\S+ "
     r"dsn=(?P<dsn>\S+) status=(?P<status>\w+) \((?P<reply>.*)\)\s*$")
 
 
@@ -643,6 +643,7 @@ class Delivery:
         self.relay = m.group("relay")
         self.tls = m.group("tls")
         self.verified = m.group("verified")
+        self.sts = m.group("sts")  # enforce | testing when an MTA-STS policy applied, else None
         self.dsn = m.group("dsn")
         self.status = m.group("status")
         self.reply = m.group("reply")
