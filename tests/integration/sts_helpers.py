@@ -76,11 +76,11 @@ class PolicyServer:
         self.httpd.server_close()
 
 
-def start_policy_server(ctx, ca, domains, address="127.0.0.20"):
-    """A PolicyServer on `address` with a certificate from `ca` for mta-sts.D of every
-    domain D in `domains`. Returns it; ctx cleans it up."""
-    port = sinks.pick_port([address])
-    issued = ca.issue([f"mta-sts.{d}" for d in domains], tag="mta-sts")
+def start_policy_server(ctx, ca, domains, address="127.0.0.20", port=None):
+    """A PolicyServer on `address` (and `port`, default a free one) with a certificate from
+    `ca` for mta-sts.D of every domain D in `domains`. Returns it; ctx cleans it up."""
+    port = port or sinks.pick_port([address])
+    issued = ca.issue([f"mta-sts.{d}" for d in domains], tag=f"mta-sts-{address}")
     server = PolicyServer(address, port, ca.server_context(issued))
     ctx.cleanups.append(server.stop)
     return server
