@@ -1,6 +1,7 @@
 // The MTA-STS cache file codec and the use/fetch decisions (pure).
 #include "sts/cache_entry.hpp"
 
+#include <algorithm>
 #include <charconv>
 
 namespace tern::sts {
@@ -74,7 +75,9 @@ Decision decide(const Entry* cached, TxtState txt, std::string_view txt_id, int6
   if (valid && cached->id == txt_id) {
     // §5.1: a sender should refresh a policy before it expires, so that one in use never
     // lapses while the domain still publishes it.
-    const bool near = now_us >= cached->expires_us() - t.refresh_before_us;
+    // A short-lived policy is refreshed in its last quarter, not on every use.
+    const int64_t window = std::min(t.refresh_before_us, cached->policy.max_age * 1000000 / 4);
+    const bool near = now_us >= cached->expires_us() - window;
     return {Action::Use, near && !recently_failed};
   }
   // A new id (or no usable cached policy): fetch, unless a fetch just failed, in which case

@@ -38,7 +38,8 @@ enum class TxtState { Found, Absent, Failed };
 
 // When a refetch is due before expiry, and how long a failed fetch is not retried.
 struct Timing {
-  int64_t refresh_before_us = 86400LL * 1000000;  // refetch in the background this long before expiry
+  // Refetch in the background this long before expiry (at most the last quarter of max_age).
+  int64_t refresh_before_us = 86400LL * 1000000;
   int64_t retry_after_us = 300LL * 1000000;       // after a failed fetch, no new one for this long
 };
 

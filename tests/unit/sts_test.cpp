@@ -247,6 +247,16 @@ TEST_CASE("sts: when a cached policy is used, fetched again or dropped (ManualCl
         Action::Fetch);
 }
 
+TEST_CASE("sts: a short-lived policy is refreshed in its last quarter, not on every use") {
+  ManualClock clock(1800000000 * kSec);
+  const Entry day = entry("id1", clock.now_us(), 86400);
+  CHECK_FALSE(decide(&day, TxtState::Found, "id1", clock.now_us(), 0, Timing{}).refresh);
+  clock.advance_us(18 * 3600 * kSec - 1);
+  CHECK_FALSE(decide(&day, TxtState::Found, "id1", clock.now_us(), 0, Timing{}).refresh);
+  clock.advance_us(1);
+  CHECK(decide(&day, TxtState::Found, "id1", clock.now_us(), 0, Timing{}).refresh);
+}
+
 TEST_CASE("sts: after a fetch, a failure falls back to the cached policy while it is valid") {
   ManualClock clock(1800000000 * kSec);
   const Entry old = entry("id1", clock.now_us(), 3600);
