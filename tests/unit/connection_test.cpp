@@ -11,6 +11,7 @@
 #include <set>
 
 #include "delivery/agent.hpp"
+#include "sts/source.hpp"
 #include "fakes.hpp"
 #include "delivery/connection.hpp"
 #include "queue/codec.hpp"
@@ -88,6 +89,24 @@ struct Wire {
   bool slow = false;  // a slow peer: each piece waits in the queue until on_drain
   bool closed = false;
   std::function<void(int)> connected;
+};
+
+// MTA-STS policies by domain, answered on the resolver's next flush (never inside the call).
+class FakeSts final : public sts::Source {
+ public:
+  explicit FakeSts(FakeResolver& r) : r_(r) {}
+  void policy_for(const std::string& domain, std::function<void(sts::Applied)> cb) override {
+    ++asked;
+    r_.pending.push_back([this, domain, cb] {
+      auto it = policies.find(domain);
+      cb(it == policies.end() ? sts::Applied{} : it->second);
+    });
+  }
+  std::map<std::string, sts::Applied> policies;
+  int asked = 0;
+
+ private:
+  FakeResolver& r_;
 };
 
 class FakeTransport final : public io::Transport {
@@ -302,4 +321,63 @@ TEST_CASE("connection: each awaited reply has its own deadline, even in the same
   }
   CHECK(w.jobs.reports.empty());
   CHECK(t->written.find("DATA\r\n") != std::string::npos);
+}
+
+namespace {
+sts::Applied enforce_policy(std::vector<std::string> mx) {
+  sts::Policy p;
+  p.mode = sts::Mode::Enforce;
+  p.mx = std::move(mx);
+  p.max_age = 86400;
+  return sts::Applied{p, "id7"};
+}
+}  // namespace
+
+TEST_CASE("connection: an MTA-STS enforce policy skips the MX hosts it does not list") {
+  World w;
+  FakeSts policies(w.resolver);
+  policies.policies["dest.example"] = enforce_policy({"mx2.dest.example"});
+  w.agent->set_sts(&policies);
+  w.open();
+  CHECK(policies.asked == 1);
+  // mx1 is preferred, but only mx2 is listed.
+  CHECK(w.transports[0]->to.address.str() == "192.0.2.2");
+  // TLS is required: a server without STARTTLS gets nothing, and no host is left.
+  auto t = w.transports[0];
+  t->connected(0);
+  w.feed(t, "220 mx2 ESMTP\r\n");
+  w.feed(t, "250-mx2\r\n250 PIPELINING\r\n");
+  REQUIRE(w.until([&] { return !w.jobs.reports.empty(); }));
+  CHECK(t->written.find("MAIL FROM") == std::string::npos);
+  const Outcome& o = w.jobs.reports[0][0];
+  CHECK(o.fate == Fate::Deferred);
+  CHECK(o.tls == "tls=none sts=enforce");
+  CHECK(w.transports.size() == 1);
+}
+
+TEST_CASE("connection: an MTA-STS enforce policy listing no MX host defers without connecting") {
+  World w;
+  FakeSts policies(w.resolver);
+  policies.policies["dest.example"] = enforce_policy({"*.elsewhere.example"});
+  w.agent->set_sts(&policies);
+  scheduler::Destination d;
+  d.key = "mx:dest.example";
+  d.domain = "dest.example";
+  d.port = 25;
+  w.agent->open(d, 1);
+  REQUIRE(w.until([&] { return !w.jobs.reports.empty(); }));
+  CHECK(w.transports.empty());
+  const Outcome& o = w.jobs.reports[0][0];
+  CHECK(o.fate == Fate::Deferred);
+  CHECK(o.status == "4.7.0");
+  CHECK(o.text.find("mx1.dest.example, mx2.dest.example") != std::string::npos);
+}
+
+TEST_CASE("connection: without a policy (or for routes) MTA-STS changes nothing") {
+  World w;
+  FakeSts policies(w.resolver);
+  w.agent->set_sts(&policies);
+  w.open();
+  CHECK(policies.asked == 1);
+  CHECK(w.transports[0]->to.address.str() == "192.0.2.1");
 }
