@@ -220,13 +220,17 @@ struct World {
     }
     return cond();
   }
-  // Starts the connection and gets it to the first TCP connect.
-  void open() {
+  // Starts the connection (to dest.example by MX).
+  void start() {
     scheduler::Destination d;
     d.key = "mx:dest.example";
     d.domain = "dest.example";
     d.port = 25;
     agent->open(d, 1);
+  }
+  // Starts the connection and gets it to the first TCP connect.
+  void open() {
+    start();
     REQUIRE(until([&] { return !transports.empty(); }));
   }
   void feed(const std::shared_ptr<Wire>& t, std::string_view s) { t->events.on_data(s); }
@@ -360,11 +364,7 @@ TEST_CASE("connection: an MTA-STS enforce policy listing no MX host defers witho
   FakeSts policies(w.resolver);
   policies.policies["dest.example"] = enforce_policy({"*.elsewhere.example"});
   w.agent->set_sts(&policies);
-  scheduler::Destination d;
-  d.key = "mx:dest.example";
-  d.domain = "dest.example";
-  d.port = 25;
-  w.agent->open(d, 1);
+  w.start();
   REQUIRE(w.until([&] { return !w.jobs.reports.empty(); }));
   CHECK(w.transports.empty());
   const Outcome& o = w.jobs.reports[0][0];
