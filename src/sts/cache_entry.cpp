@@ -67,18 +67,31 @@ std::string file_name_for(std::string_view domain) {
   return std::string(domain);
 }
 
+namespace {
+bool in_refresh_window(const Entry& e, int64_t now_us, const Timing& t) {
+  // A short-lived policy is refreshed in its last quarter, not on every use.
+  const int64_t window = std::min(t.refresh_before_us, e.policy.max_age * 1000000 / 4);
+  return now_us >= e.expires_us() - window;
+}
+bool failed_recently(int64_t last_failure_us, int64_t now_us, const Timing& t) {
+  return last_failure_us != 0 && now_us - last_failure_us < t.retry_after_us;
+}
+}  // namespace
+
+bool refresh_due(const Entry& e, int64_t last_used_us, int64_t now_us, int64_t last_failure_us, const Timing& t) {
+  return e.valid_at(now_us) && last_used_us >= e.fetched_us && in_refresh_window(e, now_us, t) &&
+         !failed_recently(last_failure_us, now_us, t);
+}
+
 Decision decide(const Entry* cached, TxtState txt, std::string_view txt_id, int64_t now_us,
                 int64_t last_failure_us, const Timing& t) {
   const bool valid = cached && cached->valid_at(now_us);
-  const bool recently_failed = last_failure_us != 0 && now_us - last_failure_us < t.retry_after_us;
+  const bool recently_failed = failed_recently(last_failure_us, now_us, t);
   if (txt != TxtState::Found) return {valid ? Action::Use : Action::None, false};
   if (valid && cached->id == txt_id) {
     // §5.1: a sender should refresh a policy before it expires, so that one in use never
     // lapses while the domain still publishes it.
-    // A short-lived policy is refreshed in its last quarter, not on every use.
-    const int64_t window = std::min(t.refresh_before_us, cached->policy.max_age * 1000000 / 4);
-    const bool near = now_us >= cached->expires_us() - window;
-    return {Action::Use, near && !recently_failed};
+    return {Action::Use, in_refresh_window(*cached, now_us, t) && !recently_failed};
   }
   // A new id (or no usable cached policy): fetch, unless a fetch just failed, in which case
   // the state stays as it is until the retry interval has passed.

@@ -62,6 +62,12 @@ struct Decision {
 Decision decide(const Entry* cached, TxtState txt, std::string_view txt_id, int64_t now_us,
                 int64_t last_failure_us, const Timing& t);
 
+// The periodic sweep (§5.1 "proactively"): a cached policy within its refresh window is
+// fetched again ahead of expiry when the domain has had mail since the policy was fetched
+// (a domain no longer written to is left to expire), unless a fetch just failed.
+[[nodiscard]] bool refresh_due(const Entry& e, int64_t last_used_us, int64_t now_us, int64_t last_failure_us,
+                               const Timing& t);
+
 // After a fetch: the fresh entry if it worked, else the cached one while it is valid.
 const Entry* after_fetch(const Entry* fresh, const Entry* cached, int64_t now_us);
 

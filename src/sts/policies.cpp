@@ -12,6 +12,8 @@ namespace {
 
 // Fetch threads: fetches are rare, and each waits on the network, not the CPU.
 constexpr unsigned kFetchThreads = 2;
+// How often cached policies are checked for a refresh due before expiry.
+constexpr uint64_t kSweepMs = 10 * 60 * 1000;
 
 std::string unix_time(int64_t us) { return std::to_string(us / 1000000); }
 
@@ -59,7 +61,35 @@ void Policies::loaded(std::vector<CacheFile>& files, const std::string& error) {
   }
   spdlog::info("mta-sts: {} cached polic{} read from {}", n, n == 1 ? "y" : "ies", s_.cache_dir);
   loaded_ = true;
+  sweep_timer_ = std::make_unique<io::Timer>(loop_);
+  sweep_timer_->start(kSweepMs, kSweepMs, [this] { sweep(); });
   for (auto& [domain, cb] : std::exchange(early_, {})) policy_for(domain, std::move(cb));
+}
+
+// §5.1: policies in use are fetched again before they expire, so that mail arriving just
+// after expiry does not wait for a fetch (or go without a policy if the host is down).
+void Policies::sweep() {
+  const int64_t now = clock_.now_us();
+  for (const auto& [domain, e] : cache_) {
+    if (refreshing_.count(domain) || waiting_.count(domain)) continue;
+    auto used = last_used_.find(domain);
+    auto failed = failed_at_.find(domain);
+    if (refresh_due(e, used == last_used_.end() ? 0 : used->second, now,
+                    failed == failed_at_.end() ? 0 : failed->second, timing_))
+      refresh(domain);
+  }
+}
+
+void Policies::refresh(const std::string& domain) {
+  refreshing_.insert(domain);
+  auto alive = alive_;
+  resolver_.resolve_txt("_mta-sts." + domain, [this, alive, domain](dns::TxtAnswer a) {
+    if (!*alive) return;
+    const TxtVerdict v = a.rcode == dns::Rcode::Ok ? parse_txt(a.records) : TxtVerdict{};
+    // No record now: the cached policy runs out its max_age (§5.1), nothing to fetch.
+    if (!v.found) return static_cast<void>(refreshing_.erase(domain));
+    fetch(domain, v.id, false);
+  });
 }
 
 void Policies::policy_for(const std::string& domain, std::function<void(Applied)> cb) {
@@ -186,6 +216,7 @@ void Policies::finish(const std::string& domain, const Entry* e) {
   if (e) {
     a.policy = e->policy;
     a.id = e->id;
+    last_used_[domain] = clock_.now_us();
   }
   for (auto& cb : cbs) cb(a);
 }

@@ -50,6 +50,8 @@ class Policies final : public Source {
   void fetched(const std::string& domain, const std::string& id, bool waiting, Result<std::string> body,
                int64_t started_us);
   void finish(const std::string& domain, const Entry* e);
+  void sweep();
+  void refresh(const std::string& domain);
   void save(const Entry& e);
   void write(const std::string& domain, const std::string& name, std::string contents);
   void loaded(std::vector<CacheFile>& files, const std::string& error);
@@ -66,6 +68,8 @@ class Policies final : public Source {
   std::map<std::string, int64_t> failed_at_;  // the latest failed fetch per domain
   std::map<std::string, std::vector<std::function<void(Applied)>>> waiting_;
   std::set<std::string> refreshing_;          // background fetches under way
+  std::map<std::string, int64_t> last_used_;  // when a cached policy last applied to mail
+  std::unique_ptr<io::Timer> sweep_timer_;
   // A write per domain at a time; the contents to write once it is done (the newest wins).
   std::map<std::string, std::optional<std::string>> writing_;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

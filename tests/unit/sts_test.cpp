@@ -257,6 +257,20 @@ TEST_CASE("sts: a short-lived policy is refreshed in its last quarter, not on ev
   CHECK(decide(&day, TxtState::Found, "id1", clock.now_us(), 0, Timing{}).refresh);
 }
 
+TEST_CASE("sts: the sweep refreshes a policy in use before it expires, and no other") {
+  ManualClock clock(1800000000 * kSec);
+  const Timing t;
+  const Entry week = entry("id1", clock.now_us(), 7 * 86400);
+  const int64_t used = clock.now_us() + 3600 * kSec;
+  CHECK_FALSE(refresh_due(week, used, clock.now_us() + 2 * 86400 * kSec, 0, t));  // not near expiry yet
+  clock.advance_us(6 * 86400 * kSec + 1);                                           // in its last day
+  CHECK(refresh_due(week, used, clock.now_us(), 0, t));
+  CHECK_FALSE(refresh_due(week, 0, clock.now_us(), 0, t));                   // no mail since the fetch
+  CHECK_FALSE(refresh_due(week, used, clock.now_us(), clock.now_us() - kSec, t));  // a fetch just failed
+  clock.advance_us(86400 * kSec);
+  CHECK_FALSE(refresh_due(week, used, clock.now_us(), 0, t));  // expired: the next message fetches
+}
+
 TEST_CASE("sts: after a fetch, a failure falls back to the cached policy while it is valid") {
   ManualClock clock(1800000000 * kSec);
   const Entry old = entry("id1", clock.now_us(), 3600);
