@@ -101,7 +101,7 @@ Result<std::string> fetch_blocking(const FetchRequest& req, const std::atomic<bo
   curl_easy_setopt(h, CURLOPT_XFERINFODATA, &cancel);
   curl_easy_setopt(h, CURLOPT_ERRORBUFFER, errbuf);
   const CURLcode rc = curl_easy_perform(h);
-  if (body.too_big) return Error::perm("policy larger than 64 KiB");
+  if (body.too_big) return Error::perm("policy body over 64 KiB: transfer cut off");
   if (cancel.load()) return Error::temp("fetch cancelled (shutting down)");
   if (rc != CURLE_OK)
     return Error::temp(url + ": " + (errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc))));

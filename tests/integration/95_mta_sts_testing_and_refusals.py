@@ -8,7 +8,9 @@ an enforce policy in force would defer the mail, so a delivery proves no policy 
   moved.example    the policy URL answers 301 to a valid enforce policy: not followed, no
                    policy: delivered, no sts=;
   html.example     200 with Content-Type text/html: no policy;
-  huge.example     200 text/plain but over 64 KiB: the transfer is cut off, no policy;
+  huge.example     200 text/plain but over 64 KiB: refused, no policy;
+  endless.example  the same, 8 MiB without Content-Length: the transfer is cut off at 64 KiB
+                   (libcurl itself would read it all), no policy;
   broken.example   a malformed policy (max_age too large): logged as malformed, no policy;
   badcert.example  the policy host's certificate is from another CA: no policy."""
 import os
@@ -26,7 +28,7 @@ def scenario(ctx):
     ca = certs.TestCA(ctx.path("ca"))
     other = certs.TestCA(ctx.path("other-ca"), name="another CA")
     domains = ["testing.example", "moved.example", "html.example", "huge.example", "broken.example",
-               "unlisted.example"]
+               "unlisted.example", "endless.example"]
     # mta_sts.https_port is one number: both policy servers share it.
     web_port = sinks.pick_port(["127.0.0.20", "127.0.0.21"])
     web = s.start_policy_server(ctx, ca, domains, port=web_port)
@@ -40,6 +42,7 @@ def scenario(ctx):
     web.serve("good.example", enforce)  # where the redirect points: never asked for
     web.serve("html.example", enforce, Content_Type="text/html")
     web.serve("huge.example", enforce + "x-padding: " + "a" * 70000 + "\n")
+    web.serve("endless.example", enforce + "x-padding: " + "a" * (8 << 20) + "\n", Content_Length=None)
     web.serve("broken.example", s.policy("enforce", ["mx.broken.example"], max_age=31557601))
     bad_web.serve("badcert.example", enforce)
 
@@ -75,7 +78,9 @@ def scenario(ctx):
     for dom, why, log in [
             ("moved.example", "a 301 is not followed", "HTTP status 301"),
             ("html.example", "text/html is refused", "is not text/plain"),
-            ("huge.example", "over 64 KiB is refused", "policy larger than 64 KiB"),
+            ("huge.example", "over 64 KiB is refused", "policy body over 64 KiB: transfer cut off"),
+            ("endless.example", "a body without length is cut off at 64 KiB",
+             "policy body over 64 KiB: transfer cut off"),
             ("broken.example", "a malformed policy is refused", "malformed policy: line 4: max_age 31557601 exceeds"),
             ("badcert.example", "a policy host with an untrusted certificate is refused", "not fetched: https://")]:
         h.step(f"{dom}: {why}, so no policy applies")
@@ -87,7 +92,7 @@ def scenario(ctx):
         h.check(log in text and "no policy applies" in text, f"{dom}: the log says why ({log!r})", text)
     h.check(not web.hits_for("good.example"), "the redirect target was never requested")
     h.check(len(bad_web.hits_for("badcert.example")) == 0, "no request got through the untrusted handshake")
-    h.check(len(sink.messages()) == 7, "every message was delivered", repr(len(sink.messages())))
+    h.check(len(sink.messages()) == 8, "every message was delivered", repr(len(sink.messages())))
 
 
 h.main(scenario)

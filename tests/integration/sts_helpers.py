@@ -52,11 +52,17 @@ class PolicyServer:
                 hdrs = {"Content-Type": "text/plain"}
                 hdrs.update(headers)
                 for k, v in hdrs.items():
-                    if v is not None:
+                    if v is not None and k != "Content-Length":
                         self.send_header(k, v)
-                self.send_header("Content-Length", str(len(data)))
+                # Content_Length=None: no length, the body ends when the connection closes
+                # (HTTP/1.0), so only the reader's own cap can stop it.
+                if hdrs.get("Content-Length", "") is not None:
+                    self.send_header("Content-Length", str(len(data)))
                 self.end_headers()
-                self.wfile.write(data)
+                try:
+                    self.wfile.write(data)
+                except OSError:
+                    pass  # the client hung up (as tern does past 64 KiB)
 
         self.httpd = _Server((address, port), Handler)
         self.httpd.socket = ssl_context.wrap_socket(self.httpd.socket, server_side=True)
