@@ -763,11 +763,40 @@ void read_dns(const Value* v, Dns& out) {
   }
 }
 
+// mta_sts: the CA file is opened here (when files are read), so --check reports a missing
+// or unreadable one with its line instead of every policy fetch failing later.
+void read_mta_sts(const Value* v, MtaSts& out) {
+  if (!v) return;
+  const Fields f(*v, {"enabled", "cache_dir", "ca_file", "https_port", "timeout"});
+  if (auto* x = f.get("enabled")) {
+    const std::string w = read_word(*x, {"true", "false", "yes", "no"});
+    out.enabled = w == "true" || w == "yes";
+  }
+  if (auto* x = f.get("cache_dir")) {
+    const std::string text = scalar_of(*x, "a path");
+    if (text.empty()) x->fail("expected a directory path, got an empty value");
+    out.cache_dir = resolve_path(*x, text);
+  }
+  if (auto* x = f.get("ca_file")) {
+    const std::string text = scalar_of(*x, "a path");
+    if (!text.empty()) {
+      out.ca_file = resolve_path(*x, text);
+      if (x->source().read_files && ::access(out.ca_file.c_str(), R_OK) != 0)
+        x->fail(out.ca_file + ": " + errno_text(errno));
+    }
+  }
+  if (auto* x = f.get("https_port")) out.https_port = read_port(*x);
+  if (auto* x = f.get("timeout")) {
+    out.timeout = read_duration(*x, Seconds(1));
+    if (out.timeout > Seconds(300)) x->fail("must be at most 300s (a policy fetch holds up delivery)");
+  }
+}
+
 Config read_config(const Source& src, const YAML::Node& doc) {
   const Value root(src, doc, "", line_of(doc, 1));
   const Fields f(root, {"hostname", "listen", "queue_dir", "queue_min_free", "relay", "postmaster",
                         "log_level", "limits", "timeouts", "delivery", "routes", "dns",
-                        "control", "tls", "metrics", "log_format", "user", "auth", "submit"});
+                        "control", "tls", "metrics", "log_format", "user", "auth", "submit", "mta_sts"});
   Config cfg;
   cfg.source_path = src.path;
   const Value* host = f.get("hostname");
@@ -816,6 +845,7 @@ Config read_config(const Source& src, const YAML::Node& doc) {
                            " is missing (install dns-root-data): DNSSEC validation and DANE are off");
     cfg.dns.trust_anchor.clear();
   }
+  read_mta_sts(f.get("mta_sts"), cfg.mta_sts);
   read_control(f.get("control"), cfg.control, cfg.queue_dir);
   read_auth(f.get("auth"), cfg.auth);
   if (const Value* lv = f.get("listen"); lv && cfg.auth.users_file.empty())

@@ -131,6 +131,15 @@ struct Dns {
   std::string trust_anchor = "/usr/share/dns/root.key";
 };
 
+// MTA-STS (RFC 8461): recipient domains' published policies, applied to delivery by MX.
+struct MtaSts {
+  bool enabled = false;
+  std::string cache_dir = "/var/lib/tern/sts";  // one file per domain, survives restarts
+  std::string ca_file;        // verifies the HTTPS policy fetch; empty: the system store
+  uint16_t https_port = 443;  // of mta-sts.DOMAIN; another port only for tests and labs
+  Seconds timeout{10};        // per policy fetch (connect and transfer)
+};
+
 // The admin control socket ternctl talks to.
 struct Control {
   std::string socket;  // default: <queue_dir>/control.sock
@@ -180,6 +189,7 @@ struct Config {
   Delivery delivery;
   std::map<std::string, Route> routes;  // key: canonical domain or "*"
   Dns dns;
+  MtaSts mta_sts;
   Control control;
   Submit submit;
   std::optional<Endpoint> metrics_listen;  // metrics.listen: Prometheus endpoint; off when unset

@@ -20,6 +20,7 @@
 #include "io/transport.hpp"
 #include "qmgr/jobs.hpp"
 #include "scheduler/scheduler.hpp"
+#include "sts/source.hpp"
 #include "tls/context.hpp"
 
 namespace tern::delivery {
@@ -67,6 +68,8 @@ class Agent final : public scheduler::Dispatcher {
   // at once (the job itself is already forgotten).
   void cancel(qmgr::JobId id);
   void set_counters(Counters* c) { counters_ = c; }
+  // MTA-STS policies (nullptr: mta_sts is off). Must outlive the agent.
+  void set_sts(sts::Source* s) { sts_ = s; }
 
  private:
   friend class Connection;
@@ -88,6 +91,7 @@ class Agent final : public scheduler::Dispatcher {
   bool stopping_ = false;
   std::function<void()> on_stopped_;
   Counters* counters_ = nullptr;
+  sts::Source* sts_ = nullptr;
 };
 
 }  // namespace tern::delivery

@@ -195,6 +195,11 @@ void Connection::resolve() {
   tls_plan_ = plan_tls(dest_, agent_.settings_.delivery, agent_.settings_.routes);
   phase_resolving_ = true;
   on_state_change();
+  // MTA-STS first (it comes back here once the domain's policy is known).
+  if (!dest_.route && agent_.sts_ && !sts_looked_up_) return lookup_sts();
+  dane_wanted_ = tls_plan_.level == config::TlsLevel::Dane;
+  pre_sts_plan_ = tls_plan_;
+  apply_sts(tls_plan_, sts_, dest_, agent_.settings_.delivery);
   auto alive = alive_;
   if (dest_.route) {
     dns::MxHost h{0, dest_.host, {}};
@@ -258,7 +263,7 @@ void Connection::resolve_addresses(std::vector<dns::MxHost> hosts, bool implicit
           // A route's host must never make mail bounce: it is tern's own configuration.
           return fail_all_jobs(no_address(what, p->tempfail || dest_.route));
         }
-        if (tls_plan_.level == config::TlsLevel::Dane) return lookup_dane(std::move(p->hosts));
+        if (dane_wanted_) return lookup_dane(std::move(p->hosts));
         hosts_ready(std::move(p->hosts));
       });
     }
@@ -296,6 +301,15 @@ void Connection::lookup_dane(std::vector<dns::MxHost> hosts) {
                                                       : log_safe(d.why));
       dane_[host] = std::move(d);
       if (--p->left > 0) return;
+      std::vector<HostDane> verdicts;
+      for (const auto& [_, v] : dane_) verdicts.push_back(v);
+      if (sts_.active() && dane_takes_precedence(verdicts)) {
+        spdlog::info("mta-sts: domain={} policy id={} set aside: its MX hosts publish DNSSEC-secure TLSA "
+                     "records, and DANE takes precedence",
+                     dest_.domain, sts_.id);
+        sts_ = StsPlan{};
+        tls_plan_ = pre_sts_plan_;
+      }
       hosts_ready(std::move(p->hosts));
     });
   }
@@ -303,6 +317,7 @@ void Connection::lookup_dane(std::vector<dns::MxHost> hosts) {
 
 void Connection::hosts_ready(std::vector<dns::MxHost> hosts) {
   phase_resolving_ = false;
+  if (!sts_hosts(hosts)) return;
   const auto& d = agent_.settings_.delivery;
   CandidateRules rules{dest_.route, dest_.port, d.prefer_ipv6, d.max_addresses,
                        dest_.route ? dest_.domain + " (" + dest_.host + ":" + std::to_string(dest_.port) + ")"
@@ -428,11 +443,12 @@ void Connection::connect_next() {
   current_ = next_cand_++;
   const Candidate& c = cands_[current_];
   host_plan_ = tls_plan_;
-  if (tls_plan_.level == config::TlsLevel::Dane) {
+  if (dane_wanted_) {
     auto it = dane_.find(c.host);
     const HostDane none;
     const HostDane& d = it == dane_.end() ? none : it->second;
-    // A failed or bogus TLSA lookup: never a plaintext (or unauthenticated) fallback.
+    // A failed or bogus TLSA lookup: never a plaintext (or unauthenticated) fallback, and
+    // not used under an MTA-STS policy either.
     if (d.mode == DaneMode::Unusable) return address_failed(d.why, "4.7.5");
     host_plan_ = plan_for_host(tls_plan_, d);
   }
@@ -454,6 +470,7 @@ void Connection::on_connected(int status) {
   session_ = std::make_unique<ClientSession>(agent_.settings_.hostname,
                                              session_security(host_plan_, plaintext_cand_ == current_));
   session_started_ = false;
+  sts_checked_ = false;
   tls_.reset();
   const std::string rel = relay();
   transport_->set_events({
@@ -625,6 +642,7 @@ void Connection::finish_job(TxnResult r) {
     o.dsn_passed = r.dsn_passed;
     o.tls = tls_summary();
   }
+  sts_check_tls();
   report(std::move(r.rcpts));
   next_job();
 }
@@ -669,6 +687,7 @@ void Connection::report(std::vector<Outcome> outs) {
   if (!req_) return;
   const qmgr::JobId id = job_id_;
   req_.reset();
+  sts_mark(outs);
   agent_.jobs_.report(id, std::move(outs), attempt_started_us_ ? attempt_started_us_ : agent_.clock_.now_us());
 }
 

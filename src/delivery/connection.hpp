@@ -77,6 +77,11 @@ class Connection {
   void report(std::vector<Outcome> outs);
   void done();
   [[nodiscard]] std::string relay() const;
+  // MTA-STS steps (delivery/connection_sts.cpp).
+  void lookup_sts();
+  [[nodiscard]] bool sts_hosts(std::vector<dns::MxHost>& hosts);
+  void sts_check_tls();
+  void sts_mark(std::vector<Outcome>& outs) const;
 
   Agent& agent_;
   uint64_t id_;
@@ -118,6 +123,14 @@ class Connection {
   bool finished_ = false;
   int64_t attempt_started_us_ = 0;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // MTA-STS: the policy is asked for once per connection, before the MX lookup.
+  bool sts_looked_up_ = false;
+  StsPlan sts_;
+  // Under `dane`, the plan before MTA-STS changed it: DANE takes precedence over MTA-STS
+  // for a domain whose hosts publish secure TLSA records (RFC 8461 §2).
+  bool dane_wanted_ = false;
+  TlsPlan pre_sts_plan_;
+  bool sts_checked_ = false;         // testing: this session's TLS was judged and logged
 };
 
 const char* to_string(Connection::State s) noexcept;

@@ -49,6 +49,12 @@ HostDane dane_for_host(const dns::TlsaAnswer& a) {
   return d;
 }
 
+bool dane_takes_precedence(const std::vector<HostDane>& hosts) {
+  for (const auto& h : hosts)
+    if (h.mode == DaneMode::Authenticate || h.mode == DaneMode::EncryptOnly) return true;
+  return false;
+}
+
 std::string describe(const dns::TlsaRecord& r) {
   static constexpr char kHex[] = "0123456789abcdef";
   std::string s = std::to_string(r.usage) + " " + std::to_string(r.selector) + " " + std::to_string(r.mtype) + " ";

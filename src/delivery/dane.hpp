@@ -33,6 +33,11 @@ bool tlsa_usable(const dns::TlsaRecord& r);
 
 HostDane dane_for_host(const dns::TlsaAnswer& a);
 
+// RFC 8461 §2: where a domain's MX hosts publish DNSSEC-secure TLSA records, DANE takes
+// precedence over its MTA-STS policy. True when some host has a secure TLSA set (usable or
+// not); a failed lookup proves nothing, so it never lifts an MTA-STS policy.
+bool dane_takes_precedence(const std::vector<HostDane>& hosts);
+
 // "3 1 1 5b2e...": the record as a log line shows it (data in hex, cut after 32 octets).
 std::string describe(const dns::TlsaRecord& r);
 const char* to_string(DaneMode m) noexcept;

@@ -52,8 +52,47 @@ TlsPlan plan_for_host(const TlsPlan& plan, const HostDane& dane) {
 
 std::vector<std::string> verify_names(const TlsPlan& plan, const std::string& host, bool mx_secure) {
   std::vector<std::string> names = plan.names;
-  if (plan.mx_names && mx_secure && !host.empty() && !IpAddress::parse(host)) names.push_back(host);
+  if ((plan.host_name || (plan.mx_names && mx_secure)) && !host.empty() && !IpAddress::parse(host))
+    names.push_back(host);
   return names;
+}
+
+StsPlan sts_plan(const sts::Applied& a) {
+  StsPlan p;
+  if (!a.policy) return p;
+  p.mode = a.policy->mode;
+  p.mx = a.policy->mx;
+  p.id = a.id;
+  return p;
+}
+
+void apply_sts(TlsPlan& plan, const StsPlan& sts, const scheduler::Destination& d,
+               const config::Delivery& delivery) {
+  if (!sts.active() || d.route || delivery.tls_policy.count(d.domain)) return;
+  if (sts.mode == sts::Mode::Enforce) plan.level = config::TlsLevel::Verify;
+  if (plan.level == config::TlsLevel::Verify && sts.mode != sts::Mode::Enforce) return;
+  // §4.2: the certificate must be valid for the MX host name (not the recipient domain).
+  plan.ca_file = delivery.tls_ca_file;
+  plan.names.clear();
+  plan.mx_names = false;
+  plan.host_name = true;
+}
+
+std::vector<dns::MxHost> sts_filter_hosts(std::vector<dns::MxHost> hosts, const StsPlan& sts,
+                                          std::vector<std::string>& mismatched) {
+  if (!sts.active()) return hosts;
+  sts::Policy p;
+  p.mx = sts.mx;
+  std::vector<dns::MxHost> kept;
+  for (auto& h : hosts) {
+    if (sts::mx_matches(p, h.name)) {
+      kept.push_back(std::move(h));
+      continue;
+    }
+    mismatched.push_back(h.name);
+    if (sts.mode != sts::Mode::Enforce) kept.push_back(std::move(h));
+  }
+  return kept;
 }
 
 ClientSecurity session_security(const TlsPlan& plan, bool plaintext) {

@@ -159,7 +159,7 @@ const char* rcode_str(Rcode rc) noexcept {
 
 namespace {
 
-// The rcode and detail shared by both answer kinds; Ok means "decode the records".
+// The rcode and detail shared by every answer kind; Ok means "decode the records".
 struct Verdict {
   Rcode rcode;
   std::string detail;
@@ -177,45 +177,48 @@ Verdict classify(const RawResult& raw) {
   return {Rcode::Ok, ""};
 }
 
-}  // namespace
-
-MxAnswer to_mx_answer(const RawResult& raw) {
-  MxAnswer out;
+// Every answer kind: the rcode from classify(), then each record decoded by `parse` into
+// `items`; one record that does not decode makes the whole answer Malformed.
+template <typename Answer, typename Item, typename Parse>
+Answer decode_answer(const RawResult& raw, std::vector<Item> Answer::*items, const char* type, Parse parse) {
+  Answer out;
   out.secure = raw.secure;
   auto v = classify(raw);
   out.rcode = v.rcode;
   out.detail = std::move(v.detail);
   if (out.rcode != Rcode::Ok) return out;
   for (size_t i = 0; i < raw.rdata.size(); ++i) {
-    auto mx = parse_mx_rdata(raw.rdata[i]);
-    if (!mx) {
+    auto r = parse(raw.rdata[i]);
+    if (!r) {
       out.rcode = Rcode::Malformed;
-      out.detail = "MX record " + std::to_string(i + 1) + ": " + mx.error().message;
-      out.records.clear();
+      out.detail = std::string(type) + " record " + std::to_string(i + 1) + ": " + r.error().message;
+      (out.*items).clear();
       return out;
     }
-    out.records.push_back(std::move(mx.value()));
+    (out.*items).push_back(std::move(r.value()));
   }
   return out;
 }
 
+}  // namespace
+
+MxAnswer to_mx_answer(const RawResult& raw) {
+  return decode_answer(raw, &MxAnswer::records, "MX", parse_mx_rdata);
+}
+
 AddrAnswer to_addr_answer(const RawResult& raw, bool v6) {
-  AddrAnswer out;
-  out.secure = raw.secure;
-  auto v = classify(raw);
-  out.rcode = v.rcode;
-  out.detail = std::move(v.detail);
-  if (out.rcode != Rcode::Ok) return out;
-  for (size_t i = 0; i < raw.rdata.size(); ++i) {
-    auto a = v6 ? parse_aaaa_rdata(raw.rdata[i]) : parse_a_rdata(raw.rdata[i]);
-    if (!a) {
-      out.rcode = Rcode::Malformed;
-      out.detail = std::string(v6 ? "AAAA" : "A") + " record " + std::to_string(i + 1) + ": " +
-                   a.error().message;
-      out.addresses.clear();
-      return out;
-    }
-    out.addresses.push_back(a.value());
+  return decode_answer(raw, &AddrAnswer::addresses, v6 ? "AAAA" : "A", v6 ? parse_aaaa_rdata : parse_a_rdata);
+}
+
+Result<std::string> parse_txt_rdata(std::span<const uint8_t> rdata) {
+  if (rdata.empty()) return Error::perm("empty TXT rdata");
+  std::string out;
+  size_t i = 0;
+  while (i < rdata.size()) {
+    const size_t len = rdata[i++];
+    if (len > rdata.size() - i) return Error::perm("TXT character-string overruns its rdata");
+    out.append(reinterpret_cast<const char*>(rdata.data() + i), len);
+    i += len;
   }
   return out;
 }
@@ -232,6 +235,10 @@ TlsaAnswer to_tlsa_answer(const RawResult& raw) {
     else ++out.undecodable;
   }
   return out;
+}
+
+TxtAnswer to_txt_answer(const RawResult& raw) {
+  return decode_answer(raw, &TxtAnswer::records, "TXT", parse_txt_rdata);
 }
 
 }  // namespace tern::dns

@@ -1,5 +1,5 @@
-// Pure DNS rdata decoding (MX, A, AAAA) and the mapping of a resolver's raw result to
-// MxAnswer/AddrAnswer. No libunbound here, so all of it is unit-tested and fuzzable.
+// Pure DNS rdata decoding (MX, A, AAAA, TXT) and the mapping of a resolver's raw result to
+// MxAnswer/AddrAnswer/TxtAnswer. No libunbound here, so all of it is unit-tested and fuzzable.
 #pragma once
 
 #include <cstddef>
@@ -30,6 +30,9 @@ Result<MxRecord> parse_mx_rdata(std::span<const uint8_t> rdata);
 // A rdata (RFC 1035 §3.4.1): exactly 4 octets. AAAA (RFC 3596 §2.2): exactly 16.
 Result<IpAddress> parse_a_rdata(std::span<const uint8_t> rdata);
 Result<IpAddress> parse_aaaa_rdata(std::span<const uint8_t> rdata);
+// TXT rdata (RFC 1035 §3.3.14): one or more length-prefixed character-strings, returned
+// joined into one string.
+Result<std::string> parse_txt_rdata(std::span<const uint8_t> rdata);
 
 // TLSA rdata (RFC 6698 §2.1): usage, selector, matching type, then at least one octet of
 // association data.
@@ -62,6 +65,7 @@ AddrAnswer to_addr_answer(const RawResult& raw, bool v6);
 // Records that do not decode are counted in `undecodable` rather than failing the answer:
 // RFC 7671 §4.1 treats them as unusable, which the DANE policy decides about.
 TlsaAnswer to_tlsa_answer(const RawResult& raw);
+TxtAnswer to_txt_answer(const RawResult& raw);
 
 // "SERVFAIL", "REFUSED", ... or "RCODE 11" for values without a name.
 std::string rcode_name(int rcode);

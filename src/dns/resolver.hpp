@@ -51,6 +51,15 @@ struct TlsaAnswer {
   std::string detail;
 };
 
+// TXT records (RFC 1035 §3.3.14), each record's character-strings joined (RFC 7208 §3.3
+// style), as MTA-STS reads `_mta-sts` records (RFC 8461 §3.1).
+struct TxtAnswer {
+  Rcode rcode = Rcode::TempFail;
+  std::vector<std::string> records;
+  bool secure = false;
+  std::string detail;
+};
+
 class Resolver {
  public:
   virtual ~Resolver() = default;
@@ -60,6 +69,8 @@ class Resolver {
   virtual void resolve_addr(const std::string& host, bool v6, std::function<void(AddrAnswer)> cb) = 0;
   // TLSA records at `name` ("_25._tcp.mx.example.org"), with their DNSSEC status.
   virtual void resolve_tlsa(const std::string& name, std::function<void(TlsaAnswer)> cb) = 0;
+  // TXT records of `name`.
+  virtual void resolve_txt(const std::string& name, std::function<void(TxtAnswer)> cb) = 0;
 };
 
 }  // namespace tern::dns

@@ -17,6 +17,7 @@ namespace {
 // RFC 1035 §3.2.2 / RFC 3596 §2.1 / RFC 4034 §2.1 / RFC 6698 §7.1 type codes and the IN class.
 constexpr int kTypeA = 1;
 constexpr int kTypeMx = 15;
+constexpr int kTypeTxt = 16;
 constexpr int kTypeAaaa = 28;
 constexpr int kTypeDnskey = 48;
 constexpr int kTypeTlsa = 52;
@@ -188,6 +189,10 @@ void UnboundResolver::probe_done(const RawResult& raw) {
   auto held = std::move(held_);
   held_.clear();
   for (auto& h : held) start(h.name, h.rrtype, std::move(h.finish));
+}
+
+void UnboundResolver::resolve_txt(const std::string& name, std::function<void(TxtAnswer)> cb) {
+  start(name, kTypeTxt, [cb = std::move(cb)](const RawResult& raw) { cb(to_txt_answer(raw)); });
 }
 
 void UnboundResolver::start(const std::string& name, int rrtype,

@@ -43,6 +43,7 @@ class UnboundResolver final : public Resolver {
 
   void resolve_mx(const std::string& domain, std::function<void(MxAnswer)> cb) override;
   void resolve_addr(const std::string& host, bool v6, std::function<void(AddrAnswer)> cb) override;
+  void resolve_txt(const std::string& name, std::function<void(TxtAnswer)> cb) override;
   void resolve_tlsa(const std::string& name, std::function<void(TlsaAnswer)> cb) override;
 
   // Checks again that the trust anchor's zone validates (after SIGHUP); new queries wait

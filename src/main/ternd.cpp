@@ -39,6 +39,7 @@
 #include "server/server.hpp"
 #include "service/notify.hpp"
 #include "service/privileges.hpp"
+#include "sts/policies.hpp"
 #include "tls/context.hpp"
 
 namespace {
@@ -266,6 +267,15 @@ int run(int argc, char** argv) {
   auto agent = std::make_unique<tern::delivery::Agent>(loop, clock, *manager, *scheduler, **resolver,
                                                        agent_settings(*cfg), seed_source());
   scheduler->set_dispatcher(agent.get());
+  // MTA-STS: policies cached on disk are read at once; deliveries wait for them.
+  std::unique_ptr<tern::sts::Policies> sts_policies;
+  if (cfg->mta_sts.enabled) {
+    const auto& m = cfg->mta_sts;
+    sts_policies = std::make_unique<tern::sts::Policies>(
+        loop, clock, **resolver, tern::sts::Settings{m.cache_dir, m.ca_file, m.https_port, m.timeout});
+    sts_policies->start();
+    agent->set_sts(sts_policies.get());
+  }
   tern::Counters counters;
   const int64_t started_us = clock.now_us();
   manager->set_counters(&counters);
@@ -396,6 +406,8 @@ int run(int argc, char** argv) {
         (*store)->close();
         control_server.reset();
         metrics_server.reset();
+        agent->set_sts(nullptr);
+        sts_policies.reset();  // aborts policy fetches in flight
         resolver->reset();
         sig_hup.reset();
         sig_int.reset();
@@ -420,6 +432,12 @@ int run(int argc, char** argv) {
       spdlog::warn("ternd: reload: dns.forwarders, dns.trust_anchor and control.socket changes need a restart");
     // The forwarders may have changed their ways (or been fixed): validation is checked again.
     (*resolver)->probe();
+    {
+      const auto &a = next.mta_sts, &b = running.mta_sts;
+      if (a.enabled != b.enabled || a.cache_dir != b.cache_dir || a.ca_file != b.ca_file ||
+          a.https_port != b.https_port || a.timeout != b.timeout)
+        spdlog::warn("ternd: reload: mta_sts changes need a restart");
+    }
     for (const auto& w : next.warnings) spdlog::warn("ternd: config: {}", w);
     server->apply(next, std::move(next_tls));
     submission->set_settings(submit_settings(next));

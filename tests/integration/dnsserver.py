@@ -10,6 +10,7 @@ As a module:
         ("mx1.mx.example",  "A",        "127.0.0.2"),
         ("mx1.mx.example",  "AAAA",     "::1"),
         ("alias.example",   "CNAME",    "mx1.mx.example"),
+        ("_mta-sts.mx.example", "TXT",  "v=STSv1; id=1"),   # or a list of strings
         ("null.example",    "MX",       (0, ".")),          # null MX, RFC 7505
         ("sf.example",      "SERVFAIL", None),              # every query: SERVFAIL
         ("slow.example",    "DROP",     None),              # every query: no answer at all
@@ -43,12 +44,12 @@ import socket
 import sys
 import threading
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RD, RR, SOA, A, DNSLabel
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RD, RR, SOA, TXT, A, DNSLabel
 from dnslib.server import BaseResolver, DNSError, DNSHandler, DNSLogger, DNSServer
 
 ZONE_APEX = "example"
 SPECIAL = ("SERVFAIL", "DROP", "MALFORMED", "TRAILING")
-RECORD_TYPES = ("A", "AAAA", "MX", "CNAME")
+RECORD_TYPES = ("A", "AAAA", "MX", "CNAME", "TXT")
 MAX_CNAME_CHAIN = 8
 
 __all__ = ["start_dns_server", "ZoneServer", "parse_zone_text"]
@@ -104,6 +105,9 @@ class _Zone(BaseResolver):
             return MX(host if host.endswith(".") else host + ".", pref)
         if rtype == "CNAME":
             return CNAME(value if value.endswith(".") else value + ".")
+        if rtype == "TXT":
+            # One string, or a list of character-strings (each at most 255 octets).
+            return TXT(value if isinstance(value, list) else [value])
         raise ValueError(rtype)
 
     def _broken(self, special, qtype):

@@ -632,7 +632,8 @@ def add_sink(ctx, sink, start=True):
 
 DELIVERY_RE = re.compile(
     r"delivery: id=(?P<id>\S+) to=<(?P<to>[^>]*)> relay=(?P<relay>\S+) tls=(?P<tls>\S+)"
-    r"(?: cipher=(?P<cipher>\S+) verified=(?P<verified>\S+)(?: tlsa=\"(?P<tlsa>[^\"]*)\")?)? delay=\S+ attempt=\S+ "
+    r"(?: cipher=(?P<cipher>\S+) verified=(?P<verified>\S+)(?: tlsa=\"(?P<tlsa>[^\"]*)\")?)?(?: sts=(?P<sts>\S+))?"
+    r" delay=\S+ attempt=\S+ "
     r"dsn=(?P<dsn>\S+) status=(?P<status>\w+) \((?P<reply>.*)\)\s*$")
 
 
@@ -644,6 +645,7 @@ class Delivery:
         self.tls = m.group("tls")
         self.verified = m.group("verified")
         self.tlsa = m.group("tlsa")
+        self.sts = m.group("sts")  # enforce | testing when an MTA-STS policy applied, else None
         self.dsn = m.group("dsn")
         self.status = m.group("status")
         self.reply = m.group("reply")

@@ -11,6 +11,7 @@
 #include <set>
 
 #include "delivery/agent.hpp"
+#include "sts/source.hpp"
 #include "fakes.hpp"
 #include "delivery/connection.hpp"
 #include "queue/codec.hpp"
@@ -69,6 +70,15 @@ class FakeResolver final : public dns::Resolver {
       cb(a);
     });
   }
+  void resolve_txt(const std::string& name, std::function<void(dns::TxtAnswer)> cb) override {
+    pending.push_back([this, name, cb] {
+      dns::TxtAnswer a;
+      auto it = txt.find(name);
+      a.rcode = it == txt.end() ? dns::Rcode::NxDomain : dns::Rcode::Ok;
+      if (it != txt.end()) a.records = it->second;
+      cb(a);
+    });
+  }
   void flush() {
     for (int i = 0; i < 10 && !pending.empty(); ++i) {
       auto p = std::move(pending);
@@ -81,6 +91,7 @@ class FakeResolver final : public dns::Resolver {
   std::set<std::string> secure_hosts;  // their A/AAAA answers are DNSSEC-secure
   std::map<std::string, dns::TlsaAnswer> tlsa;
   std::vector<std::string> tlsa_asked;
+  std::map<std::string, std::vector<std::string>> txt;
   std::vector<std::function<void()>> pending;
 };
 
@@ -93,6 +104,24 @@ struct Wire {
   bool slow = false;  // a slow peer: each piece waits in the queue until on_drain
   bool closed = false;
   std::function<void(int)> connected;
+};
+
+// MTA-STS policies by domain, answered on the resolver's next flush (never inside the call).
+class FakeSts final : public sts::Source {
+ public:
+  explicit FakeSts(FakeResolver& r) : r_(r) {}
+  void policy_for(const std::string& domain, std::function<void(sts::Applied)> cb) override {
+    ++asked;
+    r_.pending.push_back([this, domain, cb] {
+      auto it = policies.find(domain);
+      cb(it == policies.end() ? sts::Applied{} : it->second);
+    });
+  }
+  std::map<std::string, sts::Applied> policies;
+  int asked = 0;
+
+ private:
+  FakeResolver& r_;
 };
 
 class FakeTransport final : public io::Transport {
@@ -207,13 +236,17 @@ struct World {
     }
     return cond();
   }
-  // Starts the connection and gets it to the first TCP connect.
-  void open() {
+  // Starts the connection (to dest.example by MX).
+  void start() {
     scheduler::Destination d;
     d.key = "mx:dest.example";
     d.domain = "dest.example";
     d.port = 25;
     agent->open(d, 1);
+  }
+  // Starts the connection and gets it to the first TCP connect.
+  void open() {
+    start();
     REQUIRE(until([&] { return !transports.empty(); }));
   }
   void feed(const std::shared_ptr<Wire>& t, std::string_view s) { t->events.on_data(s); }
@@ -347,4 +380,100 @@ TEST_CASE("connection: dane with an unusable secure TLSA set requires STARTTLS")
   REQUIRE(w.until([&] { return w.transports.size() == 2; }));
   CHECK(t1->written.find("MAIL FROM") == std::string::npos);  // nothing sent in plaintext
   CHECK(w.transports[1]->to.address.str() == "192.0.2.2");
+}
+
+namespace {
+sts::Applied enforce_policy(std::vector<std::string> mx) {
+  sts::Policy p;
+  p.mode = sts::Mode::Enforce;
+  p.mx = std::move(mx);
+  p.max_age = 86400;
+  return sts::Applied{p, "id7"};
+}
+}  // namespace
+
+TEST_CASE("connection: an MTA-STS enforce policy skips the MX hosts it does not list") {
+  World w;
+  FakeSts policies(w.resolver);
+  policies.policies["dest.example"] = enforce_policy({"mx2.dest.example"});
+  w.agent->set_sts(&policies);
+  w.open();
+  CHECK(policies.asked == 1);
+  // mx1 is preferred, but only mx2 is listed.
+  CHECK(w.transports[0]->to.address.str() == "192.0.2.2");
+  // TLS is required: a server without STARTTLS gets nothing, and no host is left.
+  auto t = w.transports[0];
+  t->connected(0);
+  w.feed(t, "220 mx2 ESMTP\r\n");
+  w.feed(t, "250-mx2\r\n250 PIPELINING\r\n");
+  REQUIRE(w.until([&] { return !w.jobs.reports.empty(); }));
+  CHECK(t->written.find("MAIL FROM") == std::string::npos);
+  const Outcome& o = w.jobs.reports[0][0];
+  CHECK(o.fate == Fate::Deferred);
+  CHECK(o.tls == "tls=none sts=enforce");
+  CHECK(w.transports.size() == 1);
+}
+
+TEST_CASE("connection: an MTA-STS enforce policy listing no MX host defers without connecting") {
+  World w;
+  FakeSts policies(w.resolver);
+  policies.policies["dest.example"] = enforce_policy({"*.elsewhere.example"});
+  w.agent->set_sts(&policies);
+  w.start();
+  REQUIRE(w.until([&] { return !w.jobs.reports.empty(); }));
+  CHECK(w.transports.empty());
+  const Outcome& o = w.jobs.reports[0][0];
+  CHECK(o.fate == Fate::Deferred);
+  CHECK(o.status == "4.7.0");
+  CHECK(o.text.find("mx1.dest.example, mx2.dest.example") != std::string::npos);
+}
+
+TEST_CASE("connection: without a policy (or for routes) MTA-STS changes nothing") {
+  World w;
+  FakeSts policies(w.resolver);
+  w.agent->set_sts(&policies);
+  w.open();
+  CHECK(policies.asked == 1);
+  CHECK(w.transports[0]->to.address.str() == "192.0.2.1");
+}
+
+// RFC 8461 §2: DANE takes precedence over MTA-STS. An enforce policy listing only mx2,
+// but mx1 publishes a secure TLSA record: the policy is set aside and mx1 (preferred) is
+// used, under DANE.
+TEST_CASE("connection: secure TLSA records set an MTA-STS policy aside") {
+  dns::TlsaAnswer secure;
+  secure.rcode = dns::Rcode::Ok;
+  secure.secure = true;
+  secure.records = {dns::TlsaRecord{3, 1, 1, std::vector<uint8_t>(32, 7)}};
+  World w(config::TlsLevel::Dane);
+  FakeSts policies(w.resolver);
+  policies.policies["dest.example"] = enforce_policy({"mx2.dest.example"});
+  w.agent->set_sts(&policies);
+  w.resolver.secure_hosts = {"mx1.dest.example"};
+  w.resolver.tlsa["_25._tcp.mx1.dest.example"] = secure;
+  w.open();
+  CHECK(w.transports[0]->to.address.str() == "192.0.2.1");
+}
+
+// A TLSA lookup that merely failed proves nothing: the enforce policy stays, so mx1 (listed,
+// no TLSA) still needs STARTTLS, which it does not offer: nothing is sent in plaintext.
+TEST_CASE("connection: a failed TLSA lookup does not lift an MTA-STS policy") {
+  dns::TlsaAnswer failed;
+  failed.rcode = dns::Rcode::TempFail;
+  failed.detail = "DNS timeout";
+  World w(config::TlsLevel::Dane);
+  FakeSts policies(w.resolver);
+  policies.policies["dest.example"] = enforce_policy({"mx1.dest.example"});
+  w.agent->set_sts(&policies);
+  w.resolver.secure_hosts = {"mx1.dest.example", "mx2.dest.example"};
+  w.resolver.tlsa["_25._tcp.mx2.dest.example"] = failed;
+  w.open();
+  auto t = w.transports[0];
+  CHECK(t->to.address.str() == "192.0.2.1");
+  t->connected(0);
+  w.feed(t, "220 mx1 ESMTP\r\n");
+  w.feed(t, "250-mx1\r\n250 PIPELINING\r\n");
+  REQUIRE(w.until([&] { return !w.jobs.reports.empty(); }));
+  CHECK(t->written.find("MAIL FROM") == std::string::npos);
+  CHECK(w.jobs.reports[0][0].fate == Fate::Deferred);
 }

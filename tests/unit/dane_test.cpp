@@ -126,3 +126,10 @@ TEST_CASE("dane: the TLS plan of each host of a dane destination") {
   CHECK(plan_for_host(plan_tls(dest, v, {}), auth).level == config::TlsLevel::Verify);
   CHECK(plan_for_host(plan_tls(dest, v, {}), auth).tlsa.empty());
 }
+
+TEST_CASE("dane: only a secure TLSA set takes precedence over MTA-STS") {
+  CHECK_FALSE(dane_takes_precedence({}));
+  CHECK_FALSE(dane_takes_precedence({HostDane{}, HostDane{DaneMode::Unusable, {}, "DNS timeout"}}));
+  CHECK(dane_takes_precedence({HostDane{}, HostDane{DaneMode::EncryptOnly, {}, "none usable"}}));
+  CHECK(dane_takes_precedence({HostDane{DaneMode::Authenticate, {rec(3, 1, 1, 32)}, ""}}));
+}
