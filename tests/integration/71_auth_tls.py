@@ -144,6 +144,8 @@ def scenario(ctx):
         c.wait_closed()
     # The delay doubles per failure from the address (0.5 s, 1 s, 2 s): only a lower bound.
     h.check(took[2] >= 1.5, "the third 535 was held back by the per-address delay", f"{took}")
+    # The log is written by its own thread: wait for the third line rather than race it.
+    t.wait_log(f"client=[{GUESSER}] auth failed: user=mallory", count=3, timeout=10)
     h.check(t.log().count(f"client=[{GUESSER}] auth failed: user=mallory") == 3,
             "each failure logged with the client's address and the user name")
     log = t.log()
