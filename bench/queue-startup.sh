@@ -13,7 +13,9 @@
 #        generated queue in DIR (DIR/big) and reuses it on the next run with the same DIR
 #        (ternd, routing to a listener that never greets, changes nothing in it); FORMAT=3
 #        writes the files as tern writes them today (closing record with a CRC-32C: slow to
-#        generate in Python, ~5 minutes for 1,000,000), FORMAT=1 as tern wrote them before.
+#        generate in Python, ~5 minutes for 1,000,000), FORMAT=1 as tern wrote them before;
+#        GLIBC_TUNABLES as systemd/ternd.service sets it (glibc.malloc.hugetlb=1: the heap on
+#        transparent huge pages); GLIBC_TUNABLES= (empty) measures without.
 # Writing the files costs what creating a file costs on SCRATCH's file system: on an ext4
 # without a journal whose directory sees much creating and deleting (a busy /tmp), each
 # create scans the inodes freed in the last ~30 s (~1 ms a file), so for 1,000,000 files a
@@ -26,6 +28,7 @@ ROOT_FLAG=$([ "$(id -u)" -eq 0 ] && echo --allow-root || true)
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(dirname "$here")
 N=${1:-1000000}
+export GLIBC_TUNABLES=${GLIBC_TUNABLES-glibc.malloc.hugetlb=1}
 TERND=${TERND:-$repo/build/ternd} LIMIT=${LIMIT:-600} FORMAT=${FORMAT:-3}
 work=$(mktemp -d "${SCRATCH:-/tmp}/tern-queue-startup.XXXXXX")
 QUEUE=${QUEUE:-}
