@@ -631,6 +631,9 @@ TEST_CASE("config: the shipped dev.yaml loads") {
   CHECK(r->relay.domains.empty());
   CHECK(r->postmaster == "root@localhost");
   CHECK(r->log_level == "info");
+  // Local submission stays under the repository too (no system paths for a dev run).
+  CHECK(r->submit.socket == (fs::path(TERN_SOURCE_DIR) / "var/submit.sock").lexically_normal().string());
+  CHECK(r->submit.maildrop == (fs::path(TERN_SOURCE_DIR) / "var/maildrop").lexically_normal().string());
 }
 
 TEST_CASE("config: TLS keys, the map form of routes and smarthost credentials") {
