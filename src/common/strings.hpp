@@ -1,6 +1,9 @@
 // Small ASCII string helpers used by the protocol parsers (SMTP is case-insensitive ASCII).
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -38,6 +41,21 @@ inline std::string_view trim(std::string_view s) noexcept {
 inline std::string canonical_domain(std::string_view d) {
   if (!d.empty() && d.back() == '.') d.remove_suffix(1);
   return to_lower(d);
+}
+
+// Lower-case hex of `data`; past `max_octets` octets the rest is cut and "..." appended
+// (log lines show a digest's start, not 64 KiB of certificate).
+inline std::string hex_lower(std::span<const uint8_t> data, size_t max_octets = SIZE_MAX) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  const size_t n = data.size() < max_octets ? data.size() : max_octets;
+  std::string out;
+  out.reserve(2 * n + 3);
+  for (size_t i = 0; i < n; ++i) {
+    out.push_back(kDigits[data[i] >> 4]);
+    out.push_back(kDigits[data[i] & 15]);
+  }
+  if (n < data.size()) out += "...";
+  return out;
 }
 
 }  // namespace tern

@@ -1,6 +1,8 @@
 // DANE per host: TLSA answer → how the connection to that host is secured.
 #include "delivery/dane.hpp"
 
+#include "common/strings.hpp"
+
 namespace tern::delivery {
 
 std::string tlsa_name(uint16_t port, const std::string& host) {
@@ -56,15 +58,8 @@ bool dane_takes_precedence(const std::vector<HostDane>& hosts) {
 }
 
 std::string describe(const dns::TlsaRecord& r) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string s = std::to_string(r.usage) + " " + std::to_string(r.selector) + " " + std::to_string(r.mtype) + " ";
-  const size_t n = r.data.size() < 32 ? r.data.size() : 32;
-  for (size_t i = 0; i < n; ++i) {
-    s.push_back(kHex[r.data[i] >> 4]);
-    s.push_back(kHex[r.data[i] & 15]);
-  }
-  if (n < r.data.size()) s += "...";
-  return s;
+  return std::to_string(r.usage) + " " + std::to_string(r.selector) + " " + std::to_string(r.mtype) + " " +
+         hex_lower(r.data, 32);
 }
 
 const char* to_string(DaneMode m) noexcept {

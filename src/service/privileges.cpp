@@ -12,6 +12,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <memory>
 #include <vector>
 
 namespace tern::service {
@@ -28,14 +29,25 @@ bool keep_bind_capability() {
   data[0].effective = data[0].permitted = 1u << CAP_NET_BIND_SERVICE;
   return syscall(SYS_capset, &hdr, data) == 0;
 }
+// A passwd entry with the buffer its strings live in.
+struct User {
+  passwd pw{};
+  std::vector<char> buf = std::vector<char>(16384);
+};
+
+Result<std::unique_ptr<User>> lookup(const std::string& name) {
+  auto u = std::make_unique<User>();
+  passwd* found = nullptr;
+  if (getpwnam_r(name.c_str(), &u->pw, u->buf.data(), u->buf.size(), &found) != 0 || !found)
+    return Error::perm("user: no such user '" + name + "'");
+  return u;
+}
 }  // namespace
 
 Status drop_privileges(const std::string& user) {
-  std::vector<char> buf(16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
-    return Error::perm("user: no such user '" + user + "'");
+  auto who = lookup(user);
+  if (!who) return who.error();
+  const passwd& pw = (*who)->pw;
   if (::geteuid() == pw.pw_uid) return ok_status();
   if (::geteuid() != 0) return Error::perm("user: " + user + ": only root can change user (running as uid " +
                                            std::to_string(::geteuid()) + ")");
@@ -64,11 +76,9 @@ std::string try_open(const std::vector<std::string>& paths) {
 }  // namespace
 
 Result<std::vector<std::string>> unreadable_by(const std::string& user, const std::vector<std::string>& paths) {
-  std::vector<char> buf(16384);
-  passwd pw{};
-  passwd* found = nullptr;
-  if (getpwnam_r(user.c_str(), &pw, buf.data(), buf.size(), &found) != 0 || !found)
-    return Error::perm("user: no such user '" + user + "'");
+  auto who = lookup(user);
+  if (!who) return who.error();
+  const passwd& pw = (*who)->pw;
   std::string lines;
   if (::geteuid() == pw.pw_uid) {
     lines = try_open(paths);

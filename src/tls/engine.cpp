@@ -12,6 +12,7 @@
 #include <cstring>
 #include <mutex>
 
+#include "common/strings.hpp"
 #include "tls/context_impl.hpp"
 #include "tls/openssl_util.hpp"
 
@@ -213,13 +214,8 @@ bool Engine::handshake() {
       // ≥ 0 only when DANE was enabled and a TLSA record matched (the chain depth).
       if (SSL_get0_dane_tlsa(ssl, &usage, &selector, &mtype, &data, &dlen) >= 0) {
         i.verified_by = usage == 3 ? "dane-ee" : "dane-ta";
-        static constexpr char kHex[] = "0123456789abcdef";
-        i.dane_match = std::to_string(usage) + " " + std::to_string(selector) + " " + std::to_string(mtype) + " ";
-        for (size_t k = 0; k < dlen && k < 32; ++k) {
-          i.dane_match.push_back(kHex[data[k] >> 4]);
-          i.dane_match.push_back(kHex[data[k] & 15]);
-        }
-        if (dlen > 32) i.dane_match += "...";
+        i.dane_match = std::to_string(usage) + " " + std::to_string(selector) + " " + std::to_string(mtype) + " " +
+                       hex_lower(std::span<const uint8_t>(data, dlen), 32);
       } else if (impl_->dane) {
         // Under DANE only a TLSA match authenticates (OpenSSL would not report success
         // otherwise; kept as a guard).

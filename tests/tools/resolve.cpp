@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "common/strings.hpp"
 #include "dns/rdata.hpp"
 #include "dns/unbound_resolver.hpp"
 #include "io/loop.hpp"
@@ -86,8 +87,7 @@ int main(int argc, char** argv) {
       print_head(a.rcode, a.secure, a.detail);
       for (const auto& t : a.records) {
         std::cout << "tlsa " << int(t.usage) << " " << int(t.selector) << " " << int(t.mtype) << " ";
-        static const char* hex = "0123456789abcdef";
-        for (uint8_t b : t.data) std::cout << hex[b >> 4] << hex[b & 15];
+        std::cout << hex_lower(t.data);
         std::cout << "\n";
       }
       loop.stop();

@@ -100,6 +100,22 @@ void shuttle(tls::Engine& srv, tls::Engine& cli, std::string& to_srv, std::strin
   }
 }
 
+// A server and a client engine taken through the handshake; what each learned.
+struct Handshake {
+  std::shared_ptr<tls::Info> server = std::make_shared<tls::Info>(), client = std::make_shared<tls::Info>();
+  bool server_ok = true, client_ok = true;
+  Handshake(const std::shared_ptr<const tls::ServerContext>& sctx, const std::shared_ptr<const tls::ClientContext>& cctx,
+            const tls::ClientOptions& opts) {
+    auto srv = tls::Engine::server(sctx, server);
+    auto cli = tls::Engine::client(cctx, opts, client);
+    REQUIRE(srv);
+    REQUIRE(cli);
+    std::string to_srv, to_cli, sp, cp;
+    REQUIRE(cli->start(to_srv));
+    shuttle(*srv, *cli, to_srv, to_cli, sp, cp, server_ok, client_ok);
+  }
+};
+
 }  // namespace
 
 TEST_CASE("tls engine: handshake, data both ways, the server's greeting held until the handshake") {
@@ -267,20 +283,13 @@ TEST_CASE("tls engine: DANE-EE authenticates the key, whatever the CA store and 
   wrong[0] ^= 0xff;
   for (const Case& c : {Case{"matching 3 1 1", digest, true}, Case{"3 1 1 for another key", wrong, false}}) {
     CAPTURE(c.what);
-    auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
-    auto srv = tls::Engine::server(*sctx, sinfo);
     tls::ClientOptions opts;
     opts.sni = "mx.renamed.example";
     opts.dane_base = "mx.renamed.example";  // not a name in the certificate: EE ignores names
     opts.dane.push_back({3, 1, 1, c.data});
     opts.dane.push_back({1, 1, 1, digest});  // PKIX-EE: never given by tern, ignored if it were
-    auto cli = tls::Engine::client(*cctx, opts, cinfo);
-    REQUIRE(srv);
-    REQUIRE(cli);
-    std::string to_srv, to_cli, sp, cp;
-    bool sok = true, cok = true;
-    REQUIRE(cli->start(to_srv));
-    shuttle(*srv, *cli, to_srv, to_cli, sp, cp, sok, cok);
+    Handshake h(*sctx, *cctx, opts);
+    const auto& cinfo = h.client;
     REQUIRE(cinfo->done);  // verification never aborts the handshake
     CHECK(cinfo->verified == c.verified);
     if (c.verified) {
@@ -297,15 +306,10 @@ TEST_CASE("tls engine: without TLSA records a trusted chain is reported as pkix"
   SelfSigned certs("mx.pkix.example");
   REQUIRE(certs.server.ok());
   REQUIRE(certs.client.ok());
-  auto sinfo = std::make_shared<tls::Info>(), cinfo = std::make_shared<tls::Info>();
-  auto srv = tls::Engine::server(*certs.server, sinfo);
   tls::ClientOptions opts;
   opts.names = {"mx.pkix.example"};
-  auto cli = tls::Engine::client(*certs.client, opts, cinfo);
-  std::string to_srv, to_cli, sp, cp;
-  bool sok = true, cok = true;
-  REQUIRE(cli->start(to_srv));
-  shuttle(*srv, *cli, to_srv, to_cli, sp, cp, sok, cok);
+  Handshake h(*certs.server, *certs.client, opts);
+  const auto& cinfo = h.client;
   REQUIRE(cinfo->done);
   CHECK(cinfo->verified);
   CHECK(cinfo->verified_by == "pkix");
